@@ -1,0 +1,1 @@
+"""The asyncio layer: the NATS connection and the tunnel loop."""

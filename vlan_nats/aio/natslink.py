@@ -1,0 +1,170 @@
+"""The NATS connection of one daemon (nats-py).
+
+- ``no_echo``: the server never hands us our own messages.
+- Reconnects forever over all given servers and the cluster members the
+  server tells us about; nats-py restores subscriptions after a reconnect.
+- While disconnected, publishing is refused by the caller (the tunnel
+  counts the frame as dropped): no unbounded buffering of frames.
+- Subscriptions are a desired set; ``set_subjects`` reconciles it.
+- Connection errors are logged rate-limited, never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import SlowConsumerError
+
+from ..core.counters import Counters, DropReason
+
+log = logging.getLogger(__name__)
+
+# Per-subscription limits in nats-py: bounded, yet far above what a TCP flow
+# keeps in flight (a window of a few MB), so a flow never trips them.
+PENDING_MSGS_LIMIT = 65536
+PENDING_BYTES_LIMIT = 64 * 1024 * 1024
+# Outbound buffer before nats-py makes publish() wait for the socket: this
+# is the TAP reader's back-pressure.
+OUTBOUND_PENDING = 4 * 1024 * 1024
+
+
+class RateLimitedLog:
+    """Log a recurring condition at most once per ``interval`` seconds."""
+
+    def __init__(self, logger: logging.Logger, interval: float = 10.0) -> None:
+        self.logger = logger
+        self.interval = interval
+        self._last = -1e9
+        self._suppressed = 0
+
+    def warning(self, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            self._suppressed += 1
+            return
+        if self._suppressed:
+            msg += " suppressed=%d"
+            args = (*args, self._suppressed)
+        self._last, self._suppressed = now, 0
+        self.logger.warning(msg, *args)
+
+
+class NatsLink:
+    def __init__(
+        self,
+        servers: tuple[str, ...],
+        name: str,
+        counters: Counters,
+        on_msg: Callable[[Msg], Awaitable[None]],
+        reconnect_wait: float = 1.0,
+    ) -> None:
+        self.servers = servers
+        self.name = name
+        self.counters = counters
+        self._on_msg = on_msg
+        self.reconnect_wait = reconnect_wait
+        self.nc: Client = Client()
+        self._subs: dict[str, Any] = {}
+        self._wanted: frozenset[str] = frozenset()
+        self._sync_lock = asyncio.Lock()
+        self._errlog = RateLimitedLog(log)
+        self.reconnects = 0
+        self.connected = asyncio.Event()
+
+    @property
+    def is_connected(self) -> bool:
+        return self.nc.is_connected
+
+    @property
+    def server(self) -> str:
+        url = self.nc.connected_url
+        return url.geturl() if url else "-"
+
+    async def connect(self) -> None:
+        """Connect, retrying forever (logged, rate-limited) until it works."""
+        await self.nc.connect(
+            servers=list(self.servers),
+            name=self.name,
+            no_echo=True,
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=self.reconnect_wait,  # type: ignore[arg-type]
+            connect_timeout=2,
+            ping_interval=5,
+            max_outstanding_pings=2,
+            pending_size=OUTBOUND_PENDING,
+            error_cb=self._error_cb,
+            disconnected_cb=self._disconnected_cb,
+            reconnected_cb=self._reconnected_cb,
+            closed_cb=self._closed_cb,
+        )
+        self.connected.set()
+        log.info("nats connected server=%s", self.server)
+
+    async def _error_cb(self, e: Exception) -> None:
+        if isinstance(e, SlowConsumerError):
+            self.counters.drop(DropReason.SLOW_CONSUMER)
+            return
+        text = str(e) or type(e).__name__
+        if "Permissions Violation" in text:
+            log.error("nats refused: %s", text)
+            return
+        self._errlog.warning("nats connection problem servers=%s error=%r (retrying)",
+                             ",".join(self.servers), text)
+
+    async def _disconnected_cb(self) -> None:
+        if self.connected.is_set():
+            log.warning("nats disconnected; frames are dropped until reconnected")
+        self.connected.clear()
+
+    async def _reconnected_cb(self) -> None:
+        self.reconnects += 1
+        self.connected.set()
+        log.info("nats reconnected server=%s reconnects=%d", self.server, self.reconnects)
+        # nats-py re-sends existing subscriptions; catch up on changes made
+        # while we were away.
+        await self.set_subjects(self._wanted)
+
+    async def _closed_cb(self) -> None:
+        self.connected.clear()
+
+    async def set_subjects(self, wanted: frozenset[str]) -> None:
+        """Subscribe to exactly ``wanted`` (applied now if connected, else
+        on reconnect)."""
+        self._wanted = wanted
+        if not self.nc.is_connected:
+            return
+        async with self._sync_lock:
+            try:
+                for subject in list(self._subs):
+                    if subject not in self._wanted:
+                        sub = self._subs.pop(subject)
+                        await sub.unsubscribe()
+                for subject in sorted(self._wanted - self._subs.keys()):
+                    self._subs[subject] = await self.nc.subscribe(
+                        subject,
+                        cb=self._on_msg,
+                        pending_msgs_limit=PENDING_MSGS_LIMIT,
+                        pending_bytes_limit=PENDING_BYTES_LIMIT,
+                    )
+                await self.nc.flush(timeout=5)
+            except (nats.errors.Error, asyncio.TimeoutError, OSError) as e:
+                # Not connected after all; the reconnect handler retries.
+                log.debug("subscription sync deferred error=%r", e)
+
+    @property
+    def subjects(self) -> frozenset[str]:
+        return frozenset(self._subs)
+
+    async def close(self) -> None:
+        try:
+            await asyncio.wait_for(self.nc.close(), timeout=3)
+        except (asyncio.TimeoutError, nats.errors.Error, OSError) as e:
+            log.debug("nats close error=%r", e)

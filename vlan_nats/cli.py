@@ -1,0 +1,153 @@
+"""Command line: the only place that parses argv, sets up logging and
+picks the event loop (uvloop)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+
+from . import __version__
+from .config import DEFAULT_SERVER, LOG_FORMATS, LOG_LEVELS, build
+from .errors import VlanNatsError
+
+log = logging.getLogger("vlan_nats")
+
+UP_EPILOG = """examples:
+  vlan-nats up --server nats://198.18.0.1:4222 --network 7 --address 198.18.100.1/24
+  vlan-nats up --network lab --dev lab0 --mtu 9000 --mac random
+  vlan-nats up --network 0 --compat          # talk to rapidloop's Go vlan-nats
+"""
+DEMO_EPILOG = """example:
+  sudo vlan-nats demo        # 3 namespaces, a private nats-server, checks, cleanup
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    elif os.environ.get("JOURNAL_STREAM"):
+        # journald stamps lines itself: no second timestamp.
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.Formatter.converter = time.gmtime
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # nats-py logs every reconnect attempt itself; we log them rate-limited.
+    logging.getLogger("nats").setLevel(logging.CRITICAL)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="vlan-nats", description="A layer-2 virtual LAN carried over NATS.")
+    p.add_argument("--version", action="version", version=f"vlan-nats {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    up = sub.add_parser(
+        "up", help="run the daemon for one network (root)", epilog=UP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Create a TAP device and carry its frames over NATS until SIGINT/SIGTERM.",
+    )
+    up.add_argument("--server", action="append", metavar="URL",
+                    help=f"NATS server URL, repeatable (default {DEFAULT_SERVER})")
+    up.add_argument("--network", default="0", metavar="ID",
+                    help="VLAN ID 0-4095 or a name of [A-Za-z0-9_-] (default 0)")
+    up.add_argument("--dev", metavar="NAME", help="TAP device name (default vnats<ID>)")
+    up.add_argument("--mac", metavar="MAC",
+                    help="MAC address, or 'random' (default: stable, from /etc/machine-id and the network)")
+    up.add_argument("--mtu", type=int, default=1500, metavar="N", help="MTU (default 1500)")
+    up.add_argument("--address", action="append", metavar="CIDR",
+                    help="add this address to the device, repeatable (ip addr add works too)")
+    up.add_argument("--no-up", action="store_true", help="leave the link down")
+    up.add_argument("--netns", metavar="NAME",
+                    help="move the device into this existing namespace (NATS stays reachable from here)")
+    up.add_argument("--subject-prefix", default="vlan", metavar="PREFIX",
+                    help="first subject token(s) (default vlan)")
+    up.add_argument("--compat", action="store_true",
+                    help="interoperate with rapidloop's Go vlan-nats: raw frames, its subjects")
+    up.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    up.add_argument("--log-format", default="text", choices=LOG_FORMATS)
+
+    demo = sub.add_parser(
+        "demo", help="run a 3-host demo in namespaces and check it (root)", epilog=DEMO_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Start a private nats-server and 3 namespaces with one daemon each, then check "
+                    "IPv4 and IPv6 reachability and a 100 MB TCP transfer. Cleans up everything.",
+    )
+    demo.add_argument("--transfer-mb", type=int, default=100, metavar="MB",
+                      help="size of the TCP transfer (default 100)")
+    demo.add_argument("--log-level", default="warning", choices=LOG_LEVELS)
+    return p
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - a dependency, but degrade anyway
+        log.warning("uvloop not installed; using asyncio's default loop")
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    cfg = build(
+        servers=args.server, network=args.network, dev=args.dev, mac=args.mac, mtu=args.mtu,
+        addresses=args.address, up=not args.no_up, netns=args.netns,
+        subject_prefix=args.subject_prefix, compat=args.compat,
+        log_level=args.log_level, log_format=args.log_format,
+    )
+    setup_logging(cfg.log_level, cfg.log_format)
+    from .daemon import Daemon
+
+    _install_uvloop()
+    asyncio.run(Daemon(cfg).run())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level, "text")
+    from .lab.demo import run_demo
+
+    _install_uvloop()
+    return asyncio.run(run_demo(transfer_mb=args.transfer_mb))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    handler = {"up": cmd_up, "demo": cmd_demo}[args.command]
+    try:
+        return handler(args)
+    except VlanNatsError as e:
+        msg = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        print(f"vlan-nats {args.command}: error: {msg}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

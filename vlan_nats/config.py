@@ -1,0 +1,150 @@
+"""Daemon configuration: a frozen dataclass built from flags and validated.
+
+Everything a user can get wrong is checked here and reported as a
+ConfigError naming the option, before any device is created.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from .core.mac import format_mac, is_unicast_assignable, parse_mac, random_mac, stable_mac
+from .core.subjects import validate_network, validate_prefix
+from .errors import ConfigError
+
+DEFAULT_SERVER = "nats://127.0.0.1:4222"
+NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id")
+_IFNAME_RE = re.compile(r"^[^\s/:]{1,15}$")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    servers: tuple[str, ...] = (DEFAULT_SERVER,)
+    network: str = "0"
+    dev: str = "vnats0"
+    mac: bytes = b""
+    mtu: int = 1500
+    addresses: tuple[str, ...] = ()
+    up: bool = True
+    netns: str | None = None
+    subject_prefix: str = "vlan"
+    compat: bool = False
+    log_level: str = "info"
+    log_format: str = "text"
+
+    @property
+    def mac_text(self) -> str:
+        return format_mac(self.mac)
+
+
+def check_server_url(url: str) -> str:
+    try:
+        parts = urlsplit(url if "://" in url else f"nats://{url}")
+        port = parts.port
+    except ValueError as e:
+        raise ConfigError(f"bad --server {url!r}: {e}") from None
+    if parts.scheme not in NATS_SCHEMES or not parts.hostname:
+        raise ConfigError(
+            f"bad --server {url!r}: expected e.g. nats://host:4222 (schemes: {', '.join(NATS_SCHEMES)})"
+        )
+    if port == 0:
+        raise ConfigError(f"bad --server {url!r}: port 0")
+    return parts.geturl()
+
+
+def read_machine_id() -> str:
+    for path in MACHINE_ID_FILES:
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text:
+            return text
+    raise ConfigError(
+        "no /etc/machine-id to derive a stable MAC from: pass --mac MAC or --mac random"
+    )
+
+
+def resolve_mac(text: str | None, network: str) -> bytes:
+    """``None`` -> stable MAC from machine-id; ``random``; or an explicit MAC."""
+    if text is None or text == "stable":
+        return stable_mac(read_machine_id(), network)
+    if text == "random":
+        return random_mac(os.urandom(6))
+    try:
+        mac = parse_mac(text)
+    except ValueError as e:
+        raise ConfigError(f"bad --mac: {e}") from None
+    if not is_unicast_assignable(mac):
+        raise ConfigError(f"bad --mac {text!r}: must be a non-zero unicast address")
+    return mac
+
+
+def build(
+    *,
+    servers: list[str] | tuple[str, ...] | None = None,
+    network: str = "0",
+    dev: str | None = None,
+    mac: str | None = None,
+    mtu: int = 1500,
+    addresses: list[str] | tuple[str, ...] | None = None,
+    up: bool = True,
+    netns: str | None = None,
+    subject_prefix: str = "vlan",
+    compat: bool = False,
+    log_level: str = "info",
+    log_format: str = "text",
+) -> Config:
+    """Validate raw option values and build a Config.  Raises ConfigError."""
+    try:
+        network = validate_network(str(network))
+        subject_prefix = validate_prefix(subject_prefix)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if compat and not network.isdigit():
+        raise ConfigError("--compat needs a numeric --network (the Go original's VLAN ID)")
+    urls = tuple(check_server_url(u) for u in (servers or [DEFAULT_SERVER]))
+    dev = dev or f"vnats{network}"
+    if not _IFNAME_RE.match(dev):
+        raise ConfigError(
+            f"bad --dev {dev!r}: at most 15 characters, no spaces, '/' or ':'"
+            + (" (a long network name needs --dev)" if dev.startswith("vnats") else "")
+        )
+    if not 68 <= mtu <= 65535:
+        raise ConfigError(f"bad --mtu {mtu}: must be 68-65535")
+    addrs = []
+    for a in addresses or ():
+        try:
+            addrs.append(str(ipaddress.ip_interface(a)))
+        except ValueError:
+            raise ConfigError(f"bad --address {a!r}: expected CIDR such as 198.18.0.1/24") from None
+        if "/" not in a:
+            raise ConfigError(f"bad --address {a!r}: give a prefix length, e.g. {a}/24")
+    if netns is not None and (not netns or "/" in netns or netns in (".", "..")):
+        raise ConfigError(f"bad --netns {netns!r}: give the name of an existing namespace")
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"bad --log-level {log_level!r}: one of {', '.join(LOG_LEVELS)}")
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"bad --log-format {log_format!r}: one of {', '.join(LOG_FORMATS)}")
+    return Config(
+        servers=urls,
+        network=network,
+        dev=dev,
+        mac=resolve_mac(mac, network),
+        mtu=mtu,
+        addresses=tuple(addrs),
+        up=up,
+        netns=netns,
+        subject_prefix=subject_prefix,
+        compat=compat,
+        log_level=log_level,
+        log_format=log_format,
+    )

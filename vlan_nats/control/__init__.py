@@ -1,0 +1,1 @@
+"""Link control: network namespaces, pyroute2 link setup, netlink watching."""

@@ -1,0 +1,71 @@
+"""Counters of the data path and the reasons a frame is dropped.
+
+Per-frame problems are counted here, never raised or logged per frame.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from .frames import FrameKind
+
+
+class DropReason(IntEnum):
+    # Messages from NATS that do not parse (wire.check).
+    EMPTY = 0
+    SHORT = 1  # shorter than the wire header (+ virtio header)
+    VERSION = 2  # unknown wire version
+    FLAGS = 3  # unknown or unsupported flag bits
+    RUNT = 4  # Ethernet frame under 14 bytes
+    OVERSIZE = 5  # frame larger than the device allows
+    GSO = 6  # a GSO super-frame this node did not negotiate
+    # Forwarding decisions (forwarding.Forwarder).
+    ECHO = 7  # our own source MAC came back
+    NOT_FOR_US = 8  # unicast to another MAC
+    # Local conditions.
+    DISCONNECTED = 9  # NATS not connected: frame from the TAP dropped
+    PUBLISH_ERROR = 10  # nats-py refused the publish
+    SLOW_CONSUMER = 11  # nats-py dropped a message for us (pending limits)
+    TAP_WRITE = 12  # the TAP refused a write (queue full, bad frame)
+    TAP_DOWN = 13  # the TAP is down: the kernel refuses writes
+    TAP_RUNT = 14  # the TAP handed us less than an Ethernet header
+
+
+class Counters:
+    """Mutable counters owned by one tunnel.  ``snapshot()`` for reporting."""
+
+    __slots__ = (
+        "tap_rx_frames",
+        "tap_rx_bytes",
+        "tap_tx_frames",
+        "tap_tx_bytes",
+        "nats_tx_msgs",
+        "nats_rx_msgs",
+        "tx_by_kind",
+        "drops",
+    )
+
+    def __init__(self) -> None:
+        self.tap_rx_frames = 0  # frames read from the TAP
+        self.tap_rx_bytes = 0
+        self.tap_tx_frames = 0  # frames written to the TAP
+        self.tap_tx_bytes = 0
+        self.nats_tx_msgs = 0  # messages published
+        self.nats_rx_msgs = 0  # messages received
+        self.tx_by_kind = [0] * len(FrameKind)  # published, by destination kind
+        self.drops = [0] * len(DropReason)
+
+    def drop(self, reason: DropReason, n: int = 1) -> None:
+        self.drops[reason] += n
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "tap_rx_frames": self.tap_rx_frames,
+            "tap_rx_bytes": self.tap_rx_bytes,
+            "tap_tx_frames": self.tap_tx_frames,
+            "tap_tx_bytes": self.tap_tx_bytes,
+            "nats_tx_msgs": self.nats_tx_msgs,
+            "nats_rx_msgs": self.nats_rx_msgs,
+            "tx_by_kind": {k.name.lower(): self.tx_by_kind[k] for k in FrameKind},
+            "drops": {r.name.lower(): self.drops[r] for r in DropReason if self.drops[r]},
+        }

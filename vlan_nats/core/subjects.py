@@ -1,0 +1,107 @@
+"""NATS subject naming.
+
+Native scheme (documented in docs/wire-format.md)::
+
+    <prefix>.<network>.u.<mac hex>   unicast to one MAC (12 lowercase hex digits)
+    <prefix>.<network>.b             broadcast
+    <prefix>.<network>.m.<mac hex>   one multicast group (its group MAC)
+
+Compat scheme (rapidloop's Go vlan-nats, ``--compat``)::
+
+    vlan.<id>                        broadcast
+    vlan.<id>.<hex of "aa:bb:..">    unicast and multicast
+
+The Go original builds its subjects with ``fmt.Sprintf("vlan.%d.%x", id,
+mac)`` where ``mac`` is a ``net.HardwareAddr``.  For the verbs v, s, x, X
+and q, fmt prefers a value's ``String()`` method (fmt/print.go,
+handleMethods), so ``%x`` hex-encodes the *text* ``"aa:bb:cc:dd:ee:ff"``:
+34 hex digits, e.g. ``3031...`` for ``01:...``.  The Go node never
+subscribes to multicast subjects, so in compat mode we also send multicast
+to the broadcast subject, where Go nodes hear it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .frames import FrameKind, classify
+from .mac import format_mac
+
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_NETWORK_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def validate_prefix(prefix: str) -> str:
+    """A subject prefix: one or more dot-separated tokens of [A-Za-z0-9_-]."""
+    if not prefix or not all(_TOKEN_RE.match(tok) for tok in prefix.split(".")):
+        raise ValueError(
+            f"bad subject prefix {prefix!r}: use dot-separated tokens of letters, digits, '_' or '-'"
+        )
+    return prefix
+
+
+def validate_network(network: str) -> str:
+    """A network: a VLAN ID 0-4095 or a name of [A-Za-z0-9_-] (max 64)."""
+    if network.isdigit():
+        if int(network) > 4095:
+            raise ValueError(f"bad network {network!r}: a VLAN ID is 0-4095")
+        return str(int(network))
+    if not _NETWORK_NAME_RE.match(network):
+        raise ValueError(
+            f"bad network {network!r}: use a VLAN ID 0-4095 or a name of letters, digits, '_', '-'"
+        )
+    return network
+
+
+def go_hex_mac(mac: bytes) -> str:
+    """What Go's ``fmt.Sprintf("%x", net.HardwareAddr(mac))`` prints."""
+    return format_mac(mac).encode("ascii").hex()
+
+
+class SubjectScheme:
+    """Subjects of one network.  ``for_frame`` caches per destination MAC."""
+
+    __slots__ = ("prefix", "network", "compat", "base", "broadcast", "control", "_cache")
+
+    def __init__(self, prefix: str, network: str, compat: bool = False) -> None:
+        self.prefix = validate_prefix(prefix)
+        self.network = validate_network(network)
+        self.compat = compat
+        if compat and not self.network.isdigit():
+            raise ValueError("--compat needs a numeric network (the Go original's VLAN ID)")
+        self.base = f"{self.prefix}.{self.network}"
+        self.broadcast = self.base if compat else f"{self.base}.b"
+        self.control = f"{self.base}.ctl"
+        self._cache: dict[bytes, str] = {}
+
+    def unicast(self, mac: bytes) -> str:
+        if self.compat:
+            return f"{self.base}.{go_hex_mac(mac)}"
+        return f"{self.base}.u.{mac.hex()}"
+
+    def multicast(self, mac: bytes) -> str:
+        if self.compat:
+            return f"{self.base}.{go_hex_mac(mac)}"
+        return f"{self.base}.m.{mac.hex()}"
+
+    def for_frame(self, dst: bytes) -> str:
+        """Subject for a frame whose destination MAC is ``dst`` (6 bytes)."""
+        subject = self._cache.get(dst)
+        if subject is None:
+            kind = classify(dst)
+            if kind is FrameKind.UNICAST:
+                subject = self.unicast(dst)
+            elif kind is FrameKind.BROADCAST or self.compat:
+                subject = self.broadcast
+            else:
+                subject = self.multicast(dst)
+            if len(self._cache) >= 4096:  # bounded: destinations are peer-chosen
+                self._cache.clear()
+            self._cache[dst] = subject
+        return subject
+
+    def subscriptions(self, mac: bytes, groups: frozenset[bytes]) -> frozenset[str]:
+        """What a node with ``mac`` that joined ``groups`` listens to."""
+        wanted = {self.unicast(mac), self.broadcast}
+        wanted.update(self.multicast(g) for g in groups if classify(g) is FrameKind.MULTICAST)
+        return frozenset(wanted)

@@ -1,0 +1,202 @@
+"""The daemon: set-up -> run -> signals -> teardown.
+
+Set-up opens a non-persistent TAP (it vanishes with our fd, so even a
+SIGKILL leaves no device), sets MAC and MTU, moves it into ``--netns`` if
+asked, adds addresses, brings it up, connects to NATS (retrying forever)
+and subscribes; then it logs one ``ready`` line and tells systemd.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+
+from . import __version__, sdnotify
+from .aio.natslink import NatsLink
+from .aio.tunnel import Tunnel
+from .config import Config
+from .control import netns
+from .control.link import LinkControl, LinkState
+from .control.nlthread import NetlinkThread
+from .control.watch import AddressEvent, LinkEvent, LinkWatcher, McastList
+from .core.counters import Counters
+from .core.forwarding import Forwarder
+from .core.mac import format_mac
+from .core.subjects import SubjectScheme
+from .errors import LinkError, PrivilegeError, TapError
+from .fastpath import Tap
+
+log = logging.getLogger(__name__)
+
+CAP_NET_ADMIN = 12
+MCAST_POLL_INTERVAL = 1.0
+
+
+def has_net_admin() -> bool:
+    if os.geteuid() == 0:
+        return True
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> CAP_NET_ADMIN & 1)
+    except OSError:
+        pass
+    return False
+
+
+def check_environment(cfg: Config) -> None:
+    """The checks that give a clear message before anything is created."""
+    if not has_net_admin():
+        raise PrivilegeError("vlan-nats up must run as root (it needs CAP_NET_ADMIN for its TAP device)")
+    if not os.path.exists("/dev/net/tun"):
+        raise TapError(2, "/dev/net/tun is missing: load the tun module (modprobe tun)")
+    if cfg.netns is not None:
+        os.close(netns.open_fd(cfg.netns))  # NetnsError when missing
+
+
+class Daemon:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.counters = Counters()
+        self.scheme = SubjectScheme(cfg.subject_prefix, cfg.network, cfg.compat)
+        self.forwarder = Forwarder(cfg.mac)
+        self.groups: frozenset[bytes] = frozenset()
+        self.state: LinkState | None = None
+        self._stop = asyncio.Event()
+        self._error: BaseException | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def fail(self, error: BaseException) -> None:
+        self._error = error
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Run until stop(); raises a VlanNatsError when set-up fails."""
+        cfg = self.cfg
+        check_environment(cfg)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop)
+        async with contextlib.AsyncExitStack() as stack:
+            nl = NetlinkThread()
+            stack.callback(nl.close)
+            here = await LinkControl.open(nl, None)
+            stack.push_async_callback(here.close)
+            if await here.lookup(cfg.dev) is not None:
+                raise LinkError(17, f"device {cfg.dev} already exists")
+            ctl = here
+            if cfg.netns is not None:
+                ctl = await LinkControl.open(nl, cfg.netns)
+                stack.push_async_callback(ctl.close)
+                if await ctl.lookup(cfg.dev) is not None:
+                    raise LinkError(17, f"device {cfg.dev} already exists in namespace {cfg.netns!r}")
+
+            tap = Tap.open(cfg.dev, vnet_hdr=True)
+            stack.callback(tap.close)
+            index = await here.lookup(tap.name)
+            if index is None:
+                raise LinkError(19, f"device {tap.name} vanished after creation")
+            # MAC and MTU survive a namespace move; addresses and "up" do not.
+            await here.set(index, mac=cfg.mac, mtu=cfg.mtu)
+            if cfg.netns is not None:
+                await here.move_to(index, cfg.netns)
+                index = await ctl.lookup(tap.name)
+                if index is None:
+                    raise LinkError(19, f"device {tap.name} vanished moving to {cfg.netns!r}")
+            for cidr in cfg.addresses:
+                await ctl.add_address(index, cidr)
+            if cfg.up:
+                await ctl.set(index, up=True)
+            self.state = await ctl.state(index)
+
+            mcast = McastList(cfg.netns)
+            stack.callback(mcast.close)
+            self.groups = mcast.read(index)
+            watcher = await stack.enter_async_context(LinkWatcher(nl, cfg.netns, index))
+
+            link = NatsLink(cfg.servers, f"vlan-nats {socket.gethostname()} {cfg.dev}",
+                            self.counters, self._on_msg)
+            stack.push_async_callback(link.close)
+            self.link = link
+            self.tunnel = Tunnel(tap, link, self.scheme, self.forwarder, self.counters, cfg.mtu)
+            self.tunnel.start()
+            stack.push_async_callback(self.tunnel.stop)
+
+            tasks = [
+                loop.create_task(self._connect(link, index), name="nats-connect"),
+                loop.create_task(self._watch(watcher, mcast, index), name="link-watch"),
+                loop.create_task(self._poll_mcast(mcast, index), name="mcast-poll"),
+            ]
+            self.tunnel.failed.add_done_callback(lambda f: self.fail(f.result()))
+            try:
+                await self._stop.wait()
+            finally:
+                sdnotify.notify("STOPPING=1")
+                log.info("stopping dev=%s counters=%s", cfg.dev, self.counters.snapshot())
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        if self._error is not None:
+            raise self._error
+
+    async def _on_msg(self, msg):  # type: ignore[no-untyped-def]
+        await self.tunnel.on_msg(msg)
+
+    async def _sync_subjects(self) -> None:
+        await self.link.set_subjects(self.scheme.subscriptions(self.forwarder.mac, self.groups))
+
+    async def _connect(self, link: NatsLink, index: int) -> None:
+        log.info("connecting servers=%s", ",".join(self.cfg.servers))
+        await link.connect()
+        await self._sync_subjects()
+        cfg = self.cfg
+        log.info(
+            "ready dev=%s mac=%s network=%s server=%s netns=%s mtu=%d mode=%s version=%s",
+            cfg.dev, format_mac(self.forwarder.mac), cfg.network, link.server,
+            cfg.netns or "-", self.state.mtu if self.state else cfg.mtu,
+            "compat" if cfg.compat else "native", __version__,
+        )
+        sdnotify.notify("READY=1")
+
+    async def _watch(self, watcher: LinkWatcher, mcast: McastList, index: int) -> None:
+        async for event in watcher.events():
+            if isinstance(event, AddressEvent):
+                await self._refresh_groups(mcast, index)
+                continue
+            assert isinstance(event, LinkEvent)
+            st = event.state
+            if st is None:
+                self.fail(LinkError(19, f"device {self.cfg.dev} was deleted"))
+                return
+            old = self.state
+            self.state = st
+            if st.mac and st.mac != self.forwarder.mac:
+                log.info("mac changed old=%s new=%s", format_mac(self.forwarder.mac), format_mac(st.mac))
+                self.forwarder.mac = st.mac
+                await self._sync_subjects()
+            if old is None or st.mtu != old.mtu:
+                self.tunnel.set_mtu(st.mtu)
+                if old is not None:
+                    log.info("mtu changed old=%d new=%d", old.mtu, st.mtu)
+            if old is not None and st.up != old.up:
+                log.info("link %s dev=%s", "up" if st.up else "down", st.name)
+            await self._refresh_groups(mcast, index)
+
+    async def _refresh_groups(self, mcast: McastList, index: int) -> None:
+        groups = mcast.read(index)
+        if groups != self.groups:
+            log.debug("multicast groups=%s", sorted(format_mac(g) for g in groups))
+            self.groups = groups
+            await self._sync_subjects()
+
+    async def _poll_mcast(self, mcast: McastList, index: int) -> None:
+        while True:
+            await asyncio.sleep(MCAST_POLL_INTERVAL)
+            await self._refresh_groups(mcast, index)
