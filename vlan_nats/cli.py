@@ -132,8 +132,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, "text")
     from .lab.demo import run_demo
 
-    _install_uvloop()
-    return asyncio.run(run_demo(transfer_mb=args.transfer_mb))
+    return run_demo(transfer_mb=args.transfer_mb)
 
 
 def main(argv: list[str] | None = None) -> int:

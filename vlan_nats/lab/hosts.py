@@ -1,0 +1,192 @@
+"""Test hosts: network namespaces with unique names, and daemons in them.
+
+Every namespace and process made here is removed by ``Lab.close()``, which
+runs on exceptions and Ctrl-C too.  Addresses come from 198.18.0.0/15.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+from ..errors import LabError
+from .natsserver import NatsServer
+
+
+def run(cmd: list[str], timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess[str]:
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise LabError(f"timed out after {timeout}s: {' '.join(cmd)}") from None
+    except FileNotFoundError:
+        raise LabError(f"{cmd[0]} not found: install it (see README)") from None
+    if check and res.returncode != 0:
+        raise LabError(f"failed ({res.returncode}): {' '.join(cmd)}: {res.stderr.strip()}")
+    return res
+
+
+def unique_prefix(tag: str = "vn") -> str:
+    """A short prefix unique to this run: namespaces and device names start with it."""
+    return f"{tag}{secrets.token_hex(3)}"
+
+
+class Namespace:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        run(["ip", "netns", "add", name])
+        self.alive = True
+        run(self.cmd("ip", "link", "set", "lo", "up"))
+
+    def cmd(self, *argv: str) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *argv]
+
+    def run(self, *argv: str, timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run(self.cmd(*argv), timeout=timeout, check=check)
+
+    def popen(self, *argv: str, **kw: object) -> subprocess.Popen[str]:
+        return subprocess.Popen(self.cmd(*argv), text=True, **kw)  # type: ignore[call-overload]
+
+    def delete(self) -> None:
+        if self.alive:
+            # Kill anything still running inside (iperf3, transfer helpers).
+            pids = run(["ip", "netns", "pids", self.name], check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            run(["ip", "netns", "del", self.name], check=False)
+            self.alive = False
+
+
+@dataclass
+class Node:
+    """One ``vlan-nats up`` daemon, its TAP moved into ``ns``."""
+
+    ns: Namespace
+    dev: str
+    address: str  # CIDR
+    args: list[str]
+    proc: subprocess.Popen[str] | None = None
+    lines: list[str] = field(default_factory=list)
+    ready: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def ip(self) -> str:
+        return self.address.split("/")[0]
+
+    def start(self, timeout: float = 20.0) -> Node:
+        cmd = [sys.executable, "-m", "vlan_nats", "up", "--netns", self.ns.name, "--dev", self.dev,
+               "--address", self.address, *self.args]
+        self.lines = []
+        self.ready.clear()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True, start_new_session=True)
+
+        def _read(proc: subprocess.Popen[str]) -> None:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                self.lines.append(line.rstrip())
+                if " ready " in line:
+                    self.ready.set()
+
+        threading.Thread(target=_read, args=(self.proc,), daemon=True).start()
+        if timeout:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.ready.wait(0.05):
+            if self.proc is None or self.proc.poll() is not None or time.monotonic() > deadline:
+                raise LabError(f"daemon {self.dev} not ready:\n  " + "\n  ".join(self.lines[-10:]))
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
+        """Signal the daemon and wait; returns its exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode
+        self.proc = None
+        return rc
+
+    def link(self) -> str:
+        return self.ns.run("ip", "-d", "-s", "link", "show", "dev", self.dev).stdout
+
+    def mac(self) -> str:
+        m = re.search(r"link/ether ([0-9a-f:]{17})", self.link())
+        if not m:
+            raise LabError(f"no MAC on {self.dev}")
+        return m.group(1)
+
+    def link_local(self, timeout: float = 10.0) -> str:
+        """The IPv6 link-local address once DAD is done."""
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.ns.run("ip", "-6", "addr", "show", "dev", self.dev).stdout
+            m = re.search(r"inet6 (fe80::[0-9a-f:]+)/64 scope link(?! tentative)(.*)", out)
+            if m and "tentative" not in m.group(2):
+                return m.group(1)
+            if time.monotonic() > deadline:
+                raise LabError(f"no usable IPv6 link-local address on {self.dev}: {out.strip()}")
+            time.sleep(0.1)
+
+
+class Lab:
+    """A private nats-server and ``n`` hosts, one daemon each."""
+
+    def __init__(self, n: int, tag: str = "vn", subnet: str = "198.18.0", plen: int = 24,
+                 node_args: list[str] | None = None, start_nodes: bool = True) -> None:
+        self.prefix = unique_prefix(tag)
+        self.server = NatsServer()
+        self.namespaces: list[Namespace] = []
+        self.nodes: list[Node] = []
+        self._n = n
+        self._subnet = subnet
+        self._plen = plen
+        self._node_args = node_args or []
+        self._start_nodes = start_nodes
+
+    def __enter__(self) -> Lab:
+        try:
+            self.server.start()
+            for i in range(1, self._n + 1):
+                self.add_node(i, start=self._start_nodes)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def add_node(self, i: int, extra: list[str] | None = None, start: bool = True) -> Node:
+        ns = Namespace(f"{self.prefix}-h{i}")
+        self.namespaces.append(ns)
+        node = Node(ns, dev=f"{self.prefix}n{i}", address=f"{self._subnet}.{i}/{self._plen}",
+                    args=["--server", self.server.url, "--mac", "random", *self._node_args,
+                          *(extra or [])])
+        self.nodes.append(node)
+        if start:
+            node.start()
+        return node
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        for ns in self.namespaces:
+            ns.delete()
+        self.server.stop()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
