@@ -60,6 +60,8 @@ def setup_logging(level: str, fmt: str) -> None:
     root.setLevel(level.upper())
     # nats-py logs every reconnect attempt itself; we log them rate-limited.
     logging.getLogger("nats").setLevel(logging.CRITICAL)
+    # pyroute2 dumps every netlink message at DEBUG.
+    logging.getLogger("pyroute2").setLevel(logging.WARNING)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -145,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vlan-nats {args.command}: error: {msg}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        print(f"vlan-nats {args.command}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -77,6 +77,7 @@ class NatsLink:
         self._errlog = RateLimitedLog(log)
         self.reconnects = 0
         self.connected = asyncio.Event()
+        self._closing = False
 
     @property
     def is_connected(self) -> bool:
@@ -120,7 +121,7 @@ class NatsLink:
                              ",".join(self.servers), text)
 
     async def _disconnected_cb(self) -> None:
-        if self.connected.is_set():
+        if self.connected.is_set() and not self._closing:
             log.warning("nats disconnected; frames are dropped until reconnected")
         self.connected.clear()
 
@@ -164,6 +165,7 @@ class NatsLink:
         return frozenset(self._subs)
 
     async def close(self) -> None:
+        self._closing = True
         try:
             await asyncio.wait_for(self.nc.close(), timeout=3)
         except (asyncio.TimeoutError, nats.errors.Error, OSError) as e:

@@ -116,6 +116,7 @@ class Tunnel:
                 c.tap_rx_frames += n
                 if not link.is_connected:
                     drops[DropReason.DISCONNECTED] += n
+                    c.tap_rx_bytes += sum(lens[i] for i in range(n)) - n * _VNET
                     if n < batch:
                         break
                     continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import signal
 import sys
 from collections.abc import Callable
 
@@ -27,8 +28,16 @@ def _need_tools() -> None:
         raise LabError(f"missing tools: {', '.join(missing)} (apt-get install iproute2 iputils-ping)")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(transfer_mb: int = 100, out: Callable[[str], None] = print) -> int:
     _need_tools()
+    # Whatever we inherited (a background job ignores SIGINT): Ctrl-C and
+    # SIGTERM unwind through Lab.__exit__, which removes everything.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     rows: list[Row] = []
 
     def record(name: str, ok: bool, detail: str) -> None:
@@ -44,6 +53,7 @@ def run_demo(transfer_mb: int = 100, out: Callable[[str], None] = print) -> int:
             record(f"ipv4 ping {a.ip} -> {b.ip}", r.ok,
                    f"{r.received}/{r.sent} replies, avg {r.avg_ms} ms")
         h1, h2, h3 = lab.nodes
+        h1.link_local()  # both ends done with DAD
         ll = h2.link_local()
         r = ping(h1.ns, f"{ll}%{h1.dev}", count=3)
         record(f"ipv6 link-local ping h1 -> {ll}", r.ok,
