@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -73,6 +74,10 @@ class Daemon:
     def stop(self) -> None:
         self._stop.set()
 
+    def log_counters(self) -> None:
+        """SIGUSR1: one line ``counters {json}`` with every counter."""
+        log.info("counters %s", json.dumps(self.counters.snapshot(), sort_keys=True))
+
     def fail(self, error: BaseException) -> None:
         self._error = error
         self._stop.set()
@@ -84,6 +89,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop)
+        loop.add_signal_handler(signal.SIGUSR1, self.log_counters)
         async with contextlib.AsyncExitStack() as stack:
             nl = NetlinkThread()
             stack.callback(nl.close)
@@ -139,7 +145,8 @@ class Daemon:
                 await self._stop.wait()
             finally:
                 sdnotify.notify("STOPPING=1")
-                log.info("stopping dev=%s counters=%s", cfg.dev, self.counters.snapshot())
+                log.info("stopping dev=%s", cfg.dev)
+                self.log_counters()
                 for t in tasks:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)

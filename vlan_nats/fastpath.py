@@ -193,7 +193,8 @@ backend = _load_backend()
 
 
 def set_backend(name: str) -> None:
-    """Switch backend ("c" or "python"); for tests."""
+    """Switch the backend ("c" or "python") used by objects made from now
+    on; for tests and debugging."""
     global backend
     if name == "python":
         backend = _PyBackend()
@@ -207,6 +208,7 @@ class Tap:
     """An open, non-persistent TAP device: it vanishes when the fd closes."""
 
     def __init__(self, fd: int, name: str, vnet_hdr: bool) -> None:
+        self._be = backend
         self.fd = fd
         self.name = name
         self.vnet_hdr = vnet_hdr
@@ -230,7 +232,7 @@ class Tap:
 
     def set_offload(self, flags: int) -> int:
         """TUNSETOFFLOAD; returns 0 or -errno (refusal is a normal answer)."""
-        return backend.set_offload(self.fd, flags)
+        return self._be.set_offload(self.fd, flags)
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -247,17 +249,18 @@ class FrameReader:
     """Batched TAP reads into reused slots (see the module docstring)."""
 
     def __init__(self, fd: int, batch: int = 64) -> None:
+        self._be = be = backend
         self.fd = fd
         self.batch = batch
         self.cap = wire.VNET_HDR_LEN + MAX_FRAME
         self.slot = (SLOT_HEADROOM + self.cap + 63) & ~63
-        self._buf, self.view = backend.alloc(self.slot * batch)
-        self.lens = backend.alloc_u32(batch)
+        self._buf, self.view = be.alloc(self.slot * batch)
+        self.lens = be.alloc_u32(batch)
 
     def read(self) -> int:
         """Read up to ``batch`` frames; 0 when none are ready.  Frame i (with
         its virtio header) is ``view[i*slot + 2 : i*slot + 2 + lens[i]]``."""
-        n = backend.read_batch(self.fd, self._buf, self.view, self.slot, SLOT_HEADROOM,
+        n = self._be.read_batch(self.fd, self._buf, self.view, self.slot, SLOT_HEADROOM,
                                self.cap, self.batch, self.lens)
         if n < 0:
             raise TapError(-n, f"read TAP: {os.strerror(-n)}")
@@ -269,13 +272,14 @@ class FrameWriter:
     C call.  ``add`` returns False when the batch is full: flush first."""
 
     def __init__(self, fd: int, capacity: int = 1 << 21, max_frames: int = 512) -> None:
+        self._be = be = backend
         self.fd = fd
         self.capacity = capacity
         self.max_frames = max_frames
-        self._buf, self.view = backend.alloc(capacity)
-        self._offs = backend.alloc_u32(max_frames)
-        self._lens = backend.alloc_u32(max_frames)
-        self._errs = backend.alloc_int(max_frames)
+        self._buf, self.view = be.alloc(capacity)
+        self._offs = be.alloc_u32(max_frames)
+        self._lens = be.alloc_u32(max_frames)
+        self._errs = be.alloc_int(max_frames)
         self.count = 0
         self._pos = 0
 
@@ -302,7 +306,7 @@ class FrameWriter:
         n = self.count
         if not n:
             return 0, []
-        ok = backend.write_batch(self.fd, self._buf, self.view, self._offs, self._lens, n,
+        ok = self._be.write_batch(self.fd, self._buf, self.view, self._offs, self._lens, n,
                                  self._errs)
         failures = [self._errs[i] for i in range(n) if self._errs[i]] if ok < n else []
         self.count = 0

@@ -6,6 +6,7 @@ runs on exceptions and Ctrl-C too.  Addresses come from 198.18.0.0/15.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -122,6 +123,26 @@ class Node:
         rc = self.proc.returncode
         self.proc = None
         return rc
+
+    def counters(self, timeout: float = 5.0) -> dict[str, object]:
+        """Ask the daemon for its counters (SIGUSR1) and parse the log line."""
+        if self.proc is None:
+            raise LabError(f"daemon {self.dev} is not running")
+        seen = len(self.lines)
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines[seen:]:
+                if " counters {" in line:
+                    return json.loads(line.split(" counters ", 1)[1])  # type: ignore[no-any-return]
+            time.sleep(0.02)
+        raise LabError(f"daemon {self.dev} did not report counters")
+
+    def link_stats(self) -> dict[str, int]:
+        """rx/tx packet counts of the TAP as the kernel sees them."""
+        out = self.ns.run("ip", "-j", "-s", "link", "show", "dev", self.dev).stdout
+        stats = json.loads(out)[0]["stats64"]
+        return {"rx": stats["rx"]["packets"], "tx": stats["tx"]["packets"]}
 
     def link(self) -> str:
         return self.ns.run("ip", "-d", "-s", "link", "show", "dev", self.dev).stdout

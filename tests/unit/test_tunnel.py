@@ -1,0 +1,169 @@
+"""The forwarding loop with a fake TAP (socketpair) and a fake NATS."""
+
+import asyncio
+from dataclasses import dataclass
+
+import pytest
+
+from vlan_nats.aio.tunnel import Tunnel
+from vlan_nats.core import wire
+from vlan_nats.core.counters import Counters, DropReason
+from vlan_nats.core.forwarding import Forwarder
+from vlan_nats.core.subjects import SubjectScheme
+from vlan_nats.fastpath import Tap
+
+ME = bytes.fromhex("020000000001")
+PEER = bytes.fromhex("020000000002")
+BCAST = b"\xff" * 6
+
+
+def frame(dst, src, n=46):
+    return dst + src + b"\x08\x00" + bytes(i & 0xFF for i in range(n))
+
+
+@dataclass
+class Msg:
+    data: bytes
+
+
+class FakeNC:
+    def __init__(self):
+        self.published = []
+        self.event = asyncio.Event()
+
+    async def publish(self, subject, payload):
+        self.published.append((subject, bytes(payload)))
+        self.event.set()
+
+
+class FakeLink:
+    def __init__(self):
+        self.nc = FakeNC()
+        self.is_connected = True
+
+
+async def make(fake_tap, compat=False):
+    ours, kernel = fake_tap
+    link = FakeLink()
+    c = Counters()
+    t = Tunnel(Tap(ours.fileno(), "fake", True), link, SubjectScheme("vlan", "0", compat),
+               Forwarder(ME), c, mtu=1500)
+    t.start()
+    return t, link, c, kernel
+
+
+async def published(link, n):
+    while len(link.nc.published) < n:
+        link.nc.event.clear()
+        await asyncio.wait_for(link.nc.event.wait(), 2)
+    return link.nc.published
+
+
+async def recv(kernel):
+    loop = asyncio.get_running_loop()
+    for _ in range(200):
+        try:
+            return kernel.recv(70000)
+        except BlockingIOError:
+            await asyncio.sleep(0.005)
+    raise AssertionError("nothing written to the TAP")
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 5))
+
+
+def test_tap_to_nats_subjects_and_header(backend, fake_tap):
+    async def body():
+        t, link, c, kernel = await make(fake_tap)
+        f1, f2 = frame(PEER, ME), frame(BCAST, ME)
+        f3 = frame(bytes.fromhex("3333ff000002"), ME)
+        vh = bytes([1, 0, 0, 0, 0, 0, 34, 0, 16, 0, 0, 0])  # NEEDS_CSUM
+        kernel.send(bytes(12) + f1)
+        kernel.send(bytes(12) + f2)
+        kernel.send(vh + f3)
+        got = await published(link, 3)
+        await t.stop()
+        assert got == [
+            ("vlan.0.u.020000000002", b"\x01\x00" + f1),
+            ("vlan.0.b", b"\x01\x00" + f2),
+            ("vlan.0.m.3333ff000002", b"\x01\x01" + vh + f3),
+        ]
+        assert c.tap_rx_frames == 3 and c.nats_tx_msgs == 3
+        assert c.tap_rx_bytes == len(f1) + len(f2) + len(f3)
+
+    run(body())
+
+
+def test_compat_publishes_bare_frames(backend, fake_tap):
+    async def body():
+        t, link, c, kernel = await make(fake_tap, compat=True)
+        f = frame(PEER, ME)
+        kernel.send(bytes(12) + f)
+        got = await published(link, 1)
+        await t.stop()
+        assert got == [("vlan.0.30323a30303a30303a30303a30303a3032", f)]
+
+    run(body())
+
+
+def test_nats_to_tap_and_drops(backend, fake_tap):
+    async def body():
+        t, link, c, kernel = await make(fake_tap)
+        good = frame(ME, PEER)
+        for data in [b"", b"\x01", b"\x01\x00" + bytes(13), wire.encode(frame(ME, ME)),
+                     wire.encode(frame(bytes.fromhex("020000000009"), PEER)),
+                     b"\x07\x00" + good, wire.encode(good + bytes(2000))]:
+            await t.on_msg(Msg(data))
+        await t.on_msg(Msg(wire.encode(good)))
+        assert await recv(kernel) == bytes(12) + good
+        await t.stop()
+        assert c.tap_tx_frames == 1 and c.tap_tx_bytes == len(good)
+        assert c.snapshot()["drops"] == {"empty": 1, "short": 1, "runt": 1, "echo": 1,
+                                         "not_for_us": 1, "version": 1, "oversize": 1}
+
+    run(body())
+
+
+def test_mtu_change_raises_the_limit(backend, fake_tap):
+    async def body():
+        t, link, c, kernel = await make(fake_tap)
+        jumbo = frame(ME, PEER, 8986)
+        await t.on_msg(Msg(wire.encode(jumbo)))
+        t.set_mtu(9000)
+        await t.on_msg(Msg(wire.encode(jumbo)))
+        assert await recv(kernel) == bytes(12) + jumbo
+        await t.stop()
+        assert c.drops[DropReason.OVERSIZE] == 1  # before the change
+
+    run(body())
+
+
+def test_disconnected_frames_are_counted_drops(backend, fake_tap):
+    async def body():
+        t, link, c, kernel = await make(fake_tap)
+        link.is_connected = False
+        for _ in range(3):
+            kernel.send(bytes(12) + frame(PEER, ME))
+        for _ in range(100):
+            if c.tap_rx_frames == 3:
+                break
+            await asyncio.sleep(0.01)
+        await t.stop()
+        assert link.nc.published == []
+        assert c.snapshot()["drops"] == {"disconnected": 3}
+
+    run(body())
+
+
+@pytest.mark.parametrize("n", [1, 200])
+def test_many_messages_in_one_turn_are_all_written(backend, fake_tap, n):
+    async def body():
+        t, link, c, kernel = await make(fake_tap)
+        for i in range(n):
+            await t.on_msg(Msg(wire.encode(frame(ME, PEER, 46 + i % 7))))
+        got = [await recv(kernel) for _ in range(n)]
+        await t.stop()
+        assert len(got) == n and c.tap_tx_frames == n
+
+    run(body())
