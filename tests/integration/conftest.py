@@ -1,0 +1,55 @@
+"""Integration tests: root, /dev/net/tun, namespaces, a real nats-server.
+
+They skip without root on a developer machine; under CI (CI=true) a test
+that would skip fails instead, so a broken set-up cannot pass silently.
+"""
+
+import os
+import shutil
+
+import pytest
+
+from vlan_nats.lab.hosts import Lab
+
+
+def _missing() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root"
+    if not os.path.exists("/dev/net/tun"):
+        return "needs /dev/net/tun"
+    for tool in ("ip", "ping"):
+        if shutil.which(tool) is None:
+            return f"needs {tool}"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.root)
+
+
+@pytest.fixture(autouse=True)
+def _root_only():
+    why = _missing()
+    if why:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"integration test cannot run in CI: {why}")
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def lab3():
+    """A nats-server and three hosts (198.18.0.1-3/24), shared by a module."""
+    if _missing():
+        pytest.skip(_missing())
+    with Lab(3, tag="vnt") as lab:
+        yield lab
+
+
+@pytest.fixture
+def lab2():
+    if _missing():
+        pytest.skip(_missing())
+    with Lab(2, tag="vnt") as lab:
+        yield lab

@@ -1,0 +1,145 @@
+"""Faults: the server goes away, hostile messages, signals, failed starts."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+
+import nats
+
+from vlan_nats.core import wire
+from vlan_nats.lab.checks import ping, wait_ping
+from vlan_nats.lab.hosts import Namespace, unique_prefix
+from vlan_nats.lab.natsserver import NatsServer
+
+
+def tun_devices() -> set[str]:
+    out = subprocess.run(["ip", "-o", "link", "show", "type", "tun"], capture_output=True,
+                         text=True).stdout
+    return {line.split(": ")[1].split("@")[0] for line in out.splitlines()}
+
+
+def test_server_killed_and_restarted(lab2):
+    h1, h2 = lab2.nodes
+    assert ping(h1.ns, h2.ip).ok
+    lab2.server.kill()
+    assert ping(h1.ns, h2.ip, count=1, deadline=1).received == 0
+    lab2.server.start()  # same port
+    r = wait_ping(h1.ns, h2.ip, timeout=20)
+    assert r.received >= 1, r.output
+    assert ping(h1.ns, h2.ip).ok
+    assert any("nats reconnected" in line for line in h1.lines)
+    assert h1.counters()["drops"].get("disconnected", 0) >= 1
+
+
+def test_garbage_is_counted_and_forwarding_continues(lab2):
+    h1, h2 = lab2.nodes
+    mac = h2.mac().replace(":", "")
+    frame_to_h2 = bytes.fromhex(mac) + bytes.fromhex("020000000077") + b"\x08\x00"
+    payloads = [
+        b"",  # empty
+        b"\x01",  # 1 byte
+        os.urandom(13),  # 13 bytes
+        b"\x01\x00" + os.urandom(70_000),  # 70 KB: larger than the device allows
+        b"\x01\x00" + frame_to_h2[:10],  # valid header, truncated frame
+    ]
+
+    async def inject():
+        nc = await nats.connect(lab2.server.url)
+        for p in payloads:
+            await nc.publish(f"vlan.0.u.{mac}", p)
+            await nc.publish("vlan.0.b", p)
+        await nc.flush()
+        await nc.close()
+
+    asyncio.run(inject())
+    assert ping(h1.ns, h2.ip).ok
+    drops = h2.counters()["drops"]
+    assert drops.get("empty") == 2
+    assert drops.get("short") == 2
+    assert drops.get("oversize") == 2
+    assert drops.get("runt", 0) + drops.get("version", 0) + drops.get("flags", 0) >= 4
+    assert h2.proc.poll() is None
+
+
+def test_sigterm_removes_the_tap_and_exits_0(lab2):
+    h1, h2 = lab2.nodes
+    assert h2.dev in h2.ns.run("ip", "link").stdout
+    assert h2.stop(signal.SIGTERM) == 0
+    assert h2.ns.run("ip", "link", "show", "dev", h2.dev, check=False).returncode != 0
+
+
+def test_sigkill_leaves_no_tap(lab2):
+    h1, h2 = lab2.nodes
+    h1.stop(signal.SIGKILL)
+    assert h1.ns.run("ip", "link", "show", "dev", h1.dev, check=False).returncode != 0
+
+
+def test_nats_down_at_start_then_up():
+    prefix = unique_prefix("vnf")
+    server = NatsServer()
+    server.start()
+    port = server.port
+    server.stop()
+    ns = Namespace(f"{prefix}-h1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vlan_nats", "up", "--server", f"nats://127.0.0.1:{port}",
+         "--netns", ns.name, "--dev", f"{prefix}n1", "--mac", "random"],
+        stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            if "retrying" in line:
+                break
+        server = NatsServer(port=port).start()
+        for line in proc.stderr:
+            lines.append(line)
+            if " ready " in line:
+                break
+        assert any(" ready " in x for x in lines), lines
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        server.stop()
+        ns.delete()
+
+
+def run_up(*args):
+    return subprocess.run([sys.executable, "-m", "vlan_nats", "up", "--mac", "random", *args],
+                          capture_output=True, text=True, timeout=20)
+
+
+def test_failed_starts_are_one_line_and_leave_nothing():
+    prefix = unique_prefix("vnf")
+    before = tun_devices()
+    ns = Namespace(f"{prefix}-h1")
+    try:
+        # Device name taken (in the target namespace).
+        ns.run("ip", "link", "add", f"{prefix}x", "type", "veth", "peer", "name", f"{prefix}y")
+        r = run_up("--netns", ns.name, "--dev", f"{prefix}x")
+        assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+        assert "already exists" in r.stderr
+        # Device name taken (here).
+        subprocess.run(["ip", "tuntap", "add", "dev", f"{prefix}t", "mode", "tap"], check=True)
+        try:
+            r = run_up("--dev", f"{prefix}t")
+            assert r.returncode == 1 and "already exists" in r.stderr, r.stderr
+        finally:
+            subprocess.run(["ip", "tuntap", "del", "dev", f"{prefix}t", "mode", "tap"])
+        # Missing namespace.
+        r = run_up("--netns", f"{prefix}-missing", "--dev", f"{prefix}z")
+        assert r.returncode == 1 and r.stderr.count("\n") == 1
+        assert "does not exist" in r.stderr
+        # Bad option.
+        r = run_up("--frobnicate")
+        assert r.returncode == 2 and r.stderr.count("\n") == 1
+        assert "Traceback" not in r.stderr
+    finally:
+        ns.delete()
+    assert tun_devices() == before
+    assert not os.path.exists(f"/run/netns/{prefix}-missing")
