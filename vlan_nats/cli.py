@@ -70,38 +70,72 @@ def make_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     up = sub.add_parser(
-        "up", help="run the daemon for one network (root)", epilog=UP_EPILOG,
+        "up",
+        help="run the daemon for one network (root)",
+        epilog=UP_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Create a TAP device and carry its frames over NATS until SIGINT/SIGTERM.",
     )
-    up.add_argument("--server", action="append", metavar="URL",
-                    help=f"NATS server URL, repeatable (default {DEFAULT_SERVER})")
-    up.add_argument("--network", default="0", metavar="ID",
-                    help="VLAN ID 0-4095 or a name of [A-Za-z0-9_-] (default 0)")
+    up.add_argument(
+        "--server",
+        action="append",
+        metavar="URL",
+        help=f"NATS server URL, repeatable (default {DEFAULT_SERVER})",
+    )
+    up.add_argument(
+        "--network",
+        default="0",
+        metavar="ID",
+        help="VLAN ID 0-4095 or a name of [A-Za-z0-9_-] (default 0)",
+    )
     up.add_argument("--dev", metavar="NAME", help="TAP device name (default vnats<ID>)")
-    up.add_argument("--mac", metavar="MAC",
-                    help="MAC address, or 'random' (default: stable, from /etc/machine-id and the network)")
+    up.add_argument(
+        "--mac",
+        metavar="MAC",
+        help="MAC address, or 'random' (default: stable, from /etc/machine-id and the network)",
+    )
     up.add_argument("--mtu", type=int, default=1500, metavar="N", help="MTU (default 1500)")
-    up.add_argument("--address", action="append", metavar="CIDR",
-                    help="add this address to the device, repeatable (ip addr add works too)")
+    up.add_argument(
+        "--address",
+        action="append",
+        metavar="CIDR",
+        help="add this address to the device, repeatable (ip addr add works too)",
+    )
     up.add_argument("--no-up", action="store_true", help="leave the link down")
-    up.add_argument("--netns", metavar="NAME",
-                    help="move the device into this existing namespace (NATS stays reachable from here)")
-    up.add_argument("--subject-prefix", default="vlan", metavar="PREFIX",
-                    help="first subject token(s) (default vlan)")
-    up.add_argument("--compat", action="store_true",
-                    help="interoperate with rapidloop's Go vlan-nats: raw frames, its subjects")
+    up.add_argument(
+        "--netns",
+        metavar="NAME",
+        help="move the device into this existing namespace (NATS stays reachable from here)",
+    )
+    up.add_argument(
+        "--subject-prefix",
+        default="vlan",
+        metavar="PREFIX",
+        help="first subject token(s) (default vlan)",
+    )
+    up.add_argument(
+        "--compat",
+        action="store_true",
+        help="interoperate with rapidloop's Go vlan-nats: raw frames, its subjects",
+    )
     up.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     up.add_argument("--log-format", default="text", choices=LOG_FORMATS)
 
     demo = sub.add_parser(
-        "demo", help="run a 3-host demo in namespaces and check it (root)", epilog=DEMO_EPILOG,
+        "demo",
+        help="run a 3-host demo in namespaces and check it (root)",
+        epilog=DEMO_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Start a private nats-server and 3 namespaces with one daemon each, then check "
-                    "IPv4 and IPv6 reachability and a 100 MB TCP transfer. Cleans up everything.",
+        "IPv4 and IPv6 reachability and a 100 MB TCP transfer. Cleans up everything.",
     )
-    demo.add_argument("--transfer-mb", type=int, default=100, metavar="MB",
-                      help="size of the TCP transfer (default 100)")
+    demo.add_argument(
+        "--transfer-mb",
+        type=int,
+        default=100,
+        metavar="MB",
+        help="size of the TCP transfer (default 100)",
+    )
     demo.add_argument("--log-level", default="warning", choices=LOG_LEVELS)
     return p
 
@@ -117,10 +151,18 @@ def _install_uvloop() -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     cfg = build(
-        servers=args.server, network=args.network, dev=args.dev, mac=args.mac, mtu=args.mtu,
-        addresses=args.address, up=not args.no_up, netns=args.netns,
-        subject_prefix=args.subject_prefix, compat=args.compat,
-        log_level=args.log_level, log_format=args.log_format,
+        servers=args.server,
+        network=args.network,
+        dev=args.dev,
+        mac=args.mac,
+        mtu=args.mtu,
+        addresses=args.address,
+        up=not args.no_up,
+        netns=args.netns,
+        subject_prefix=args.subject_prefix,
+        compat=args.compat,
+        log_level=args.log_level,
+        log_format=args.log_format,
     )
     setup_logging(cfg.log_level, cfg.log_format)
     from .daemon import Daemon

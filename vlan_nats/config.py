@@ -52,7 +52,8 @@ def check_server_url(url: str) -> str:
         raise ConfigError(f"bad --server {url!r}: {e}") from None
     if parts.scheme not in NATS_SCHEMES or not parts.hostname:
         raise ConfigError(
-            f"bad --server {url!r}: expected e.g. nats://host:4222 (schemes: {', '.join(NATS_SCHEMES)})"
+            f"bad --server {url!r}: expected e.g. nats://host:4222 "
+            f"(schemes: {', '.join(NATS_SCHEMES)})"
         )
     if port == 0:
         raise ConfigError(f"bad --server {url!r}: port 0")

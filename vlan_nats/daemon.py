@@ -53,7 +53,9 @@ def has_net_admin() -> bool:
 def check_environment(cfg: Config) -> None:
     """The checks that give a clear message before anything is created."""
     if not has_net_admin():
-        raise PrivilegeError("vlan-nats up must run as root (it needs CAP_NET_ADMIN for its TAP device)")
+        raise PrivilegeError(
+            "vlan-nats up must run as root (it needs CAP_NET_ADMIN for its TAP device)"
+        )
     if not os.path.exists("/dev/net/tun"):
         raise TapError(2, "/dev/net/tun is missing: load the tun module (modprobe tun)")
     if cfg.netns is not None:
@@ -102,7 +104,9 @@ class Daemon:
                 ctl = await LinkControl.open(nl, cfg.netns)
                 stack.push_async_callback(ctl.close)
                 if await ctl.lookup(cfg.dev) is not None:
-                    raise LinkError(17, f"device {cfg.dev} already exists in namespace {cfg.netns!r}")
+                    raise LinkError(
+                        17, f"device {cfg.dev} already exists in namespace {cfg.netns!r}"
+                    )
 
             tap = Tap.open(cfg.dev, vnet_hdr=True)
             stack.callback(tap.close)
@@ -127,8 +131,12 @@ class Daemon:
             self.groups = mcast.read(index)
             watcher = await stack.enter_async_context(LinkWatcher(nl, cfg.netns, index))
 
-            link = NatsLink(cfg.servers, f"vlan-nats {socket.gethostname()} {cfg.dev}",
-                            self.counters, self._on_msg)
+            link = NatsLink(
+                cfg.servers,
+                f"vlan-nats {socket.gethostname()} {cfg.dev}",
+                self.counters,
+                self._on_msg,
+            )
             stack.push_async_callback(link.close)
             self.link = link
             self.tunnel = Tunnel(tap, link, self.scheme, self.forwarder, self.counters, cfg.mtu)
@@ -166,9 +174,14 @@ class Daemon:
         cfg = self.cfg
         log.info(
             "ready dev=%s mac=%s network=%s server=%s netns=%s mtu=%d mode=%s version=%s",
-            cfg.dev, format_mac(self.forwarder.mac), cfg.network, link.server,
-            cfg.netns or "-", self.state.mtu if self.state else cfg.mtu,
-            "compat" if cfg.compat else "native", __version__,
+            cfg.dev,
+            format_mac(self.forwarder.mac),
+            cfg.network,
+            link.server,
+            cfg.netns or "-",
+            self.state.mtu if self.state else cfg.mtu,
+            "compat" if cfg.compat else "native",
+            __version__,
         )
         sdnotify.notify("READY=1")
 
@@ -185,7 +198,9 @@ class Daemon:
             old = self.state
             self.state = st
             if st.mac and st.mac != self.forwarder.mac:
-                log.info("mac changed old=%s new=%s", format_mac(self.forwarder.mac), format_mac(st.mac))
+                log.info(
+                    "mac changed old=%s new=%s", format_mac(self.forwarder.mac), format_mac(st.mac)
+                )
                 self.forwarder.mac = st.mac
                 await self._sync_subjects()
             if old is None or st.mtu != old.mtu:

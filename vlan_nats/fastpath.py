@@ -90,12 +90,22 @@ class _CBackend:
     def alloc_int(self, n: int) -> Any:
         return self.ffi.new("int[]", n)
 
-    def read_batch(self, fd: int, buf: Any, view: memoryview, slot: int, off: int, cap: int,
-                   maxn: int, lens: Any) -> int:
+    def read_batch(
+        self,
+        fd: int,
+        buf: Any,
+        view: memoryview,
+        slot: int,
+        off: int,
+        cap: int,
+        maxn: int,
+        lens: Any,
+    ) -> int:
         return int(self.lib.vn_read_batch(fd, buf, slot, off, cap, maxn, lens))
 
-    def write_batch(self, fd: int, buf: Any, view: memoryview, offs: Any, lens: Any, n: int,
-                    errs: Any) -> int:
+    def write_batch(
+        self, fd: int, buf: Any, view: memoryview, offs: Any, lens: Any, n: int, errs: Any
+    ) -> int:
         return int(self.lib.vn_write_batch(fd, buf, offs, lens, n, errs))
 
 
@@ -146,8 +156,17 @@ class _PyBackend:
 
     alloc_int = alloc_u32
 
-    def read_batch(self, fd: int, buf: Any, view: memoryview, slot: int, off: int, cap: int,
-                   maxn: int, lens: Any) -> int:
+    def read_batch(
+        self,
+        fd: int,
+        buf: Any,
+        view: memoryview,
+        slot: int,
+        off: int,
+        cap: int,
+        maxn: int,
+        lens: Any,
+    ) -> int:
         i = 0
         while i < maxn:
             start = i * slot + off
@@ -165,8 +184,9 @@ class _PyBackend:
             i += 1
         return i
 
-    def write_batch(self, fd: int, buf: Any, view: memoryview, offs: Any, lens: Any, n: int,
-                    errs: Any) -> int:
+    def write_batch(
+        self, fd: int, buf: Any, view: memoryview, offs: Any, lens: Any, n: int, errs: Any
+    ) -> int:
         ok = 0
         for i in range(n):
             try:
@@ -222,11 +242,15 @@ class Tap:
             if e.errno == errno.EBUSY:
                 raise TapError(e.errno, f"device {name} already exists") from None
             if e.errno in (errno.EPERM, errno.EACCES):
-                raise TapError(e.errno, f"open TAP {name}: permission denied (run as root)") from None
+                raise TapError(
+                    e.errno, f"open TAP {name}: permission denied (run as root)"
+                ) from None
             if e.errno == errno.ENOENT:
                 raise TapError(e.errno, "/dev/net/tun is missing (modprobe tun)") from None
             if e.errno == errno.EINVAL:
-                raise TapError(e.errno, f"device {name} already exists or the name is invalid") from None
+                raise TapError(
+                    e.errno, f"device {name} already exists or the name is invalid"
+                ) from None
             raise
         return cls(fd, real, vnet_hdr)
 
@@ -260,8 +284,9 @@ class FrameReader:
     def read(self) -> int:
         """Read up to ``batch`` frames; 0 when none are ready.  Frame i (with
         its virtio header) is ``view[i*slot + 2 : i*slot + 2 + lens[i]]``."""
-        n = self._be.read_batch(self.fd, self._buf, self.view, self.slot, SLOT_HEADROOM,
-                               self.cap, self.batch, self.lens)
+        n = self._be.read_batch(
+            self.fd, self._buf, self.view, self.slot, SLOT_HEADROOM, self.cap, self.batch, self.lens
+        )
         if n < 0:
             raise TapError(-n, f"read TAP: {os.strerror(-n)}")
         return n
@@ -306,8 +331,9 @@ class FrameWriter:
         n = self.count
         if not n:
             return 0, []
-        ok = self._be.write_batch(self.fd, self._buf, self.view, self._offs, self._lens, n,
-                                 self._errs)
+        ok = self._be.write_batch(
+            self.fd, self._buf, self.view, self._offs, self._lens, n, self._errs
+        )
         failures = [self._errs[i] for i in range(n) if self._errs[i]] if ok < n else []
         self.count = 0
         self._pos = 0

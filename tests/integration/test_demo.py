@@ -6,17 +6,23 @@ import sys
 
 def leftovers():
     ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    taps = subprocess.run(["ip", "-o", "link", "show", "type", "tun"], capture_output=True,
-                          text=True).stdout
-    procs = subprocess.run(["pgrep", "-af", "nats-server|vlan_nats up"], capture_output=True,
-                           text=True).stdout
+    taps = subprocess.run(
+        ["ip", "-o", "link", "show", "type", "tun"], capture_output=True, text=True
+    ).stdout
+    procs = subprocess.run(
+        ["pgrep", "-af", "nats-server|vlan_nats up"], capture_output=True, text=True
+    ).stdout
     return ({x.split()[0] for x in ns.splitlines()}, taps, procs)
 
 
 def test_demo_passes_and_cleans_up():
     before = leftovers()
-    r = subprocess.run([sys.executable, "-m", "vlan_nats", "demo", "--transfer-mb", "20"],
-                       capture_output=True, text=True, timeout=180)
+    r = subprocess.run(
+        [sys.executable, "-m", "vlan_nats", "demo", "--transfer-mb", "20"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "all checks passed" in r.stdout
     assert r.stdout.count("  ok  ") == 8

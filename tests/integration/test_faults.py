@@ -8,15 +8,15 @@ import sys
 
 import nats
 
-from vlan_nats.core import wire
 from vlan_nats.lab.checks import ping, wait_ping
 from vlan_nats.lab.hosts import Namespace, unique_prefix
 from vlan_nats.lab.natsserver import NatsServer
 
 
 def tun_devices() -> set[str]:
-    out = subprocess.run(["ip", "-o", "link", "show", "type", "tun"], capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        ["ip", "-o", "link", "show", "type", "tun"], capture_output=True, text=True
+    ).stdout
     return {line.split(": ")[1].split("@")[0] for line in out.splitlines()}
 
 
@@ -84,9 +84,23 @@ def test_nats_down_at_start_then_up():
     server.stop()
     ns = Namespace(f"{prefix}-h1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vlan_nats", "up", "--server", f"nats://127.0.0.1:{port}",
-         "--netns", ns.name, "--dev", f"{prefix}n1", "--mac", "random"],
-        stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "vlan_nats",
+            "up",
+            "--server",
+            f"nats://127.0.0.1:{port}",
+            "--netns",
+            ns.name,
+            "--dev",
+            f"{prefix}n1",
+            "--mac",
+            "random",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         lines = []
         for line in proc.stderr:
@@ -110,8 +124,12 @@ def test_nats_down_at_start_then_up():
 
 
 def run_up(*args):
-    return subprocess.run([sys.executable, "-m", "vlan_nats", "up", "--mac", "random", *args],
-                          capture_output=True, text=True, timeout=20)
+    return subprocess.run(
+        [sys.executable, "-m", "vlan_nats", "up", "--mac", "random", *args],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
 
 
 def test_failed_starts_are_one_line_and_leave_nothing():

@@ -1,11 +1,7 @@
 """Three hosts on one virtual LAN: reachability, MTU, TCP, no echo, MAC change."""
 
 import itertools
-import json
-import socket
 import sys
-
-import pytest
 
 from vlan_nats.lab.checks import ping, transfer, wait_ping
 
@@ -54,7 +50,8 @@ def test_own_broadcasts_are_not_echoed(lab3):
     code = (
         "import socket,sys\n"
         f"s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW); s.bind(({h1.dev!r},0))\n"
-        f"f=b'\\xff'*6+bytes.fromhex({mac.hex()!r})+b'\\x88\\xb5'+b'vlan-nats echo test'.ljust(46,b'.')\n"
+        f"f=b'\\xff'*6+bytes.fromhex({mac.hex()!r})+b'\\x88\\xb5'\n"
+        "f+=b'vlan-nats echo test'.ljust(46,b'.')\n"
         f"[s.send(f) for _ in range({n})]\n"
     )
     h1.ns.run(sys.executable, "-c", code)

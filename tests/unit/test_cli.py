@@ -11,12 +11,15 @@ def test_bad_option_is_one_line(capsys):
     assert err.count("\n") == 1 and "--bogus" in err
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["up", "--mac", "zz"], "bad --mac"),
-    (["up", "--network", "5000"], "bad network"),
-    (["up", "--mtu", "1"], "bad --mtu"),
-    (["up", "--server", "http://h"], "bad --server"),
-])
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["up", "--mac", "zz"], "bad --mac"),
+        (["up", "--network", "5000"], "bad network"),
+        (["up", "--mtu", "1"], "bad --mtu"),
+        (["up", "--server", "http://h"], "bad --server"),
+    ],
+)
 def test_bad_values_are_one_line(capsys, argv, fragment):
     assert cli.main(argv + ["--mac", "random"] if "--mac" not in argv else argv) == 1
     err = capsys.readouterr().err
@@ -27,7 +30,10 @@ def test_not_root_is_one_line(capsys, monkeypatch):
     monkeypatch.setattr(daemon, "has_net_admin", lambda: False)
     assert cli.main(["up", "--mac", "random"]) == 1
     err = capsys.readouterr().err
-    assert err == "vlan-nats up: error: vlan-nats up must run as root (it needs CAP_NET_ADMIN for its TAP device)\n"
+    assert (
+        err == "vlan-nats up: error: vlan-nats up must run as root "
+        "(it needs CAP_NET_ADMIN for its TAP device)\n"
+    )
 
 
 def test_missing_netns_is_one_line(capsys, monkeypatch):

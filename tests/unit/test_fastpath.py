@@ -3,7 +3,7 @@ import pytest
 from vlan_nats import fastpath
 from vlan_nats.core import wire
 
-FRAME = bytes.fromhex("020000000002020000000001" "0800") + bytes(range(46))
+FRAME = bytes.fromhex("0200000000020200000000010800") + bytes(range(46))
 
 
 def test_c_constants_match_python_copies():

@@ -22,8 +22,17 @@ def test_parse(text, raw):
     assert parse_mac(text) == raw
 
 
-@pytest.mark.parametrize("bad", ["", "zz:00:00:00:00:00", "02:00:5e:10:00", "02:00-5e:10:00:01",
-                                 "02:00:5e:10:00:01:02", "2:0:5e:10:0:1"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "zz:00:00:00:00:00",
+        "02:00:5e:10:00",
+        "02:00-5e:10:00:01",
+        "02:00:5e:10:00:01:02",
+        "2:0:5e:10:0:1",
+    ],
+)
 def test_parse_rejects(bad):
     with pytest.raises(ValueError):
         parse_mac(bad)

@@ -30,7 +30,9 @@ def test_compat_scheme_is_the_go_original():
     # ... but listen where Go nodes publish multicast.
     g = bytes.fromhex("333300000001")
     assert s.subscriptions(MAC, frozenset({g})) == {
-        "vlan.0", s.unicast(MAC), "vlan.0." + go_hex_mac(g)
+        "vlan.0",
+        s.unicast(MAC),
+        "vlan.0." + go_hex_mac(g),
     }
 
 
@@ -43,7 +45,9 @@ def test_subscriptions_ignore_broadcast_and_unicast_groups():
     s = SubjectScheme("p.q", "lab")
     groups = frozenset({bytes.fromhex("333300000001"), b"\xff" * 6, bytes.fromhex("020000000001")})
     assert s.subscriptions(MAC, groups) == {
-        "p.q.lab.u.0a1b2c3d4e5f", "p.q.lab.b", "p.q.lab.m.333300000001"
+        "p.q.lab.u.0a1b2c3d4e5f",
+        "p.q.lab.b",
+        "p.q.lab.m.333300000001",
     }
 
 

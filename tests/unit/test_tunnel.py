@@ -46,8 +46,14 @@ async def make(fake_tap, compat=False):
     ours, kernel = fake_tap
     link = FakeLink()
     c = Counters()
-    t = Tunnel(Tap(ours.fileno(), "fake", True), link, SubjectScheme("vlan", "0", compat),
-               Forwarder(ME), c, mtu=1500)
+    t = Tunnel(
+        Tap(ours.fileno(), "fake", True),
+        link,
+        SubjectScheme("vlan", "0", compat),
+        Forwarder(ME),
+        c,
+        mtu=1500,
+    )
     t.start()
     return t, link, c, kernel
 
@@ -60,7 +66,6 @@ async def published(link, n):
 
 
 async def recv(kernel):
-    loop = asyncio.get_running_loop()
     for _ in range(200):
         try:
             return kernel.recv(70000)
@@ -111,16 +116,29 @@ def test_nats_to_tap_and_drops(backend, fake_tap):
     async def body():
         t, link, c, kernel = await make(fake_tap)
         good = frame(ME, PEER)
-        for data in [b"", b"\x01", b"\x01\x00" + bytes(13), wire.encode(frame(ME, ME)),
-                     wire.encode(frame(bytes.fromhex("020000000009"), PEER)),
-                     b"\x07\x00" + good, wire.encode(good + bytes(2000))]:
+        for data in [
+            b"",
+            b"\x01",
+            b"\x01\x00" + bytes(13),
+            wire.encode(frame(ME, ME)),
+            wire.encode(frame(bytes.fromhex("020000000009"), PEER)),
+            b"\x07\x00" + good,
+            wire.encode(good + bytes(2000)),
+        ]:
             await t.on_msg(Msg(data))
         await t.on_msg(Msg(wire.encode(good)))
         assert await recv(kernel) == bytes(12) + good
         await t.stop()
         assert c.tap_tx_frames == 1 and c.tap_tx_bytes == len(good)
-        assert c.snapshot()["drops"] == {"empty": 1, "short": 1, "runt": 1, "echo": 1,
-                                         "not_for_us": 1, "version": 1, "oversize": 1}
+        assert c.snapshot()["drops"] == {
+            "empty": 1,
+            "short": 1,
+            "runt": 1,
+            "echo": 1,
+            "not_for_us": 1,
+            "version": 1,
+            "oversize": 1,
+        }
 
     run(body())
 

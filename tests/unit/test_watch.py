@@ -12,7 +12,9 @@ TEXT = """\
 
 def test_parse_dev_mcast():
     assert parse_dev_mcast(TEXT, 7) == {
-        bytes.fromhex("333300000001"), bytes.fromhex("3333ff9a0b1c"), bytes.fromhex("01005e000001")
+        bytes.fromhex("333300000001"),
+        bytes.fromhex("3333ff9a0b1c"),
+        bytes.fromhex("01005e000001"),
     }
     assert parse_dev_mcast(TEXT, 9) == frozenset()
     assert parse_dev_mcast("", 7) == frozenset()

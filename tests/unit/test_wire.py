@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from vlan_nats.core import wire
 from vlan_nats.core.counters import DropReason
 
-FRAME = bytes.fromhex("020000000002" "020000000001" "0800") + bytes(46)
+FRAME = bytes.fromhex("0200000000020200000000010800") + bytes(46)
 MAX = 1522
 
 

@@ -117,8 +117,9 @@ class NatsLink:
         if "Permissions Violation" in text:
             log.error("nats refused: %s", text)
             return
-        self._errlog.warning("nats connection problem servers=%s error=%r (retrying)",
-                             ",".join(self.servers), text)
+        self._errlog.warning(
+            "nats connection problem servers=%s error=%r (retrying)", ",".join(self.servers), text
+        )
 
     async def _disconnected_cb(self) -> None:
         if self.connected.is_set() and not self._closing:
@@ -156,7 +157,7 @@ class NatsLink:
                         pending_bytes_limit=PENDING_BYTES_LIMIT,
                     )
                 await self.nc.flush(timeout=5)
-            except (nats.errors.Error, asyncio.TimeoutError, OSError) as e:
+            except (TimeoutError, nats.errors.Error, OSError) as e:
                 # Not connected after all; the reconnect handler retries.
                 log.debug("subscription sync deferred error=%r", e)
 
@@ -168,5 +169,5 @@ class NatsLink:
         self._closing = True
         try:
             await asyncio.wait_for(self.nc.close(), timeout=3)
-        except (asyncio.TimeoutError, nats.errors.Error, OSError) as e:
+        except (TimeoutError, nats.errors.Error, OSError) as e:
             log.debug("nats close error=%r", e)

@@ -22,8 +22,8 @@ from nats.aio.msg import Msg
 
 from ..core import wire
 from ..core.counters import Counters, DropReason
-from ..core.frames import ETH_HLEN, classify, max_frame_len
 from ..core.forwarding import Forwarder
+from ..core.frames import ETH_HLEN, classify, max_frame_len
 from ..core.subjects import SubjectScheme
 from ..errors import TapError
 from ..fastpath import FrameReader, FrameWriter, Tap

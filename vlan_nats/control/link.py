@@ -96,8 +96,14 @@ class LinkControl:
             raise LinkError(errno.ENODEV, f"link {index} is gone")
         return st
 
-    async def set(self, index: int, *, mac: bytes | None = None, mtu: int | None = None,
-                  up: bool | None = None) -> None:
+    async def set(
+        self,
+        index: int,
+        *,
+        mac: bytes | None = None,
+        mtu: int | None = None,
+        up: bool | None = None,
+    ) -> None:
         kw: dict[str, object] = {}
         if mac is not None:
             kw["address"] = format_mac(mac)
@@ -125,7 +131,9 @@ class LinkControl:
             await self.nl.call(self.ipr.link("set", index=index, net_ns_fd=fd))
         except NetlinkError as e:
             if e.code == errno.EEXIST:
-                raise LinkError(e.code, f"a device of that name already exists in namespace {ns!r}") from None
+                raise LinkError(
+                    e.code, f"a device of that name already exists in namespace {ns!r}"
+                ) from None
             raise _err(e, f"move link to namespace {ns}") from None
         finally:
             os.close(fd)

@@ -34,7 +34,9 @@ def open_fd(name: str) -> int:
     try:
         return os.open(path_of(name), os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise NetnsError(errno.ENOENT, f"network namespace {name!r} does not exist (ip netns add {name})") from None
+        raise NetnsError(
+            errno.ENOENT, f"network namespace {name!r} does not exist (ip netns add {name})"
+        ) from None
     except OSError as e:
         raise NetnsError(e.errno, f"network namespace {name!r}: {e.strerror}") from None
 

@@ -35,7 +35,8 @@ def validate_prefix(prefix: str) -> str:
     """A subject prefix: one or more dot-separated tokens of [A-Za-z0-9_-]."""
     if not prefix or not all(_TOKEN_RE.match(tok) for tok in prefix.split(".")):
         raise ValueError(
-            f"bad subject prefix {prefix!r}: use dot-separated tokens of letters, digits, '_' or '-'"
+            f"bad subject prefix {prefix!r}: "
+            "use dot-separated tokens of letters, digits, '_' or '-'"
         )
     return prefix
 

@@ -27,8 +27,15 @@ class PingResult:
         return self.sent > 0 and self.received == self.sent
 
 
-def ping(ns: Namespace, target: str, count: int = 3, interval: float = 0.2, size: int | None = None,
-         dont_fragment: bool = False, deadline: float = 10.0) -> PingResult:
+def ping(
+    ns: Namespace,
+    target: str,
+    count: int = 3,
+    interval: float = 0.2,
+    size: int | None = None,
+    dont_fragment: bool = False,
+    deadline: float = 10.0,
+) -> PingResult:
     argv = ["ping", "-n", "-c", str(count), "-i", str(interval), "-w", str(max(1, round(deadline)))]
     if size is not None:
         argv += ["-s", str(size)]
@@ -38,8 +45,12 @@ def ping(ns: Namespace, target: str, count: int = 3, interval: float = 0.2, size
     out = res.stdout + res.stderr
     m = _STATS_RE.search(out)
     rtt = _RTT_RE.search(out)
-    return PingResult(int(m.group(1)) if m else 0, int(m.group(2)) if m else 0,
-                      float(rtt.group(2)) if rtt else None, out.strip())
+    return PingResult(
+        int(m.group(1)) if m else 0,
+        int(m.group(2)) if m else 0,
+        float(rtt.group(2)) if rtt else None,
+        out.strip(),
+    )
 
 
 def wait_ping(ns: Namespace, target: str, timeout: float = 10.0) -> PingResult:
@@ -67,12 +78,15 @@ class Transfer:
 def transfer(src: Node, dst: Node, mib: int, port: int = 5201, timeout: float = 120.0) -> Transfer:
     """Send ``mib`` MiB from ``src`` to ``dst`` over TCP and compare checksums."""
     xfer = [sys.executable, "-m", "vlan_nats.lab.xfer"]
-    rx = dst.ns.popen(*xfer, "recv", dst.ip, str(port), stdout=subprocess.PIPE,
-                      stderr=subprocess.PIPE)
+    rx = dst.ns.popen(
+        *xfer, "recv", dst.ip, str(port), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     try:
         assert rx.stdout is not None
         if rx.stdout.readline().strip() != "listening":
-            raise LabError(f"transfer receiver did not start: {rx.stderr.read() if rx.stderr else ''}")
+            raise LabError(
+                f"transfer receiver did not start: {rx.stderr.read() if rx.stderr else ''}"
+            )
         tx = src.ns.run(*xfer, "send", dst.ip, str(port), str(mib), timeout=timeout, check=False)
         rx_out, rx_err = rx.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -87,5 +101,6 @@ def transfer(src: Node, dst: Node, mib: int, port: int = 5201, timeout: float = 
         raise LabError(f"transfer failed: {tx.stdout} {tx.stderr} {rx_out} {rx_err}") from None
     if "error" in sent or "error" in got:
         raise LabError(f"transfer failed: sender={sent} receiver={got}")
-    return Transfer(mib, float(sent["seconds"]), str(sent["sha256"]), str(got["sha256"]),
-                    int(got["bytes"]))
+    return Transfer(
+        mib, float(sent["seconds"]), str(sent["sha256"]), str(got["sha256"]), int(got["bytes"])
+    )

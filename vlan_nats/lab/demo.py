@@ -25,7 +25,9 @@ Row = tuple[str, bool, str]
 def _need_tools() -> None:
     missing = [t for t in ("ip", "ping") if shutil.which(t) is None]
     if missing:
-        raise LabError(f"missing tools: {', '.join(missing)} (apt-get install iproute2 iputils-ping)")
+        raise LabError(
+            f"missing tools: {', '.join(missing)} (apt-get install iproute2 iputils-ping)"
+        )
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -46,28 +48,42 @@ def run_demo(transfer_mb: int = 100, out: Callable[[str], None] = print) -> int:
 
     out("vlan-nats demo: starting nats-server and 3 hosts ...")
     with Lab(3, tag="vnd", subnet="198.18.0") as lab:
-        out(f"  nats-server {lab.server.url}; hosts "
-            + ", ".join(f"{n.ns.name}({n.dev} {n.address})" for n in lab.nodes))
+        out(
+            f"  nats-server {lab.server.url}; hosts "
+            + ", ".join(f"{n.ns.name}({n.dev} {n.address})" for n in lab.nodes)
+        )
         for a, b in itertools.permutations(lab.nodes, 2):
             r = ping(a.ns, b.ip, count=3)
-            record(f"ipv4 ping {a.ip} -> {b.ip}", r.ok,
-                   f"{r.received}/{r.sent} replies, avg {r.avg_ms} ms")
+            record(
+                f"ipv4 ping {a.ip} -> {b.ip}",
+                r.ok,
+                f"{r.received}/{r.sent} replies, avg {r.avg_ms} ms",
+            )
         h1, h2, h3 = lab.nodes
         h1.link_local()  # both ends done with DAD
         ll = h2.link_local()
         r = ping(h1.ns, f"{ll}%{h1.dev}", count=3)
-        record(f"ipv6 link-local ping h1 -> {ll}", r.ok,
-               f"{r.received}/{r.sent} replies, avg {r.avg_ms} ms")
+        record(
+            f"ipv6 link-local ping h1 -> {ll}",
+            r.ok,
+            f"{r.received}/{r.sent} replies, avg {r.avg_ms} ms",
+        )
         try:
             t = transfer(h1, h3, transfer_mb)
-            record(f"tcp {transfer_mb} MiB {h1.ip} -> {h3.ip}", t.ok,
-                   f"{t.mbit_s:.0f} Mbit/s in {t.seconds:.2f} s, sha256 "
-                   + ("match" if t.ok else "MISMATCH"))
+            record(
+                f"tcp {transfer_mb} MiB {h1.ip} -> {h3.ip}",
+                t.ok,
+                f"{t.mbit_s:.0f} Mbit/s in {t.seconds:.2f} s, sha256 "
+                + ("match" if t.ok else "MISMATCH"),
+            )
         except LabError as e:
             record(f"tcp {transfer_mb} MiB {h1.ip} -> {h3.ip}", False, str(e))
     failed = [r for r in rows if not r[1]]
-    out(f"vlan-nats demo: {len(rows) - len(failed)}/{len(rows)} checks passed; "
-        + ("all checks passed" if not failed else "FAILED") + "; cleaned up")
+    out(
+        f"vlan-nats demo: {len(rows) - len(failed)}/{len(rows)} checks passed; "
+        + ("all checks passed" if not failed else "FAILED")
+        + "; cleaned up"
+    )
     return 0 if not failed else 1
 
 

@@ -21,7 +21,9 @@ from ..errors import LabError
 from .natsserver import NatsServer
 
 
-def run(cmd: list[str], timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: list[str], timeout: float = 30, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -48,7 +50,9 @@ class Namespace:
     def cmd(self, *argv: str) -> list[str]:
         return ["ip", "netns", "exec", self.name, *argv]
 
-    def run(self, *argv: str, timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *argv: str, timeout: float = 30, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         return run(self.cmd(*argv), timeout=timeout, check=check)
 
     def popen(self, *argv: str, **kw: object) -> subprocess.Popen[str]:
@@ -84,12 +88,28 @@ class Node:
         return self.address.split("/")[0]
 
     def start(self, timeout: float = 20.0) -> Node:
-        cmd = [sys.executable, "-m", "vlan_nats", "up", "--netns", self.ns.name, "--dev", self.dev,
-               "--address", self.address, *self.args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "vlan_nats",
+            "up",
+            "--netns",
+            self.ns.name,
+            "--dev",
+            self.dev,
+            "--address",
+            self.address,
+            *self.args,
+        ]
         self.lines = []
         self.ready.clear()
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
 
         def _read(proc: subprocess.Popen[str]) -> None:
             assert proc.stderr is not None
@@ -169,8 +189,15 @@ class Node:
 class Lab:
     """A private nats-server and ``n`` hosts, one daemon each."""
 
-    def __init__(self, n: int, tag: str = "vn", subnet: str = "198.18.0", plen: int = 24,
-                 node_args: list[str] | None = None, start_nodes: bool = True) -> None:
+    def __init__(
+        self,
+        n: int,
+        tag: str = "vn",
+        subnet: str = "198.18.0",
+        plen: int = 24,
+        node_args: list[str] | None = None,
+        start_nodes: bool = True,
+    ) -> None:
         self.prefix = unique_prefix(tag)
         self.server = NatsServer()
         self.namespaces: list[Namespace] = []
@@ -194,9 +221,12 @@ class Lab:
     def add_node(self, i: int, extra: list[str] | None = None, start: bool = True) -> Node:
         ns = Namespace(f"{self.prefix}-h{i}")
         self.namespaces.append(ns)
-        node = Node(ns, dev=f"{self.prefix}n{i}", address=f"{self._subnet}.{i}/{self._plen}",
-                    args=["--server", self.server.url, "--mac", "random", *self._node_args,
-                          *(extra or [])])
+        node = Node(
+            ns,
+            dev=f"{self.prefix}n{i}",
+            address=f"{self._subnet}.{i}/{self._plen}",
+            args=["--server", self.server.url, "--mac", "random", *self._node_args, *(extra or [])],
+        )
         self.nodes.append(node)
         if start:
             node.start()

@@ -47,8 +47,13 @@ class NatsServer:
     def start(self, timeout: float = 10.0) -> NatsServer:
         cmd = [find_binary(), "-a", self.host, "-p", str(self.port), *self.args]
         self.lines = []
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         listening = threading.Event()
 
         def _read(proc: subprocess.Popen[str]) -> None:
@@ -98,4 +103,3 @@ class NatsServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-

@@ -43,7 +43,7 @@ def recv(addr: str, port: int, timeout: float = 60.0) -> dict[str, object]:
 
 
 def send(addr: str, port: int, mib: int, timeout: float = 60.0) -> dict[str, object]:
-    block = random.Random(0x7ab).randbytes(CHUNK)
+    block = random.Random(0x7AB).randbytes(CHUNK)
     h = hashlib.sha256()
     t0 = time.monotonic()
     with socket.create_connection((addr, port), timeout=timeout) as s:
