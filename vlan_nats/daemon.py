@@ -148,6 +148,8 @@ class Daemon:
                 loop.create_task(self._watch(watcher, mcast, index), name="link-watch"),
                 loop.create_task(self._poll_mcast(mcast, index), name="mcast-poll"),
             ]
+            for t in tasks:
+                t.add_done_callback(self._task_done)
             self.tunnel.failed.add_done_callback(lambda f: self.fail(f.result()))
             try:
                 await self._stop.wait()
@@ -160,6 +162,12 @@ class Daemon:
                 await asyncio.gather(*tasks, return_exceptions=True)
         if self._error is not None:
             raise self._error
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """A background task must not die silently: its error stops the daemon."""
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task failed task=%s error=%r", task.get_name(), task.exception())
+            self.fail(task.exception())  # type: ignore[arg-type]
 
     async def _on_msg(self, msg):  # type: ignore[no-untyped-def]
         await self.tunnel.on_msg(msg)
