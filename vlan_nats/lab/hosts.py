@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from ..errors import LabError
 from .natsserver import NatsServer
+from .proc import spawn, wait_event
 
 
 def run(
@@ -103,31 +104,19 @@ class Node:
         ]
         self.lines = []
         self.ready.clear()
-        self.proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
 
-        def _read(proc: subprocess.Popen[str]) -> None:
-            assert proc.stderr is not None
-            for line in proc.stderr:
-                self.lines.append(line.rstrip())
-                if " ready " in line:
-                    self.ready.set()
+        def on_line(line: str) -> None:
+            if " ready " in line:
+                self.ready.set()
 
-        threading.Thread(target=_read, args=(self.proc,), daemon=True).start()
+        self.proc = spawn(cmd, self.lines, on_line)
         if timeout:
             self.wait_ready(timeout)
         return self
 
     def wait_ready(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.ready.wait(0.05):
-            if self.proc is None or self.proc.poll() is not None or time.monotonic() > deadline:
-                raise LabError(f"daemon {self.dev} not ready:\n  " + "\n  ".join(self.lines[-10:]))
+        if self.proc is None or not wait_event(self.ready, self.proc, timeout):
+            raise LabError(f"daemon {self.dev} not ready:\n  " + "\n  ".join(self.lines[-10:]))
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
         """Signal the daemon and wait; returns its exit code."""

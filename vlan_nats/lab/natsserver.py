@@ -14,10 +14,10 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 from ..errors import LabError
+from .proc import spawn, wait_event
 
 _LISTEN_RE = re.compile(r"Listening for client connections on ([\d.]+):(\d+)")
 
@@ -47,30 +47,18 @@ class NatsServer:
     def start(self, timeout: float = 10.0) -> NatsServer:
         cmd = [find_binary(), "-a", self.host, "-p", str(self.port), *self.args]
         self.lines = []
-        self.proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
         listening = threading.Event()
 
-        def _read(proc: subprocess.Popen[str]) -> None:
-            assert proc.stderr is not None
-            for line in proc.stderr:
-                self.lines.append(line.rstrip())
-                m = _LISTEN_RE.search(line)
-                if m:
-                    self.port = int(m.group(2))
-                    listening.set()
+        def on_line(line: str) -> None:
+            m = _LISTEN_RE.search(line)
+            if m:
+                self.port = int(m.group(2))
+                listening.set()
 
-        threading.Thread(target=_read, args=(self.proc,), daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while not listening.wait(0.05):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise LabError("nats-server did not start: " + " | ".join(self.lines[-5:]))
+        self.proc = spawn(cmd, self.lines, on_line)
+        if not wait_event(listening, self.proc, timeout):
+            self.stop()
+            raise LabError("nats-server did not start: " + " | ".join(self.lines[-5:]))
         return self
 
     def kill(self) -> None:

@@ -1,0 +1,37 @@
+"""Child processes whose stderr is collected line by line."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+
+
+def spawn(
+    cmd: list[str], lines: list[str], on_line: Callable[[str], None]
+) -> subprocess.Popen[str]:
+    """Start ``cmd`` in its own session; a thread appends each stderr line
+    to ``lines`` and calls ``on_line`` with it."""
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+
+    def _read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            line = line.rstrip()
+            lines.append(line)
+            on_line(line)
+
+    threading.Thread(target=_read, daemon=True).start()
+    return proc
+
+
+def wait_event(event: threading.Event, proc: subprocess.Popen[str], timeout: float) -> bool:
+    """Wait for ``event``; False if the process died or time ran out first."""
+    deadline = time.monotonic() + timeout
+    while not event.wait(0.05):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return False
+    return True
