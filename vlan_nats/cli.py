@@ -118,6 +118,11 @@ def make_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="interoperate with rapidloop's Go vlan-nats: raw frames, its subjects",
     )
+    up.add_argument(
+        "--no-offload",
+        action="store_true",
+        help="do not negotiate checksum/segmentation offloads (frames at most MTU-sized)",
+    )
     up.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     up.add_argument("--log-format", default="text", choices=LOG_FORMATS)
 
@@ -161,6 +166,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         netns=args.netns,
         subject_prefix=args.subject_prefix,
         compat=args.compat,
+        offload=not args.no_offload,
         log_level=args.log_level,
         log_format=args.log_format,
     )

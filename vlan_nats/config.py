@@ -36,6 +36,7 @@ class Config:
     netns: str | None = None
     subject_prefix: str = "vlan"
     compat: bool = False
+    offload: bool = True
     log_level: str = "info"
     log_format: str = "text"
 
@@ -101,6 +102,7 @@ def build(
     netns: str | None = None,
     subject_prefix: str = "vlan",
     compat: bool = False,
+    offload: bool = True,
     log_level: str = "info",
     log_format: str = "text",
 ) -> Config:
@@ -146,6 +148,7 @@ def build(
         netns=netns,
         subject_prefix=subject_prefix,
         compat=compat,
+        offload=offload and not compat,  # the Go original knows no virtio header
         log_level=log_level,
         log_format=log_format,
     )

@@ -110,6 +110,11 @@ class Daemon:
 
             tap = Tap.open(cfg.dev, vnet_hdr=True)
             stack.callback(tap.close)
+            offloads = tap.negotiate_offloads() if cfg.offload else ()
+            log.info(
+                "offloads negotiated=%s",
+                ",".join(o.lower() for o in offloads) or ("none" if cfg.offload else "off"),
+            )
             index = await here.lookup(tap.name)
             if index is None:
                 raise LinkError(19, f"device {tap.name} vanished after creation")

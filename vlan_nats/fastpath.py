@@ -258,6 +258,21 @@ class Tap:
         """TUNSETOFFLOAD; returns 0 or -errno (refusal is a normal answer)."""
         return self._be.set_offload(self.fd, flags)
 
+    def negotiate_offloads(self) -> tuple[str, ...]:
+        """Ask for checksum + TSO (needed to get GSO frames at all) and, if
+        the kernel accepts them (Linux >= 6.2), USO.  Returns the names in
+        force; () when even TCP offloads are refused."""
+        c = self._be.constants()
+        tcp = ("CSUM", "TSO4", "TSO6", "TSO_ECN")
+        for names in ((*tcp, "USO4", "USO6"), tcp):
+            flags = 0
+            for name in names:
+                flags |= c[name]
+            if self.set_offload(flags) == 0:
+                return names
+        self.set_offload(0)
+        return ()
+
     def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)

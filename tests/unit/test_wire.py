@@ -21,9 +21,10 @@ MAX = 1522
         (b"\x01\x01" + bytes(11), DropReason.SHORT),
         (b"\x01\x01" + bytes(12) + FRAME[:13], DropReason.RUNT),
         (b"\x01\x00" + FRAME + bytes(MAX), DropReason.OVERSIZE),
-        (b"\x01\x01" + b"\x01\x01" + bytes(10) + FRAME, DropReason.GSO),
+        (b"\x01\x01" + b"\x01\x01" + bytes(10) + FRAME, DropReason.VNET),  # csum_start 0
+        (b"\x01\x01" + b"\x00\x00" + bytes(10) + FRAME + bytes(MAX), DropReason.OVERSIZE),
         (b"\x01\x00" + FRAME, None),
-        (b"\x01\x01" + b"\x01\x00" + bytes(10) + FRAME, None),
+        (b"\x01\x01" + b"\x02\x00" + bytes(10) + FRAME, None),  # DATA_VALID
         (b"\x01\x00" + FRAME[:14], None),
         (b"\x01\x00" + FRAME + bytes(MAX - len(FRAME)), None),
     ],
@@ -44,7 +45,7 @@ def test_encode_round_trip():
     msg = wire.encode(FRAME)
     assert wire.check(msg, MAX) is None
     assert msg[wire.frame_offset(msg[1]) :] == FRAME
-    vh = bytes([1, 0]) + bytes(10)
+    vh = bytes([2, 0]) + bytes(10)  # DATA_VALID
     msg = wire.encode(FRAME, vh)
     assert wire.check(msg, MAX) is None
     off = wire.frame_offset(msg[1])

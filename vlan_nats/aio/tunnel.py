@@ -138,6 +138,8 @@ class Tunnel:
                         view[f - 1] = 0
                         payload = view[f - 2 : end]
                     else:
+                        if view[base + _HDR + 1]:  # gso_type
+                            c.tap_rx_gso_frames += 1
                         view[base] = wire.VERSION
                         view[base + 1] = wire.FLAG_VNET
                         view[f - 2 : f] = b"\0\0"  # num_buffers: unused, not written by tun

@@ -18,7 +18,7 @@ class DropReason(IntEnum):
     FLAGS = 3  # unknown or unsupported flag bits
     RUNT = 4  # Ethernet frame under 14 bytes
     OVERSIZE = 5  # frame larger than the device allows
-    GSO = 6  # a GSO super-frame this node did not negotiate
+    VNET = 6  # a virtio header the kernel could not have produced
     # Forwarding decisions (forwarding.Forwarder).
     ECHO = 7  # our own source MAC came back
     NOT_FOR_US = 8  # unicast to another MAC
@@ -37,6 +37,7 @@ class Counters:
     __slots__ = (
         "tap_rx_frames",
         "tap_rx_bytes",
+        "tap_rx_gso_frames",
         "tap_tx_frames",
         "tap_tx_bytes",
         "nats_tx_msgs",
@@ -48,6 +49,7 @@ class Counters:
     def __init__(self) -> None:
         self.tap_rx_frames = 0  # frames read from the TAP
         self.tap_rx_bytes = 0
+        self.tap_rx_gso_frames = 0  # GSO super-frames among them (offloads at work)
         self.tap_tx_frames = 0  # frames written to the TAP
         self.tap_tx_bytes = 0
         self.nats_tx_msgs = 0  # messages published
@@ -62,6 +64,7 @@ class Counters:
         return {
             "tap_rx_frames": self.tap_rx_frames,
             "tap_rx_bytes": self.tap_rx_bytes,
+            "tap_rx_gso_frames": self.tap_rx_gso_frames,
             "tap_tx_frames": self.tap_tx_frames,
             "tap_tx_bytes": self.tap_tx_bytes,
             "nats_tx_msgs": self.nats_tx_msgs,

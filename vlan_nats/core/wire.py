@@ -14,6 +14,7 @@ Compat mode (``--compat``) carries the bare frame with no header.
 
 from __future__ import annotations
 
+from . import vnet
 from .counters import DropReason
 from .frames import ETH_HLEN
 
@@ -24,11 +25,7 @@ FLAG_SEALED = 0x02
 KNOWN_FLAGS = FLAG_VNET
 # struct virtio_net_hdr_mrg_rxbuf (include/uapi/linux/virtio_net.h); the C
 # fast path exports the compiler's sizeof and a unit test compares.
-VNET_HDR_LEN = 12
-# Offsets inside the virtio header.
-VNET_FLAGS = 0
-VNET_GSO_TYPE = 1
-GSO_NONE = 0
+VNET_HDR_LEN = vnet.HDR_LEN
 
 HDR_PLAIN = bytes([VERSION, 0])
 HDR_VNET = bytes([VERSION, FLAG_VNET])
@@ -42,8 +39,9 @@ def frame_offset(flags: int) -> int:
 def check(msg: bytes | memoryview, max_frame: int) -> DropReason | None:
     """Validate a native message.  None if it may be forwarded, else why not.
 
-    ``max_frame`` is the largest plain frame the local device allows.  GSO
-    super-frames are refused here (the fast-path issue adds their checks)."""
+    ``max_frame`` is the largest plain frame the local device allows; a GSO
+    super-frame may be larger, up to 64 KiB, if its virtio header is sane
+    (vnet.check)."""
     n = len(msg)
     if n == 0:
         return DropReason.EMPTY
@@ -57,11 +55,11 @@ def check(msg: bytes | memoryview, max_frame: int) -> DropReason | None:
     if flags & FLAG_VNET:
         if n < HEADER_LEN + VNET_HDR_LEN:
             return DropReason.SHORT
-        if msg[HEADER_LEN + VNET_GSO_TYPE] != GSO_NONE:
-            return DropReason.GSO
         frame_len = n - HEADER_LEN - VNET_HDR_LEN
-    else:
-        frame_len = n - HEADER_LEN
+        if frame_len < ETH_HLEN:
+            return DropReason.RUNT
+        return vnet.check(msg, HEADER_LEN, frame_len, max_frame)
+    frame_len = n - HEADER_LEN
     if frame_len < ETH_HLEN:
         return DropReason.RUNT
     if frame_len > max_frame:
