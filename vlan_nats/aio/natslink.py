@@ -62,13 +62,13 @@ class NatsLink:
         servers: tuple[str, ...],
         name: str,
         counters: Counters,
-        on_msg: Callable[[Msg], Awaitable[None]],
+        on_msg: Callable[[Msg], Awaitable[None]] | None = None,
         reconnect_wait: float = 1.0,
     ) -> None:
         self.servers = servers
         self.name = name
         self.counters = counters
-        self._on_msg = on_msg
+        self.on_msg = on_msg  # the subscription callback; set before set_subjects
         self.reconnect_wait = reconnect_wait
         self.nc: Client = Client()
         self._subs: dict[str, Any] = {}
@@ -105,6 +105,9 @@ class NatsLink:
             disconnected_cb=self._disconnected_cb,
             reconnected_cb=self._reconnected_cb,
             closed_cb=self._closed_cb,
+            # Our subjects are built from validated parts (config.py,
+            # subjects.py); nats-py would re-check each one per frame.
+            skip_subject_validation=True,
         )
         self.connected.set()
         log.info("nats connected server=%s", self.server)
@@ -152,7 +155,7 @@ class NatsLink:
                 for subject in sorted(self._wanted - self._subs.keys()):
                     self._subs[subject] = await self.nc.subscribe(
                         subject,
-                        cb=self._on_msg,
+                        cb=self.on_msg,
                         pending_msgs_limit=PENDING_MSGS_LIMIT,
                         pending_bytes_limit=PENDING_BYTES_LIMIT,
                     )

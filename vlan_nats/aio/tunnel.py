@@ -23,7 +23,7 @@ from nats.aio.msg import Msg
 from ..core import wire
 from ..core.counters import Counters, DropReason
 from ..core.forwarding import Forwarder
-from ..core.frames import ETH_HLEN, classify, max_frame_len
+from ..core.frames import ETH_HLEN, max_frame_len
 from ..core.subjects import SubjectScheme
 from ..errors import TapError
 from ..fastpath import FrameReader, FrameWriter, Tap
@@ -94,7 +94,7 @@ class Tunnel:
         reader = self.reader
         view, slot, lens, batch = reader.view, reader.slot, reader.lens, reader.batch
         c = self.counters
-        for_frame = self.scheme.for_frame
+        route = self.scheme.route
         compat = self.scheme.compat
         link = self.link
         publish = link.nc.publish
@@ -144,15 +144,16 @@ class Tunnel:
                         view[base + 1] = wire.FLAG_VNET
                         view[f - 2 : f] = b"\0\0"  # num_buffers: unused, not written by tun
                         payload = view[base:end]
+                    subject, kind = route(dst)
                     try:
                         # nats-py copies the payload into its PUB command
                         # before it can suspend, so the slot may be reused.
-                        await publish(for_frame(dst), payload)
+                        await publish(subject, payload)
                     except Exception:
                         drops[DropReason.PUBLISH_ERROR] += 1
                         continue
                     c.nats_tx_msgs += 1
-                    by_kind[classify(dst)] += 1
+                    by_kind[kind] += 1
                 if n < batch:
                     break  # drained: the last read hit EAGAIN
                 await asyncio.sleep(0)  # let the receive side run

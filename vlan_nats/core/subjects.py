@@ -73,7 +73,7 @@ class SubjectScheme:
         self.base = f"{self.prefix}.{self.network}"
         self.broadcast = self.base if compat else f"{self.base}.b"
         self.control = f"{self.base}.ctl"
-        self._cache: dict[bytes, str] = {}
+        self._cache: dict[bytes, tuple[str, FrameKind]] = {}
 
     def unicast(self, mac: bytes) -> str:
         if self.compat:
@@ -87,8 +87,12 @@ class SubjectScheme:
 
     def for_frame(self, dst: bytes) -> str:
         """Subject for a frame whose destination MAC is ``dst`` (6 bytes)."""
-        subject = self._cache.get(dst)
-        if subject is None:
+        return self.route(dst)[0]
+
+    def route(self, dst: bytes) -> tuple[str, FrameKind]:
+        """(subject, kind) for destination ``dst``; cached, for the hot path."""
+        hit = self._cache.get(dst)
+        if hit is None:
             kind = classify(dst)
             if kind is FrameKind.UNICAST:
                 subject = self.unicast(dst)
@@ -96,10 +100,10 @@ class SubjectScheme:
                 subject = self.broadcast
             else:
                 subject = self.multicast(dst)
-            if len(self._cache) >= 4096:  # bounded: destinations are peer-chosen
+            if len(self._cache) >= 4096:  # bounded: destinations are local hosts' choice
                 self._cache.clear()
-            self._cache[dst] = subject
-        return subject
+            hit = self._cache[dst] = (subject, kind)
+        return hit
 
     def subscriptions(self, mac: bytes, groups: frozenset[bytes]) -> frozenset[str]:
         """What a node with ``mac`` that joined ``groups`` listens to."""
