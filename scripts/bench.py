@@ -10,7 +10,10 @@ end) and measures side by side:
   offload     the tunnel with GSO/checksum offloads (the default)
   no-offload  the tunnel with --no-offload (frames <= MTU)
   relay       the NATS relay ceiling: a bare publisher -> subscriber stream
-              of 64 KiB messages through the same kind of server
+              of 64 KiB messages through the same kind of server; and the
+              latency floor: a nats-py request -> echo -> reply round trip
+              (two Python processes, two server hops: what a ping through the
+              tunnel pays before any TAP work)
 
 For each: iperf3 TCP (runs x seconds: median, min, max), 64-byte UDP
 packets per second delivered (counted by the receiving iperf3), ping RTT
@@ -21,6 +24,7 @@ by nats-server.  Ratios are to veth measured in the same run.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import socket
@@ -93,8 +97,13 @@ def measure(pair: Pair, seconds: int, runs: int) -> dict:
             tcp.append(recv["bits_per_second"] / 1e9)
             moved += recv["bytes"]
         udp = iperf3(pair, ["-u", "-l", "64", "-b", "0"], seconds)
-        s = udp["end"]["sum"]
+        # What the receiving iperf3 got, over the time it took to get it
+        # (queued frames still arriving after the sender stopped count
+        # against the rate).  "sum" is the sender's view: not this.
+        s = udp["end"]["sum_received"]
         delivered = (s["packets"] - s["lost_packets"]) / s["seconds"]
+        # 100 pings 10 ms apart.  Idle wake-ups dominate here: wider spacing
+        # lets CPUs sleep deeper and reads slower (see docs/performance.md).
         pr = pair.a.run("ping", "-n", "-q", "-c", "100", "-i", "0.01", pair.b_ip, check=False)
         rtt = pr.stdout.strip().rsplit("=", 1)[-1].split("/") if "rtt" in pr.stdout else None
     finally:
@@ -175,6 +184,52 @@ def relay_publish(url: str, seconds: float) -> None:
     s.close()
 
 
+async def _echo(url: str) -> None:
+    import nats
+
+    nc = await nats.connect(url)
+
+    async def cb(msg) -> None:  # type: ignore[no-untyped-def]
+        await nc.publish(msg.reply, msg.data)
+
+    await nc.subscribe("bench.echo", cb=cb)
+    await nc.flush()
+    print("ready", flush=True)
+    await asyncio.sleep(3600)
+
+
+async def _echo_rtts(url: str, count: int, interval: float) -> list[float]:
+    import nats
+
+    nc = await nats.connect(url)
+    sub = await nc.subscribe("bench.back")
+    await nc.flush()
+    rtts = []
+    for _ in range(count + 5):
+        t0 = time.perf_counter()
+        await nc.publish("bench.echo", bytes(84), reply="bench.back")
+        await sub.next_msg(timeout=5)
+        rtts.append((time.perf_counter() - t0) * 1e3)
+        await asyncio.sleep(interval)
+    await nc.close()
+    return rtts[5:]  # warm-up excluded
+
+
+def echo_floor(url: str, count: int = 100, interval: float = 0.01) -> tuple[float, float]:
+    """(avg, min) ms of a nats-py echo round trip, paced like the pings."""
+    echo = subprocess.Popen(
+        [sys.executable, __file__, "--echo", url], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert echo.stdout is not None
+        echo.stdout.readline()
+        rtts = asyncio.run(_echo_rtts(url, count, interval))
+    finally:
+        echo.kill()
+        echo.wait()
+    return statistics.mean(rtts), min(rtts)
+
+
 def bench_relay(seconds: int) -> dict:
     with NatsServer() as server:
         sub = _nats_socket(server.url)
@@ -207,8 +262,11 @@ def bench_relay(seconds: int) -> dict:
         t.join()
         sub.close()
         gb = total[0] / 1e9
+        avg, low = echo_floor(server.url)
         return {
             "tcp_gbit_median": total[0] * 8 / secs / 1e9,
+            "ping_avg_ms": avg,
+            "ping_min_ms": low,
             "cpu_s_per_gb": {
                 "nats-server": round((cpu_seconds([pid]) - c0) / gb, 3) if gb else None
             },
@@ -255,7 +313,11 @@ def main() -> int:
     )
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ap.add_argument("--relay-pub", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--echo", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.echo:
+        asyncio.run(_echo(args.echo))
+        return 0
     if args.relay_pub:
         relay_publish(args.relay_pub[0], float(args.relay_pub[1]))
         return 0

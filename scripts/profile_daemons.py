@@ -52,16 +52,31 @@ def main() -> int:
         h1, h2 = lab.nodes
         srv = h2.ns.popen("iperf3", "-s", "-B", h2.ip, stdout=subprocess.DEVNULL)
         time.sleep(0.5)
-        client = h1.ns.popen("iperf3", "-c", h2.ip, "-t", str(args.seconds + 2), *load,
-                             stdout=subprocess.DEVNULL)
+        client = h1.ns.popen(
+            "iperf3", "-c", h2.ip, "-t", str(args.seconds + 2), *load, stdout=subprocess.DEVNULL
+        )
         time.sleep(1)
         spies = {}
         for role, node in (("sender", h1), ("receiver", h2)):
             out = Path(f"/tmp/vlan-nats-profile-{args.load}-{role}.txt")
-            cmd = [spy, "record", "-r", "500", "-d", str(args.seconds), "-f", "raw", "-o", str(out),
-                   "-p", str(node.proc.pid)] + (["--native"] if args.native else [])
-            spies[role] = (subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.DEVNULL), out)
+            cmd = [
+                spy,
+                "record",
+                "-r",
+                "500",
+                "-d",
+                str(args.seconds),
+                "-f",
+                "raw",
+                "-o",
+                str(out),
+                "-p",
+                str(node.proc.pid),
+            ] + (["--native"] if args.native else [])
+            spies[role] = (
+                subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+                out,
+            )
         for proc, _ in spies.values():
             proc.wait()
         client.wait()

@@ -140,6 +140,7 @@ class Tunnel:
                     else:
                         if view[base + _HDR + 1]:  # gso_type
                             c.tap_rx_gso_frames += 1
+                            c.tap_rx_gso_bytes += ln - _VNET
                         view[base] = wire.VERSION
                         view[base + 1] = wire.FLAG_VNET
                         view[f - 2 : f] = b"\0\0"  # num_buffers: unused, not written by tun

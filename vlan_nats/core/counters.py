@@ -38,6 +38,7 @@ class Counters:
         "tap_rx_frames",
         "tap_rx_bytes",
         "tap_rx_gso_frames",
+        "tap_rx_gso_bytes",
         "tap_tx_frames",
         "tap_tx_bytes",
         "nats_tx_msgs",
@@ -50,6 +51,7 @@ class Counters:
         self.tap_rx_frames = 0  # frames read from the TAP
         self.tap_rx_bytes = 0
         self.tap_rx_gso_frames = 0  # GSO super-frames among them (offloads at work)
+        self.tap_rx_gso_bytes = 0
         self.tap_tx_frames = 0  # frames written to the TAP
         self.tap_tx_bytes = 0
         self.nats_tx_msgs = 0  # messages published
@@ -65,6 +67,7 @@ class Counters:
             "tap_rx_frames": self.tap_rx_frames,
             "tap_rx_bytes": self.tap_rx_bytes,
             "tap_rx_gso_frames": self.tap_rx_gso_frames,
+            "tap_rx_gso_bytes": self.tap_rx_gso_bytes,
             "tap_tx_frames": self.tap_tx_frames,
             "tap_tx_bytes": self.tap_tx_bytes,
             "nats_tx_msgs": self.nats_tx_msgs,
