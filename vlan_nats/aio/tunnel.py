@@ -53,6 +53,8 @@ class Tunnel:
         self.forwarder = forwarder
         self.counters = counters
         self.max_frame = max_frame_len(mtu)
+        self._compat = scheme.compat
+        self._ingress = forwarder.ingress
         self.reader = FrameReader(tap.fd, batch)
         self.writer = FrameWriter(tap.fd)
         self._loop = asyncio.get_running_loop()
@@ -120,10 +122,11 @@ class Tunnel:
                     if n < batch:
                         break
                     continue
+                nbytes = sent = 0  # added to the counters once per batch
                 for i in range(n):
                     base = i * slot
                     ln = lens[i]
-                    c.tap_rx_bytes += ln - _VNET
+                    nbytes += ln
                     if ln < _MIN_READ:
                         drops[DropReason.TAP_RUNT] += 1
                         continue
@@ -153,8 +156,10 @@ class Tunnel:
                     except Exception:
                         drops[DropReason.PUBLISH_ERROR] += 1
                         continue
-                    c.nats_tx_msgs += 1
+                    sent += 1
                     by_kind[kind] += 1
+                c.tap_rx_bytes += nbytes - n * _VNET
+                c.nats_tx_msgs += sent
                 if n < batch:
                     break  # drained: the last read hit EAGAIN
                 await asyncio.sleep(0)  # let the receive side run
@@ -165,18 +170,17 @@ class Tunnel:
         data = msg.data
         c = self.counters
         c.nats_rx_msgs += 1
-        if self.scheme.compat:
+        if self._compat:
             reason = wire.check_raw(data, self.max_frame)
             off = start = 0
             vnet = False
         else:
             reason = wire.check(data, self.max_frame)
-            if reason is None:
-                vnet = bool(data[1] & wire.FLAG_VNET)
-                start = _HDR
-                off = _HDR + _VNET if vnet else _HDR
+            vnet = reason is None and data[1] & wire.FLAG_VNET
+            start = _HDR
+            off = _HDR + _VNET if vnet else _HDR
         if reason is None:
-            reason = self.forwarder.ingress(data, off)
+            reason = self._ingress(data, off)
         if reason is not None:
             c.drops[reason] += 1
             return
