@@ -92,7 +92,7 @@ def make_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--mac",
         metavar="MAC",
-        help="MAC address, or 'random' (default: stable, from /etc/machine-id and the network)",
+        help="MAC address, or 'random' (default: stable, from /etc/machine-id, network and device)",
     )
     up.add_argument("--mtu", type=int, default=1500, metavar="N", help="MTU (default 1500)")
     up.add_argument(

@@ -75,10 +75,11 @@ def read_machine_id() -> str:
     )
 
 
-def resolve_mac(text: str | None, network: str) -> bytes:
-    """``None`` -> stable MAC from machine-id; ``random``; or an explicit MAC."""
+def resolve_mac(text: str | None, network: str, dev: str) -> bytes:
+    """``None`` -> stable MAC from machine-id, network and device; ``random``;
+    or an explicit MAC."""
     if text is None or text == "stable":
-        return stable_mac(read_machine_id(), network)
+        return stable_mac(read_machine_id(), network, dev)
     if text == "random":
         return random_mac(os.urandom(6))
     try:
@@ -141,7 +142,7 @@ def build(
         servers=urls,
         network=network,
         dev=dev,
-        mac=resolve_mac(mac, network),
+        mac=resolve_mac(mac, network, dev),
         mtu=mtu,
         addresses=tuple(addrs),
         up=up,

@@ -27,6 +27,8 @@ def test_mac_options():
     r1, r2 = config.build(mac="random").mac, config.build(mac="random").mac
     assert r1 != r2 and r1[0] & 0x02
     assert config.build(network="1").mac != config.build(network="2").mac
+    assert config.build(dev="a0").mac != config.build(dev="b0").mac
+    assert config.build(dev="a0").mac == config.build(dev="a0").mac
 
 
 @pytest.mark.parametrize(

@@ -43,11 +43,13 @@ def test_format():
 
 
 def test_stable_mac_is_local_unicast_and_stable():
-    a = stable_mac("0123456789abcdef0123456789abcdef", "0")
-    assert a == stable_mac("0123456789abcdef0123456789abcdef\n", "0")
+    mid = "0123456789abcdef0123456789abcdef"
+    a = stable_mac(mid, "0", "vnats0")
+    assert a == stable_mac(mid + "\n", "0", "vnats0")
     assert a[0] & 0x02 and not a[0] & 0x01
-    assert a != stable_mac("0123456789abcdef0123456789abcdef", "1")
-    assert a != stable_mac("fedcba9876543210fedcba9876543210", "0")
+    assert a != stable_mac(mid, "1", "vnats0")
+    assert a != stable_mac(mid, "0", "other0")  # two daemons of one network on a host
+    assert a != stable_mac("fedcba9876543210fedcba9876543210", "0", "vnats0")
     assert is_unicast_assignable(a)
 
 

@@ -78,7 +78,7 @@ class NatsLink:
         self._wanted: frozenset[str] = frozenset()
         self._sync_lock = asyncio.Lock()
         self._errlog = RateLimitedLog(log)
-        self.reconnects = 0
+        self._bug_log = RateLimitedLog(log)
         self.connected = asyncio.Event()
         self._closing = False
 
@@ -119,6 +119,11 @@ class NatsLink:
         if isinstance(e, SlowConsumerError):
             self.counters.drop(DropReason.SLOW_CONSUMER)
             return
+        if not isinstance(e, (nats.errors.Error, OSError, asyncio.TimeoutError)):
+            # nats-py hands exceptions raised in our subscription callback
+            # here too: a bug of ours, not a connection problem.
+            self._bug_log.warning("message handler failed error=%r", e)
+            return
         text = str(e) or type(e).__name__
         if "Permissions Violation" in text:
             log.error("nats refused: %s", text)
@@ -129,13 +134,16 @@ class NatsLink:
 
     async def _disconnected_cb(self) -> None:
         if self.connected.is_set() and not self._closing:
+            self.counters.nats_disconnects += 1
             log.warning("nats disconnected; frames are dropped until reconnected")
         self.connected.clear()
 
     async def _reconnected_cb(self) -> None:
-        self.reconnects += 1
+        self.counters.nats_reconnects += 1
         self.connected.set()
-        log.info("nats reconnected server=%s reconnects=%d", self.server, self.reconnects)
+        log.info(
+            "nats reconnected server=%s reconnects=%d", self.server, self.counters.nats_reconnects
+        )
         # nats-py re-sends existing subscriptions; catch up on changes made
         # while we were away.
         await self.set_subjects(self._wanted)

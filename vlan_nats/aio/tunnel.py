@@ -170,6 +170,7 @@ class Tunnel:
         data = msg.data
         c = self.counters
         c.nats_rx_msgs += 1
+
         if self._compat:
             reason = wire.check_raw(data, self.max_frame)
             off = start = 0

@@ -45,6 +45,8 @@ class Counters:
         "nats_rx_msgs",
         "tx_by_kind",
         "drops",
+        "nats_disconnects",
+        "nats_reconnects",
     )
 
     def __init__(self) -> None:
@@ -58,6 +60,8 @@ class Counters:
         self.nats_rx_msgs = 0  # messages received
         self.tx_by_kind = [0] * len(FrameKind)  # published, by destination kind
         self.drops = [0] * len(DropReason)
+        self.nats_disconnects = 0  # connection lost (server gone, or it cut us off)
+        self.nats_reconnects = 0
 
     def drop(self, reason: DropReason, n: int = 1) -> None:
         self.drops[reason] += n
@@ -74,4 +78,6 @@ class Counters:
             "nats_rx_msgs": self.nats_rx_msgs,
             "tx_by_kind": {k.name.lower(): self.tx_by_kind[k] for k in FrameKind},
             "drops": {r.name.lower(): self.drops[r] for r in DropReason if self.drops[r]},
+            "nats_disconnects": self.nats_disconnects,
+            "nats_reconnects": self.nats_reconnects,
         }

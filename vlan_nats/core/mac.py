@@ -38,11 +38,13 @@ def _local_unicast(raw: bytes) -> bytes:
     return bytes([(raw[0] | 0x02) & 0xFE]) + raw[1:6]
 
 
-def stable_mac(machine_id: str, network: str) -> bytes:
-    """A locally administered unicast MAC derived from the host's machine-id
-    and the network, so that a restarted daemon keeps its neighbours' ARP
-    entries valid.  Different networks on one host get different MACs."""
-    digest = hashlib.sha256(f"vlan-nats\0{machine_id.strip()}\0{network}".encode()).digest()
+def stable_mac(machine_id: str, network: str, dev: str) -> bytes:
+    """A locally administered unicast MAC derived from the host's machine-id,
+    the network and the device name, so that a restarted daemon keeps its
+    neighbours' ARP entries valid.  Different networks, or several daemons
+    of one network on one host (different devices), get different MACs."""
+    key = f"vlan-nats\0{machine_id.strip()}\0{network}\0{dev}"
+    digest = hashlib.sha256(key.encode()).digest()
     return _local_unicast(digest)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -75,32 +76,107 @@ class Transfer:
         return self.recv_bytes * 8 / self.seconds / 1e6 if self.seconds else 0.0
 
 
+class TransferRun:
+    """A checksummed TCP transfer running in the background (``start`` it,
+    do something to the LAN, then ``result``)."""
+
+    def __init__(
+        self, src: Node, dst: Node, mib: int, port: int = 5201, rate_mib_s: float = 0.0
+    ) -> None:
+        self.src, self.dst, self.mib, self.port, self.rate = src, dst, mib, port, rate_mib_s
+        self._rx: subprocess.Popen[str] | None = None
+        self._tx: subprocess.Popen[str] | None = None
+
+    def start(self) -> TransferRun:
+        xfer = [sys.executable, "-m", "vlan_nats.lab.xfer"]
+        self._rx = self.dst.ns.popen(
+            *xfer,
+            "recv",
+            self.dst.ip,
+            str(self.port),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert self._rx.stdout is not None
+        if self._rx.stdout.readline().strip() != "listening":
+            err = self._rx.stderr.read() if self._rx.stderr else ""
+            self._kill()
+            raise LabError(f"transfer receiver did not start: {err}")
+        args = [str(self.mib)] + ([str(self.rate)] if self.rate else [])
+        self._tx = self.src.ns.popen(
+            *xfer,
+            "send",
+            self.dst.ip,
+            str(self.port),
+            *args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        return self
+
+    def result(self, timeout: float = 120.0) -> Transfer:
+        assert self._rx is not None and self._tx is not None
+        try:
+            tx_out, tx_err = self._tx.communicate(timeout=timeout)
+            rx_out, rx_err = self._rx.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise LabError(f"transfer of {self.mib} MiB timed out after {timeout}s") from None
+        finally:
+            self._kill()
+        try:
+            sent, got = json.loads(tx_out), json.loads(rx_out)
+        except json.JSONDecodeError:
+            raise LabError(f"transfer failed: {tx_out} {tx_err} {rx_out} {rx_err}") from None
+        if "error" in sent or "error" in got:
+            raise LabError(f"transfer failed: sender={sent} receiver={got}")
+        return Transfer(
+            self.mib,
+            float(sent["seconds"]),
+            str(sent["sha256"]),
+            str(got["sha256"]),
+            int(got["bytes"]),
+        )
+
+    def _kill(self) -> None:
+        for p in (self._tx, self._rx):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 def transfer(src: Node, dst: Node, mib: int, port: int = 5201, timeout: float = 120.0) -> Transfer:
     """Send ``mib`` MiB from ``src`` to ``dst`` over TCP and compare checksums."""
-    xfer = [sys.executable, "-m", "vlan_nats.lab.xfer"]
-    rx = dst.ns.popen(
-        *xfer, "recv", dst.ip, str(port), stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        assert rx.stdout is not None
-        if rx.stdout.readline().strip() != "listening":
-            raise LabError(
-                f"transfer receiver did not start: {rx.stderr.read() if rx.stderr else ''}"
-            )
-        tx = src.ns.run(*xfer, "send", dst.ip, str(port), str(mib), timeout=timeout, check=False)
-        rx_out, rx_err = rx.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise LabError(f"transfer of {mib} MiB timed out after {timeout}s") from None
-    finally:
-        if rx.poll() is None:
-            rx.kill()
-            rx.wait()
-    try:
-        sent, got = json.loads(tx.stdout), json.loads(rx_out)
-    except json.JSONDecodeError:
-        raise LabError(f"transfer failed: {tx.stdout} {tx.stderr} {rx_out} {rx_err}") from None
-    if "error" in sent or "error" in got:
-        raise LabError(f"transfer failed: sender={sent} receiver={got}")
-    return Transfer(
-        mib, float(sent["seconds"]), str(sent["sha256"]), str(got["sha256"]), int(got["bytes"])
-    )
+    return TransferRun(src, dst, mib, port).start().result(timeout)
+
+
+class PingLog:
+    """A background ``ping -D`` whose replies give the longest outage."""
+
+    def __init__(self, ns: Namespace, target: str, interval: float = 0.05) -> None:
+        self.interval = interval
+        self._proc = ns.popen(
+            "ping",
+            "-n",
+            "-D",
+            "-W",
+            "1",
+            "-i",
+            str(interval),
+            target,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> list[float]:
+        """Stop pinging; the arrival times of the replies (seconds)."""
+        self._proc.send_signal(signal.SIGINT)
+        out, _ = self._proc.communicate(timeout=10)
+        return [float(m.group(1)) for m in _REPLY_RE.finditer(out)]
+
+    @staticmethod
+    def longest_gap(times: list[float]) -> float:
+        """Longest time between consecutive replies (0 without two replies)."""
+        return max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0)
+
+
+_REPLY_RE = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from", re.M)

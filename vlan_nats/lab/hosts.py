@@ -186,9 +186,13 @@ class Lab:
         plen: int = 24,
         node_args: list[str] | None = None,
         start_nodes: bool = True,
+        server_urls: list[str] | None = None,
     ) -> None:
         self.prefix = unique_prefix(tag)
+        # Our own server, unless the caller runs them (a cluster, leafnodes):
+        # then node i is given server_urls[i % len].
         self.server = NatsServer()
+        self._server_urls = server_urls
         self.namespaces: list[Namespace] = []
         self.nodes: list[Node] = []
         self._n = n
@@ -199,7 +203,8 @@ class Lab:
 
     def __enter__(self) -> Lab:
         try:
-            self.server.start()
+            if self._server_urls is None:
+                self.server.start()
             for i in range(1, self._n + 1):
                 self.add_node(i, start=self._start_nodes)
         except BaseException:
@@ -214,19 +219,27 @@ class Lab:
             ns,
             dev=f"{self.prefix}n{i}",
             address=f"{self._subnet}.{i}/{self._plen}",
-            args=["--server", self.server.url, "--mac", "random", *self._node_args, *(extra or [])],
+            args=["--server", self.server_url(i), *self._node_args, *(extra or [])],
         )
+        if "--mac" not in node.args:
+            node.args += ["--mac", "random"]
         self.nodes.append(node)
         if start:
             node.start()
         return node
+
+    def server_url(self, i: int) -> str:
+        """The seed URL host ``i`` (from 1) is given."""
+        if self._server_urls:
+            return self._server_urls[(i - 1) % len(self._server_urls)]
+        return self.server.url
 
     def close(self) -> None:
         for node in self.nodes:
             node.stop()
         for ns in self.namespaces:
             ns.delete()
-        self.server.stop()
+        self.server.close()
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -1,10 +1,11 @@
 """A checksummed TCP transfer between two hosts (used by the demo and tests).
 
     python -m vlan_nats.lab.xfer recv ADDR PORT        # prints JSON when done
-    python -m vlan_nats.lab.xfer send ADDR PORT MB     # prints JSON when done
+    python -m vlan_nats.lab.xfer send ADDR PORT MB [MBPS]  # prints JSON when done
 
-The sender streams ``MB`` MiB of pseudo-random data; both sides print the
-byte count, SHA-256 and seconds, so a caller can compare.
+The sender streams ``MB`` MiB of pseudo-random data, at most ``MBPS`` MiB/s
+if given; both sides print the byte count, SHA-256 and seconds, so a caller
+can compare.
 """
 
 from __future__ import annotations
@@ -42,12 +43,18 @@ def recv(addr: str, port: int, timeout: float = 60.0) -> dict[str, object]:
     return {"bytes": total, "sha256": h.hexdigest(), "seconds": round(secs, 4)}
 
 
-def send(addr: str, port: int, mib: int, timeout: float = 60.0) -> dict[str, object]:
+def send(
+    addr: str, port: int, mib: int, rate: float = 0.0, timeout: float = 60.0
+) -> dict[str, object]:
     block = random.Random(0x7AB).randbytes(CHUNK)
     h = hashlib.sha256()
     t0 = time.monotonic()
     with socket.create_connection((addr, port), timeout=timeout) as s:
         for i in range(mib):
+            if rate:  # pace: MiB number i may leave at t0 + i / rate
+                delay = t0 + i / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
             chunk = block[i % 251 :] + block[: i % 251]  # vary the blocks
             s.sendall(chunk)
             h.update(chunk)
@@ -62,7 +69,8 @@ def main(argv: list[str]) -> int:
         if argv[0] == "recv":
             out = recv(argv[1], int(argv[2]))
         elif argv[0] == "send":
-            out = send(argv[1], int(argv[2]), int(argv[3]))
+            rate = float(argv[4]) if len(argv) > 4 else 0.0
+            out = send(argv[1], int(argv[2]), int(argv[3]), rate)
         else:
             raise ValueError(argv[0])
     except (IndexError, ValueError):
