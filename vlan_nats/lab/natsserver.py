@@ -94,9 +94,21 @@ class NatsServer:
             raise LabError("nats-server did not start: " + " | ".join(self.lines[-5:]))
         return self
 
+    def wait_port(self, kind: str, timeout: float = 10.0) -> int:
+        """The port of listener ``kind`` (route, leafnode, http), once logged;
+        the client port is known when start() returns, the others may follow."""
+        deadline = time.monotonic() + timeout
+        while kind not in self.ports:
+            if time.monotonic() > deadline or self.proc is None or self.proc.poll() is not None:
+                raise LabError(
+                    f"nats-server has no {kind} listener: " + " | ".join(self.lines[-5:])
+                )
+            time.sleep(0.02)
+        return self.ports[kind]
+
     def monitor(self, path: str) -> dict[str, Any]:
         """GET a monitoring endpoint (varz, connz, routez, leafz, subsz)."""
-        url = f"http://{self.host}:{self.ports['http']}/{path}"
+        url = f"http://{self.host}:{self.wait_port('http')}/{path}"
         with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback only
             return json.loads(resp.read())  # type: ignore[no-any-return]
 
@@ -152,7 +164,7 @@ class NatsCluster:
         try:
             first = self.servers[0].start()
             for s in self.servers[1:]:
-                s.args = self._cluster_args(first.ports["route"])
+                s.args = self._cluster_args(first.wait_port("route"))
                 s.start()
             deadline = time.monotonic() + timeout
             want = len(self.servers) - 1
