@@ -99,6 +99,8 @@ def main() -> int:
         try:
             while time.monotonic() - start < args.duration:
                 window = min(args.report_every, args.duration - (time.monotonic() - start))
+                if window < 1:
+                    break
                 count = max(1, int(window / 0.1))
                 r = ping(h1.ns, h2.ip, count=count, interval=0.1, deadline=int(window) + 2)
                 sent += r.sent
