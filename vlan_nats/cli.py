@@ -123,6 +123,34 @@ def make_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not negotiate checksum/segmentation offloads (frames at most MTU-sized)",
     )
+    up.add_argument(
+        "--bridge",
+        metavar="BR",
+        help="enslave the TAP to this existing Linux bridge (in --netns if given): "
+        "learn the MACs behind it",
+    )
+    up.add_argument(
+        "--mac-ageing",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="bridge mode: forget a MAC idle this long (default 300)",
+    )
+    up.add_argument(
+        "--max-macs",
+        type=int,
+        default=4096,
+        metavar="N",
+        help="bridge mode: MACs learned behind the bridge at most (default 4096)",
+    )
+    up.add_argument(
+        "--storm-pps",
+        type=float,
+        default=1000.0,
+        metavar="PPS",
+        help="cap on broadcast+multicast+unknown-unicast frames sent, per second "
+        "(default 1000, 0: off)",
+    )
     up.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     up.add_argument("--log-format", default="text", choices=LOG_FORMATS)
 
@@ -167,6 +195,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         subject_prefix=args.subject_prefix,
         compat=args.compat,
         offload=not args.no_offload,
+        bridge=args.bridge,
+        mac_ageing=args.mac_ageing,
+        max_macs=args.max_macs,
+        storm_pps=args.storm_pps,
         log_level=args.log_level,
         log_format=args.log_format,
     )

@@ -37,6 +37,10 @@ class Config:
     subject_prefix: str = "vlan"
     compat: bool = False
     offload: bool = True
+    bridge: str | None = None
+    mac_ageing: float = 300.0
+    max_macs: int = 4096
+    storm_pps: float = 1000.0
     log_level: str = "info"
     log_format: str = "text"
 
@@ -104,6 +108,10 @@ def build(
     subject_prefix: str = "vlan",
     compat: bool = False,
     offload: bool = True,
+    bridge: str | None = None,
+    mac_ageing: float = 300.0,
+    max_macs: int = 4096,
+    storm_pps: float = 1000.0,
     log_level: str = "info",
     log_format: str = "text",
 ) -> Config:
@@ -134,6 +142,17 @@ def build(
             raise ConfigError(f"bad --address {a!r}: give a prefix length, e.g. {a}/24")
     if netns is not None and (not netns or "/" in netns or netns in (".", "..")):
         raise ConfigError(f"bad --netns {netns!r}: give the name of an existing namespace")
+    if bridge is not None:
+        if not _IFNAME_RE.match(bridge):
+            raise ConfigError(f"bad --bridge {bridge!r}: give the name of an existing bridge")
+        if compat:
+            raise ConfigError("--bridge is not available with --compat")
+    if not 1 <= mac_ageing <= 86400:
+        raise ConfigError(f"bad --mac-ageing {mac_ageing}: must be 1-86400 seconds")
+    if not 1 <= max_macs <= 1_000_000:
+        raise ConfigError(f"bad --max-macs {max_macs}: must be 1-1000000")
+    if storm_pps < 0:
+        raise ConfigError(f"bad --storm-pps {storm_pps}: must be >= 0 (0: off)")
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"bad --log-level {log_level!r}: one of {', '.join(LOG_LEVELS)}")
     if log_format not in LOG_FORMATS:
@@ -150,6 +169,10 @@ def build(
         subject_prefix=subject_prefix,
         compat=compat,
         offload=offload and not compat,  # the Go original knows no virtio header
+        bridge=bridge,
+        mac_ageing=float(mac_ageing),
+        max_macs=max_macs,
+        storm_pps=float(storm_pps),
         log_level=log_level,
         log_format=log_format,
     )

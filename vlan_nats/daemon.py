@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import socket
+import time
 
 from . import __version__, sdnotify
 from .aio.natslink import NatsLink
@@ -29,8 +30,10 @@ from .core.counters import Counters
 from .core.forwarding import Forwarder
 from .core.mac import format_mac
 from .core.subjects import SubjectScheme
+from .core.switching import MacTable, TokenBucket
 from .errors import LinkError, PrivilegeError, TapError
 from .fastpath import Tap
+from .ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +71,12 @@ class Daemon:
         self.cfg = cfg
         self.counters = Counters()
         self.scheme = SubjectScheme(cfg.subject_prefix, cfg.network, cfg.compat)
-        self.forwarder = Forwarder(cfg.mac)
+        self.forwarder = Forwarder(
+            cfg.mac, MacTable(cfg.mac_ageing, cfg.max_macs), bridge=cfg.bridge is not None
+        )
+        self._moved_log = RateLimitedLog(log, interval=10.0)
+        self._full_log = RateLimitedLog(log, interval=60.0)
+        self._resync: asyncio.Task[None] | None = None
         self.groups: frozenset[bytes] = frozenset()
         self.state: LinkState | None = None
         self._stop = asyncio.Event()
@@ -126,6 +134,12 @@ class Daemon:
                 index = await ctl.lookup(tap.name)
                 if index is None:
                     raise LinkError(19, f"device {tap.name} vanished moving to {cfg.netns!r}")
+            if cfg.bridge is not None:
+                bridge = await ctl.lookup(cfg.bridge)
+                if bridge is None:
+                    where = f" in namespace {cfg.netns!r}" if cfg.netns else ""
+                    raise LinkError(19, f"bridge {cfg.bridge} does not exist{where}")
+                await ctl.set(index, master=bridge)
             for cidr in cfg.addresses:
                 await ctl.add_address(index, cidr)
             if cfg.up:
@@ -141,7 +155,16 @@ class Daemon:
             link = NatsLink(cfg.servers, name, self.counters)
             stack.push_async_callback(link.close)
             self.link = link
-            self.tunnel = Tunnel(tap, link, self.scheme, self.forwarder, self.counters, cfg.mtu)
+            self.tunnel = Tunnel(
+                tap,
+                link,
+                self.scheme,
+                self.forwarder,
+                self.counters,
+                cfg.mtu,
+                storm=TokenBucket(cfg.storm_pps),
+                on_events=self._on_switch_events,
+            )
             link.on_msg = self.tunnel.on_msg
             self.tunnel.start()
             stack.push_async_callback(self.tunnel.stop)
@@ -150,6 +173,7 @@ class Daemon:
                 loop.create_task(self._connect(link, index), name="nats-connect"),
                 loop.create_task(self._watch(watcher, mcast, index), name="link-watch"),
                 loop.create_task(self._poll_mcast(mcast, index), name="mcast-poll"),
+                loop.create_task(self._age_macs(), name="mac-ageing"),
             ]
             for t in tasks:
                 t.add_done_callback(self._task_done)
@@ -173,7 +197,45 @@ class Daemon:
             self.fail(task.exception())  # type: ignore[arg-type]
 
     async def _sync_subjects(self) -> None:
-        await self.link.set_subjects(self.scheme.subscriptions(self.forwarder.mac, self.groups))
+        fwd = self.forwarder
+        bridged = frozenset(fwd.table.local) if fwd.bridge else None
+        await self.link.set_subjects(self.scheme.subscriptions(fwd.mac, self.groups, bridged))
+
+    def _on_switch_events(self) -> None:
+        """Called by the tunnel when learning changed something (per batch)."""
+        events = self.forwarder.events
+        resync = False
+        for kind, mac in events:
+            if kind == "full":
+                self.counters.macs_over_cap += 1
+                self._full_log.warning(
+                    "mac table full max_macs=%d mac=%s (reached by flooding only)",
+                    self.cfg.max_macs,
+                    format_mac(mac),
+                )
+                continue
+            resync = True
+            if kind == "moved_local":
+                self._moved_log.warning(
+                    "MAC moved mac=%s from=network to=bridge %s", format_mac(mac), self.cfg.bridge
+                )
+            elif kind == "moved_remote":
+                self._moved_log.warning(
+                    "MAC moved mac=%s from=bridge %s to=network", format_mac(mac), self.cfg.bridge
+                )
+        events.clear()
+        if resync and (self._resync is None or self._resync.done()):
+            self._resync = asyncio.get_running_loop().create_task(self._sync_subjects())
+
+    async def _age_macs(self) -> None:
+        fwd = self.forwarder
+        interval = max(0.5, min(fwd.table.ageing / 4, 10.0))
+        while True:
+            await asyncio.sleep(interval)
+            gone = fwd.table.expire(time.monotonic())
+            if gone and fwd.bridge:
+                log.debug("macs aged out macs=%s", ",".join(format_mac(m) for m in gone))
+                await self._sync_subjects()
 
     async def _connect(self, link: NatsLink, index: int) -> None:
         log.info("connecting servers=%s", ",".join(self.cfg.servers))
@@ -188,7 +250,7 @@ class Daemon:
             link.server,
             cfg.netns or "-",
             self.state.mtu if self.state else cfg.mtu,
-            "compat" if cfg.compat else "native",
+            "compat" if cfg.compat else f"bridge:{cfg.bridge}" if cfg.bridge else "native",
             __version__,
         )
         sdnotify.notify("READY=1")

@@ -24,6 +24,7 @@ def frame(dst, src, n=46):
 @dataclass
 class Msg:
     data: bytes
+    subject: str = "vlan.0.u.020000000001"
 
 
 class FakeNC:
@@ -42,7 +43,7 @@ class FakeLink:
         self.is_connected = True
 
 
-async def make(fake_tap, compat=False):
+async def make(fake_tap, compat=False, bridge=False, storm=None, on_events=None):
     ours, kernel = fake_tap
     link = FakeLink()
     c = Counters()
@@ -50,9 +51,11 @@ async def make(fake_tap, compat=False):
         Tap(ours.fileno(), "fake", True),
         link,
         SubjectScheme("vlan", "0", compat),
-        Forwarder(ME),
+        Forwarder(ME, bridge=bridge),
         c,
         mtu=1500,
+        storm=storm,
+        on_events=on_events,
     )
     t.start()
     return t, link, c, kernel
@@ -87,14 +90,15 @@ def test_tap_to_nats_subjects_and_header(backend, fake_tap):
         kernel.send(bytes(12) + f1)
         kernel.send(bytes(12) + f2)
         kernel.send(vh + f3)
-        got = await published(link, 3)
+        got = await published(link, 4)
         await t.stop()
         assert got == [
             ("vlan.0.u.020000000002", b"\x01\x00" + f1),
+            ("vlan.0.f", b"\x01\x00" + f1),  # PEER never seen: unknown unicast
             ("vlan.0.b", b"\x01\x00" + f2),
             ("vlan.0.m.3333ff000002", b"\x01\x01" + vh + f3),
         ]
-        assert c.tap_rx_frames == 3 and c.nats_tx_msgs == 3
+        assert c.tap_rx_frames == 3 and c.nats_tx_msgs == 3 and c.flooded == 1
         assert c.tap_rx_bytes == len(f1) + len(f2) + len(f3)
 
     run(body())
@@ -183,5 +187,59 @@ def test_many_messages_in_one_turn_are_all_written(backend, fake_tap, n):
         got = [await recv(kernel) for _ in range(n)]
         await t.stop()
         assert len(got) == n and c.tap_tx_frames == n
+
+    run(body())
+
+
+def test_known_destinations_are_not_flooded(backend, fake_tap):
+    async def body():
+        t, link, c, kernel = await make(fake_tap)
+        await t.on_msg(Msg(wire.encode(frame(ME, PEER))))  # PEER is now known
+        kernel.send(bytes(12) + frame(PEER, ME))
+        got = await published(link, 1)
+        await asyncio.sleep(0.05)
+        await t.stop()
+        assert [s for s, _ in got] == ["vlan.0.u.020000000002"] and c.flooded == 0
+
+    run(body())
+
+
+def test_storm_control_caps_broadcast_not_unicast(backend, fake_tap):
+    async def body():
+        from vlan_nats.core.switching import TokenBucket
+
+        t, link, c, kernel = await make(fake_tap, storm=TokenBucket(rate=1, burst=5))
+        await t.on_msg(Msg(wire.encode(frame(ME, PEER))))  # PEER known: no flood copies
+        for _ in range(20):
+            kernel.send(bytes(12) + frame(BCAST, ME))
+        for _ in range(20):
+            kernel.send(bytes(12) + frame(PEER, ME))
+        got = await published(link, 25)
+        await asyncio.sleep(0.05)
+        await t.stop()
+        assert sum(s == "vlan.0.b" for s, _ in got) == 5
+        assert sum(s == "vlan.0.u.020000000002" for s, _ in got) == 20
+        assert c.drops[DropReason.STORM] == 15
+
+    run(body())
+
+
+def test_bridge_learns_and_reports(backend, fake_tap):
+    behind = bytes.fromhex("020000000033")
+
+    async def body():
+        calls = []
+        t, link, c, kernel = await make(fake_tap, bridge=True, on_events=lambda: calls.append(1))
+        kernel.send(bytes(12) + frame(BCAST, behind))
+        await published(link, 1)
+        assert calls and t.forwarder.events == [("local", behind)]
+        t.forwarder.events.clear()
+        # Unicast from the network to the host behind us is accepted...
+        await t.on_msg(Msg(wire.encode(frame(behind, PEER)), "vlan.0.u.020000000033"))
+        assert await recv(kernel) == bytes(12) + frame(behind, PEER)
+        # ... its flooded copy is not (it reaches us on its own subject).
+        await t.on_msg(Msg(wire.encode(frame(behind, PEER)), "vlan.0.f"))
+        await t.stop()
+        assert c.drops[DropReason.FLOOD_DUP] == 1
 
     run(body())

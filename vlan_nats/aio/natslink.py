@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,6 +22,7 @@ from nats.aio.msg import Msg
 from nats.errors import SlowConsumerError
 
 from ..core.counters import Counters, DropReason
+from ..ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
@@ -45,27 +45,6 @@ OUTBOUND_PENDING = 4 * 1024 * 1024
 # x 2, would stall a LAN for minutes; 5 s x 2 measured 13 s here.
 PING_INTERVAL = 1
 MAX_OUTSTANDING_PINGS = 2
-
-
-class RateLimitedLog:
-    """Log a recurring condition at most once per ``interval`` seconds."""
-
-    def __init__(self, logger: logging.Logger, interval: float = 10.0) -> None:
-        self.logger = logger
-        self.interval = interval
-        self._last = -1e9
-        self._suppressed = 0
-
-    def warning(self, msg: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self._last < self.interval:
-            self._suppressed += 1
-            return
-        if self._suppressed:
-            msg += " suppressed=%d"
-            args = (*args, self._suppressed)
-        self._last, self._suppressed = now, 0
-        self.logger.warning(msg, *args)
 
 
 class NatsLink:

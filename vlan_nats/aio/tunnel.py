@@ -10,6 +10,11 @@ makes publish wait when its outbound buffer is full, which stops TAP reads
 NATS to TAP: each message is checked (wire format, no echo, addressed to
 us), copied into the write batch, and the batch is written with one C call
 per loop turn.  Nothing here logs per frame; drops are counted.
+
+Switching (core.forwarding): source MACs are learned both ways; unicast to
+a destination not seen on the network lately is also published to the
+flood subject; broadcast, multicast and those flooded copies pass a storm
+limiter.  Learning events are handed to ``on_events`` once per batch.
 """
 
 from __future__ import annotations
@@ -17,14 +22,17 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import time
+from collections.abc import Callable
 
 from nats.aio.msg import Msg
 
 from ..core import wire
 from ..core.counters import Counters, DropReason
 from ..core.forwarding import Forwarder
-from ..core.frames import ETH_HLEN, max_frame_len
+from ..core.frames import ETH_HLEN, FrameKind, max_frame_len
 from ..core.subjects import SubjectScheme
+from ..core.switching import TokenBucket
 from ..errors import TapError
 from ..fastpath import FrameReader, FrameWriter, Tap
 from .natslink import NatsLink
@@ -46,6 +54,9 @@ class Tunnel:
         counters: Counters,
         mtu: int,
         batch: int = 64,
+        storm: TokenBucket | None = None,
+        on_events: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.tap = tap
         self.link = link
@@ -55,6 +66,10 @@ class Tunnel:
         self.max_frame = max_frame_len(mtu)
         self._compat = scheme.compat
         self._ingress = forwarder.ingress
+        self._flood = scheme.flood
+        self.storm = storm if storm is not None else TokenBucket(0)
+        self._on_events = on_events
+        self._clock = clock
         self.reader = FrameReader(tap.fd, batch)
         self.writer = FrameWriter(tap.fd)
         self._loop = asyncio.get_running_loop()
@@ -102,6 +117,12 @@ class Tunnel:
         publish = link.nc.publish
         drops = c.drops
         by_kind = c.tx_by_kind
+        fwd = self.forwarder
+        table = fwd.table
+        bridge = fwd.bridge
+        allow = self.storm.allow
+        flood = self._flood
+        unicast = FrameKind.UNICAST
         while True:
             await self._readable.wait()
             self._readable.clear()
@@ -123,6 +144,7 @@ class Tunnel:
                         break
                     continue
                 nbytes = sent = 0  # added to the counters once per batch
+                now = self._clock()
                 for i in range(n):
                     base = i * slot
                     ln = lens[i]
@@ -149,10 +171,26 @@ class Tunnel:
                         view[f - 2 : f] = b"\0\0"  # num_buffers: unused, not written by tun
                         payload = view[base:end]
                     subject, kind = route(dst)
+                    flood_too = False
+                    if bridge:
+                        fwd.learn_local(bytes(view[f + 6 : f + 12]), now)
+                        if dst in table.local:
+                            drops[DropReason.LOCAL_DST] += 1  # for our own side
+                            continue
+                    if kind is unicast and not compat:  # Go nodes know no flood subject
+                        flood_too = fwd.unknown(dst, now)
+                    if (flood_too or kind is not unicast) and not allow(now):
+                        drops[DropReason.STORM] += 1
+                        if kind is not unicast:
+                            continue
+                        flood_too = False
                     try:
                         # nats-py copies the payload into its PUB command
                         # before it can suspend, so the slot may be reused.
                         await publish(subject, payload)
+                        if flood_too:
+                            await publish(flood, payload)
+                            c.flooded += 1
                     except Exception:
                         drops[DropReason.PUBLISH_ERROR] += 1
                         continue
@@ -160,6 +198,8 @@ class Tunnel:
                     by_kind[kind] += 1
                 c.tap_rx_bytes += nbytes - n * _VNET
                 c.nats_tx_msgs += sent
+                if fwd.events and self._on_events is not None:
+                    self._on_events()
                 if n < batch:
                     break  # drained: the last read hit EAGAIN
                 await asyncio.sleep(0)  # let the receive side run
@@ -181,7 +221,9 @@ class Tunnel:
             start = _HDR
             off = _HDR + _VNET if vnet else _HDR
         if reason is None:
-            reason = self._ingress(data, off)
+            reason = self._ingress(data, off, self._clock(), msg.subject == self._flood)
+            if self.forwarder.events and self._on_events is not None:
+                self._on_events()
         if reason is not None:
             c.drops[reason] += 1
             return

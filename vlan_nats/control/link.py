@@ -103,8 +103,11 @@ class LinkControl:
         mac: bytes | None = None,
         mtu: int | None = None,
         up: bool | None = None,
+        master: int | None = None,
     ) -> None:
         kw: dict[str, object] = {}
+        if master is not None:
+            kw["master"] = master
         if mac is not None:
             kw["address"] = format_mac(mac)
         if mtu is not None:

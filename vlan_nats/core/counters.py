@@ -29,6 +29,10 @@ class DropReason(IntEnum):
     TAP_WRITE = 12  # the TAP refused a write (queue full, bad frame)
     TAP_DOWN = 13  # the TAP is down: the kernel refuses writes
     TAP_RUNT = 14  # the TAP handed us less than an Ethernet header
+    # Switching (bridge mode and storm control).
+    FLOOD_DUP = 15  # flooded copy of a frame that also reaches us on its own subject
+    STORM = 16  # broadcast/multicast/unknown-unicast above --storm-pps
+    LOCAL_DST = 17  # read from the TAP for a host behind our own bridge
 
 
 class Counters:
@@ -47,6 +51,8 @@ class Counters:
         "drops",
         "nats_disconnects",
         "nats_reconnects",
+        "flooded",
+        "macs_over_cap",
     )
 
     def __init__(self) -> None:
@@ -62,6 +68,8 @@ class Counters:
         self.drops = [0] * len(DropReason)
         self.nats_disconnects = 0  # connection lost (server gone, or it cut us off)
         self.nats_reconnects = 0
+        self.flooded = 0  # unknown unicast also sent to the flood subject
+        self.macs_over_cap = 0  # local MACs not learned: the table was full
 
     def drop(self, reason: DropReason, n: int = 1) -> None:
         self.drops[reason] += n
@@ -80,4 +88,6 @@ class Counters:
             "drops": {r.name.lower(): self.drops[r] for r in DropReason if self.drops[r]},
             "nats_disconnects": self.nats_disconnects,
             "nats_reconnects": self.nats_reconnects,
+            "flooded": self.flooded,
+            "macs_over_cap": self.macs_over_cap,
         }

@@ -1,27 +1,88 @@
-"""Forwarding decisions for frames arriving from NATS.
+"""Forwarding decisions, both directions, for plain and bridge-mode nodes.
 
-A node accepts a frame when it is not its own (no echo: IPv6 DAD breaks if
-a host hears its own neighbour solicitations) and when a unicast frame is
-addressed to its MAC.  Group frames are accepted; the kernel filters the
-groups it has not joined.
+From NATS to the TAP, a node accepts a frame when it is not its own (no
+echo: IPv6 DAD breaks if a host hears its own neighbour solicitations) and
+when a unicast frame is addressed to a MAC it serves: its own, or in
+bridge mode one learned behind its bridge.  Group frames are accepted; the
+kernel (or the bridge) filters further.  A unicast frame that came through
+the flood subject is dropped if it also reaches us on its own subject.
+
+From the TAP to NATS, every node tells unknown unicast apart: a
+destination not seen on the network within the ageing time also goes to
+the flood subject, so a silent host behind a bridge is reachable.
+
+Source MACs are learned on the way (switching.MacTable); what changed is
+left in ``events`` for the I/O layer (subscribe, unsubscribe, log).
 """
 
 from __future__ import annotations
 
 from .counters import DropReason
+from .switching import Learn, MacTable
+
+# Events: (kind, mac). kinds: "local" newly learned behind our bridge;
+# "moved_local" moved from the network to behind our bridge; "moved_remote"
+# moved from behind our bridge to the network (unsubscribe); "full" the
+# table is full (not learned).
+Event = tuple[str, bytes]
 
 
 class Forwarder:
-    __slots__ = ("mac",)
+    __slots__ = ("_mac", "table", "bridge", "events")
 
-    def __init__(self, mac: bytes) -> None:
+    def __init__(self, mac: bytes, table: MacTable | None = None, bridge: bool = False) -> None:
+        self.table = table if table is not None else MacTable()
+        self.bridge = bridge
+        self.events: list[Event] = []
+        self._mac = b""
         self.mac = mac
 
-    def ingress(self, msg: bytes, off: int) -> DropReason | None:
-        """Decide on a frame starting at ``msg[off]`` (at least 14 bytes)."""
+    @property
+    def mac(self) -> bytes:
+        return self._mac
+
+    @mac.setter
+    def mac(self, mac: bytes) -> None:
+        t = self.table
+        t.pinned.discard(self._mac)
+        t.local.pop(self._mac, None)
+        self._mac = mac
+        t.pinned.add(mac)
+        t.local[mac] = 0.0
+
+    def ingress(self, msg: bytes, off: int, now: float, flooded: bool = False) -> DropReason | None:
+        """Decide on a frame at ``msg[off]`` (at least 14 bytes) that came
+        from the network (``flooded``: through the flood subject)."""
+        mac = self._mac
         # startswith(x, start) compares in place: no slice per frame.
-        if msg.startswith(self.mac, off + 6):
+        if msg.startswith(mac, off + 6):
             return DropReason.ECHO
-        if not msg[off] & 0x01 and not msg.startswith(self.mac, off):
+        t = self.table
+        src = msg[off + 6 : off + 12]
+        # A MAC we learned behind our bridge arriving from the network has
+        # moved (or two nodes bridge one segment: STP's job).  NATS never
+        # returns our own frames (no_echo), so follow the latest.
+        if t.learn_remote(src, now) is Learn.MOVED:
+            self.events.append(("moved_remote", src))
+        if msg[off] & 0x01 or msg.startswith(mac, off):
+            return None
+        if not self.bridge:
             return DropReason.NOT_FOR_US
-        return None
+        dst = msg[off : off + 6]
+        if flooded:
+            return DropReason.FLOOD_DUP if dst in t.local else None
+        return None if dst in t.local else DropReason.NOT_FOR_US
+
+    def learn_local(self, src: bytes, now: float) -> None:
+        """Bridge mode: a frame with source ``src`` was read from our TAP."""
+        r = self.table.learn_local(src, now)
+        if r is Learn.NEW:
+            self.events.append(("local", src))
+        elif r is Learn.MOVED:
+            self.events.append(("moved_local", src))
+        elif r is Learn.FULL:
+            self.events.append(("full", src))
+
+    def unknown(self, dst: bytes, now: float) -> bool:
+        """Is unicast ``dst`` unknown on the network (flood it too)?"""
+        return not self.table.is_known_remote(dst, now)

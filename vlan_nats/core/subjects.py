@@ -5,6 +5,8 @@ Native scheme (documented in docs/wire-format.md)::
     <prefix>.<network>.u.<mac hex>   unicast to one MAC (12 lowercase hex digits)
     <prefix>.<network>.b             broadcast
     <prefix>.<network>.m.<mac hex>   one multicast group (its group MAC)
+    <prefix>.<network>.f             unknown unicast, flooded to bridge-mode nodes
+    <prefix>.<network>.ctl.…         control plane (see aio/ctlplane.py)
 
 Compat scheme (rapidloop's Go vlan-nats, ``--compat``)::
 
@@ -62,7 +64,7 @@ def go_hex_mac(mac: bytes) -> str:
 class SubjectScheme:
     """Subjects of one network.  ``for_frame`` caches per destination MAC."""
 
-    __slots__ = ("prefix", "network", "compat", "base", "broadcast", "control", "_cache")
+    __slots__ = ("prefix", "network", "compat", "base", "broadcast", "flood", "control", "_cache")
 
     def __init__(self, prefix: str, network: str, compat: bool = False) -> None:
         self.prefix = validate_prefix(prefix)
@@ -72,6 +74,7 @@ class SubjectScheme:
             raise ValueError("--compat needs a numeric network (the Go original's VLAN ID)")
         self.base = f"{self.prefix}.{self.network}"
         self.broadcast = self.base if compat else f"{self.base}.b"
+        self.flood = f"{self.base}.f"
         self.control = f"{self.base}.ctl"
         self._cache: dict[bytes, tuple[str, FrameKind]] = {}
 
@@ -105,8 +108,22 @@ class SubjectScheme:
             hit = self._cache[dst] = (subject, kind)
         return hit
 
-    def subscriptions(self, mac: bytes, groups: frozenset[bytes]) -> frozenset[str]:
-        """What a node with ``mac`` that joined ``groups`` listens to."""
+    def subscriptions(
+        self,
+        mac: bytes,
+        groups: frozenset[bytes],
+        bridged: frozenset[bytes] | None = None,
+    ) -> frozenset[str]:
+        """What a node with ``mac`` that joined ``groups`` listens to.
+
+        A bridge-mode node (``bridged``: the MACs learned behind its bridge)
+        also listens to their unicast subjects, to flooded unknown unicast,
+        and to every multicast group: hosts behind it join groups its own
+        kernel never sees."""
         wanted = {self.unicast(mac), self.broadcast}
-        wanted.update(self.multicast(g) for g in groups if classify(g) is FrameKind.MULTICAST)
+        if bridged is None:
+            wanted.update(self.multicast(g) for g in groups if classify(g) is FrameKind.MULTICAST)
+        else:
+            wanted.update(self.unicast(m) for m in bridged)
+            wanted.update((self.flood, f"{self.base}.m.*"))
         return frozenset(wanted)
