@@ -78,7 +78,7 @@ class Node:
 
     ns: Namespace
     dev: str
-    address: str  # CIDR
+    address: str  # CIDR; "" for none (e.g. a bridge port: the bridge holds it)
     args: list[str]
     proc: subprocess.Popen[str] | None = None
     lines: list[str] = field(default_factory=list)
@@ -98,8 +98,7 @@ class Node:
             self.ns.name,
             "--dev",
             self.dev,
-            "--address",
-            self.address,
+            *(["--address", self.address] if self.address else []),
             *self.args,
         ]
         self.lines = []
