@@ -1,7 +1,6 @@
 """Switch-grade LAN: a segment bridged behind a node, silent hosts, MAC
 ageing, VLAN tags passing untouched, storm control."""
 
-import socket
 import struct
 import subprocess
 import sys
@@ -39,8 +38,19 @@ def bridged():
             if name == "silent":  # no IPv6: no DAD, no router solicitations
                 ns.run("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
                 ns.run("sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
-            a.ns.run("ip", "link", "add", f"{p}{i}a", "type", "veth", "peer", "name", "eth0",
-                     "netns", ns.name)
+            a.ns.run(
+                "ip",
+                "link",
+                "add",
+                f"{p}{i}a",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                ns.name,
+            )
             a.ns.run("ip", "link", "set", f"{p}{i}a", "master", "br0", "up")
             ns.run("ip", "addr", "add", f"198.18.0.{i}/24", "dev", "eth0")
             ns.run("ip", "link", "set", "eth0", "up")
@@ -71,7 +81,9 @@ def test_silent_host_is_reached_by_flooding(bridged):
     mac = mac_of(silent)
     tx_before = int(silent.run("cat", "/sys/class/net/eth0/statistics/tx_packets").stdout)
     assert tx_before == 0  # really silent so far
-    b.ns.run("ip", "neigh", "replace", "198.18.0.51", "lladdr", mac, "dev", b.dev, "nud", "permanent")
+    b.ns.run(
+        "ip", "neigh", "replace", "198.18.0.51", "lladdr", mac, "dev", b.dev, "nud", "permanent"
+    )
     r = ping(b.ns, "198.18.0.51", count=3)
     assert r.ok, r.output
     assert b.counters()["flooded"] >= 1
@@ -93,11 +105,13 @@ def test_idle_learned_mac_ages_out(bridged):
 
 SEND_TAGGED = """
 import socket, struct, sys
-dev, dst, src, outer, vid = sys.argv[1], bytes.fromhex(sys.argv[2]), bytes.fromhex(sys.argv[3]), int(sys.argv[4], 16), int(sys.argv[5])
+dev, dst, src = sys.argv[1], bytes.fromhex(sys.argv[2]), bytes.fromhex(sys.argv[3])
+outer, vid = int(sys.argv[4], 16), int(sys.argv[5])
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind((dev, 0))
 inner = struct.pack("!HH", 0x8100, 100) if outer == 0x88a8 else b""
 for i in range(20):
-    s.send(dst + src + struct.pack("!HH", outer, vid) + inner + struct.pack("!H", 0x88b5) + b"tagged-%02d" % i + bytes(40))
+    tag = struct.pack("!HH", outer, vid) + inner
+    s.send(dst + src + tag + struct.pack("!H", 0x88b5) + b"tagged-%02d" % i + bytes(40))
 """
 
 RECV_TAGGED = """
@@ -115,7 +129,8 @@ try:
         for level, kind, val in anc:
             if kind == PACKET_AUXDATA:
                 st, ln, snap, mac, net, tci, tpid = struct.unpack("IIIHHHH", val[:20])
-                got.append({"tci": tci & 0xFFF, "tpid": tpid, "valid": bool(st & 0x10), "data": data[12:16].hex()})
+                got.append({"tci": tci & 0xFFF, "tpid": tpid, "valid": bool(st & 0x10),
+                            "data": data[12:16].hex()})
 except socket.timeout:
     pass
 print(json.dumps(got))
@@ -157,8 +172,9 @@ def test_broadcast_storm_is_capped_while_unicast_flows():
             "    s.send(f)\n"
             "    if i % 50 == 49: time.sleep(0.025)\n"  # ~2000/s for 2 s
         )
-        pinger = h1.ns.popen("ping", "-n", "-q", "-c", "20", "-i", "0.1", h2.ip,
-                             stdout=subprocess.PIPE)
+        pinger = h1.ns.popen(
+            "ping", "-n", "-q", "-c", "20", "-i", "0.1", h2.ip, stdout=subprocess.PIPE
+        )
         h1.ns.run(sys.executable, "-c", code)
         out = pinger.communicate(timeout=30)[0]
         assert " 0% packet loss" in out, out  # unicast unaffected
@@ -166,3 +182,50 @@ def test_broadcast_storm_is_capped_while_unicast_flows():
         drops = h1.counters()["drops"]
         assert drops.get("storm", 0) > 3000, drops
         assert delivered < 500, delivered  # ~100/s for ~2 s, plus the pings and a burst
+
+
+CAPTURE_BPDUS = """
+import socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+s.bind((sys.argv[1], 0)); s.settimeout(0.5)
+n, end = 0, time.time() + float(sys.argv[2])
+while time.time() < end:
+    try:
+        d, a = s.recvfrom(2048)
+    except socket.timeout:
+        continue
+    # incoming (not PACKET_OUTGOING), to the STP group, LLC 42 42 03
+    if a[2] != 4 and d[:6] == bytes.fromhex("0180c2000000") and d[14:17] == b"BB\\x03":
+        n += 1
+print(n)
+"""
+
+
+def test_stp_bpdus_reach_the_other_bridge():
+    """Two nodes bridging with STP on: the BPDUs one bridge sends (to
+    01:80:c2:00:00:00) arrive in the other node's TAP, for its bridge.
+
+    (Whether the bridges then break a loop is the kernel's STP: on this
+    machine it does not converge even over a plain veth, so that part is
+    not tested here; see docs/bridging.md.)"""
+    with Lab(2, tag="vnp", start_nodes=False) as lab:
+        h1, h2 = lab.nodes
+        for n in lab.nodes:
+            n.ns.run(
+                "ip",
+                "link",
+                "add",
+                "br0",
+                "type",
+                "bridge",
+                "stp_state",
+                "1",
+                "forward_delay",
+                "200",
+            )
+            n.ns.run("ip", "link", "set", "br0", "up")
+            n.address = ""
+            n.args += ["--bridge", "br0"]
+            n.start()
+        out = h2.ns.run(sys.executable, "-c", CAPTURE_BPDUS, h2.dev, "6").stdout
+        assert int(out) >= 1, out  # hello time 2 s
