@@ -7,6 +7,7 @@ __version__ = "0.1.0"
 from .config import Config
 from .errors import (
     ConfigError,
+    ControlError,
     LabError,
     LinkError,
     NetnsError,
@@ -19,6 +20,7 @@ __all__ = [
     "__version__",
     "Config",
     "ConfigError",
+    "ControlError",
     "LabError",
     "LinkError",
     "NetnsError",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -12,8 +13,9 @@ import sys
 import time
 
 from . import __version__
-from .config import DEFAULT_SERVER, LOG_FORMATS, LOG_LEVELS, build
-from .errors import VlanNatsError
+from .config import DEFAULT_SERVER, LOG_FORMATS, LOG_LEVELS, build, check_server_url
+from .core.subjects import SubjectScheme
+from .errors import ConfigError, ControlError, VlanNatsError
 
 log = logging.getLogger("vlan_nats")
 
@@ -154,6 +156,53 @@ def make_parser() -> argparse.ArgumentParser:
     up.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     up.add_argument("--log-format", default="text", choices=LOG_FORMATS)
 
+    def add_network_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--server",
+            action="append",
+            metavar="URL",
+            help=f"NATS server URL, repeatable (default {DEFAULT_SERVER})",
+        )
+        p.add_argument("--network", default="0", metavar="ID", help="network (default 0)")
+        p.add_argument("--subject-prefix", default="vlan", metavar="PREFIX")
+        p.add_argument(
+            "--timeout",
+            type=float,
+            default=1.0,
+            metavar="S",
+            help="how long to wait for replies (default 1)",
+        )
+
+    peers = sub.add_parser(
+        "peers",
+        help="list the nodes of a network (NATS request-reply)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  vlan-nats peers --server nats://198.18.0.10:4222 --network 7\n",
+    )
+    add_network_args(peers)
+    peers.add_argument("--json", action="store_true", help="print JSON")
+
+    png = sub.add_parser(
+        "ping",
+        help="control-plane round trip to a node, by MAC or hostname",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  vlan-nats ping 02:12:34:56:78:9a --server nats://198.18.0.10:4222\n",
+    )
+    png.add_argument(
+        "target", help="a MAC of the node (its TAP's or one behind it), or its hostname"
+    )
+    add_network_args(png)
+    png.add_argument("--count", type=int, default=3, metavar="N")
+
+    status = sub.add_parser(
+        "status",
+        help="show the daemons running on this host (local socket)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  sudo vlan-nats status --dev vnats7 --json\n",
+    )
+    status.add_argument("--dev", metavar="NAME", help="only this device's daemon")
+    status.add_argument("--json", action="store_true", help="print JSON")
+
     demo = sub.add_parser(
         "demo",
         help="run a 3-host demo in namespaces and check it (root)",
@@ -217,9 +266,112 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(transfer_mb=args.transfer_mb)
 
 
+def _scheme(args: argparse.Namespace) -> SubjectScheme:
+    try:
+        return SubjectScheme(args.subject_prefix, args.network)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+async def _with_client(args: argparse.Namespace, fn):  # type: ignore[no-untyped-def]
+    from .aio.ctlplane import connect_client
+
+    servers = tuple(check_server_url(u) for u in (args.server or [DEFAULT_SERVER]))
+    try:
+        nc = await connect_client(servers)
+    except Exception as e:  # nats-py raises many kinds on a failed connect
+        why = str(e) or type(e).__name__
+        raise ControlError(f"cannot connect to {', '.join(servers)}: {why}") from None
+    try:
+        return await fn(nc)
+    finally:
+        await nc.close()
+
+
+def cmd_peers(args: argparse.Namespace) -> int:
+    from .aio.ctlplane import gather_peers
+    from .views import peers_table
+
+    scheme = _scheme(args)
+    peers = asyncio.run(_with_client(args, lambda nc: gather_peers(nc, scheme, args.timeout)))
+    if args.json:
+        print(json.dumps([dataclasses.asdict(p) for p in peers], indent=2))
+    elif peers:
+        print(peers_table(peers))
+    else:
+        print(f"no nodes answered on network {scheme.network}", file=sys.stderr)
+    return 0 if peers else 1
+
+
+def cmd_ping(args: argparse.Namespace) -> int:
+    from .aio.ctlplane import gather_peers, ping_node
+
+    scheme = _scheme(args)
+    target = args.target.lower()
+
+    async def run(nc):  # type: ignore[no-untyped-def]
+        peers = await gather_peers(nc, scheme, args.timeout)
+        match = [p for p in peers if target in p.macs or target == p.hostname.lower()]
+        if not match:
+            raise ControlError(
+                f"no node with MAC or hostname {args.target!r} on network {scheme.network}"
+            )
+        if len(match) > 1 and target == match[0].hostname.lower():
+            print(f"{len(match)} nodes on {args.target}; pinging {match[0].dev}", file=sys.stderr)
+        node = match[0]
+        lost = 0
+        for i in range(args.count):
+            rtt = await ping_node(nc, scheme, node.node_id, args.timeout)
+            if rtt is None:
+                lost += 1
+                print(f"no reply from {node.hostname}/{node.dev} ({node.node_id}) seq={i}")
+            else:
+                print(
+                    f"reply from {node.hostname}/{node.dev} ({node.node_id}) seq={i} "
+                    f"rtt={rtt:.2f} ms"
+                )
+            if i + 1 < args.count:
+                await asyncio.sleep(0.5)
+        return lost
+
+    lost = asyncio.run(_with_client(args, run))
+    return 0 if lost < args.count else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .aio import statussock
+    from .views import status_table
+
+    paths = (
+        [statussock.socket_path(args.dev)]
+        if args.dev
+        else sorted(statussock.RUN_DIR.glob("*.sock"))
+    )
+    statuses = []
+    for path in paths:
+        try:
+            statuses.append(statussock.read(path))
+        except OSError:
+            if args.dev:
+                raise ControlError(f"no daemon for {args.dev} on this host ({path})") from None
+    if not statuses:
+        print("no vlan-nats daemon running on this host", file=sys.stderr)
+        return 1
+    print(json.dumps(statuses, indent=2) if args.json else status_table(statuses))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    handler = {"up": cmd_up, "demo": cmd_demo}[args.command]
+    if args.command not in ("up", "demo"):  # those set up logging from their options
+        setup_logging("warning", "text")
+    handler = {
+        "up": cmd_up,
+        "demo": cmd_demo,
+        "peers": cmd_peers,
+        "ping": cmd_ping,
+        "status": cmd_status,
+    }[args.command]
     try:
         return handler(args)
     except VlanNatsError as e:

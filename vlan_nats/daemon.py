@@ -19,6 +19,8 @@ import socket
 import time
 
 from . import __version__, sdnotify
+from .aio import statussock
+from .aio.ctlplane import ControlResponder, new_node_id
 from .aio.natslink import NatsLink
 from .aio.tunnel import Tunnel
 from .config import Config
@@ -26,6 +28,7 @@ from .control import netns
 from .control.link import LinkControl, LinkState
 from .control.nlthread import NetlinkThread
 from .control.watch import AddressEvent, LinkEvent, LinkWatcher, McastList
+from .core.control import NodeInfo
 from .core.counters import Counters
 from .core.forwarding import Forwarder
 from .core.mac import format_mac
@@ -77,6 +80,10 @@ class Daemon:
         self._moved_log = RateLimitedLog(log, interval=10.0)
         self._full_log = RateLimitedLog(log, interval=60.0)
         self._resync: asyncio.Task[None] | None = None
+        self.node_id = new_node_id()
+        self.started = time.monotonic()
+        self.offloads: tuple[str, ...] = ()
+        self.link: NatsLink | None = None
         self.groups: frozenset[bytes] = frozenset()
         self.state: LinkState | None = None
         self._stop = asyncio.Event()
@@ -119,7 +126,7 @@ class Daemon:
 
             tap = Tap.open(cfg.dev, vnet_hdr=True)
             stack.callback(tap.close)
-            offloads = tap.negotiate_offloads() if cfg.offload else ()
+            offloads = self.offloads = tap.negotiate_offloads() if cfg.offload else ()
             log.info(
                 "offloads negotiated=%s",
                 ",".join(o.lower() for o in offloads) or ("none" if cfg.offload else "off"),
@@ -152,6 +159,10 @@ class Daemon:
             watcher = await stack.enter_async_context(LinkWatcher(nl, cfg.netns, index))
 
             name = f"vlan-nats {socket.gethostname()} {cfg.dev}"
+            sock = statussock.socket_path(cfg.dev)
+            server = await statussock.serve(sock, self.status)
+            stack.callback(lambda: sock.unlink(missing_ok=True))
+            stack.callback(server.close)
             link = NatsLink(cfg.servers, name, self.counters)
             stack.push_async_callback(link.close)
             self.link = link
@@ -189,6 +200,57 @@ class Daemon:
                 await asyncio.gather(*tasks, return_exceptions=True)
         if self._error is not None:
             raise self._error
+
+    @property
+    def mode(self) -> str:
+        cfg = self.cfg
+        return "compat" if cfg.compat else f"bridge:{cfg.bridge}" if cfg.bridge else "native"
+
+    def node_info(self) -> NodeInfo:
+        """What this node answers to ``peers``."""
+        fwd = self.forwarder
+        learned = [m for m in fwd.table.local if m != fwd.mac][:256] if fwd.bridge else []
+        c = self.counters
+        return NodeInfo(
+            node_id=self.node_id,
+            hostname=socket.gethostname(),
+            dev=self.cfg.dev,
+            macs=[format_mac(fwd.mac)] + [format_mac(m) for m in learned],
+            network=self.cfg.network,
+            mode=self.mode,
+            version=__version__,
+            uptime_s=round(time.monotonic() - self.started, 1),
+            server=self.link.server if self.link else "-",
+            counters={
+                "tap_rx_frames": c.tap_rx_frames,
+                "tap_tx_frames": c.tap_tx_frames,
+                "drops": sum(c.drops),
+                "nats_reconnects": c.nats_reconnects,
+            },
+        )
+
+    def status(self) -> dict[str, object]:
+        """The local status document (``vlan-nats status``)."""
+        cfg, fwd, st, link = self.cfg, self.forwarder, self.state, self.link
+        return {
+            "node_id": self.node_id,
+            "dev": cfg.dev,
+            "netns": cfg.netns,
+            "network": cfg.network,
+            "mode": self.mode,
+            "mac": format_mac(fwd.mac),
+            "mtu": st.mtu if st else cfg.mtu,
+            "link_up": st.up if st else None,
+            "server": link.server if link else "-",
+            "connected": bool(link and link.is_connected),
+            "subjects": len(link.subjects) if link else 0,
+            "multicast_groups": sorted(format_mac(g) for g in self.groups),
+            "learned_macs": len(fwd.table.local) - 1 if fwd.bridge else 0,
+            "offloads": [o.lower() for o in self.offloads],
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "version": __version__,
+            "counters": self.counters.snapshot(),
+        }
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         """A background task must not die silently: its error stops the daemon."""
@@ -241,6 +303,7 @@ class Daemon:
         log.info("connecting servers=%s", ",".join(self.cfg.servers))
         await link.connect()
         await self._sync_subjects()
+        await ControlResponder(self.scheme, self.node_id, self.node_info).start(link.nc)
         cfg = self.cfg
         log.info(
             "ready dev=%s mac=%s network=%s server=%s netns=%s mtu=%d mode=%s version=%s",
@@ -250,7 +313,7 @@ class Daemon:
             link.server,
             cfg.netns or "-",
             self.state.mtu if self.state else cfg.mtu,
-            "compat" if cfg.compat else f"bridge:{cfg.bridge}" if cfg.bridge else "native",
+            self.mode,
             __version__,
         )
         sdnotify.notify("READY=1")

@@ -6,6 +6,7 @@
      +-- TapError        (OSError)          /dev/net/tun and the TAP fd
      +-- LinkError       (OSError)          netlink link configuration
      +-- NetnsError      (OSError)          network namespaces
+     +-- ControlError                       NATS control plane: unreachable, no answer
      +-- LabError                           demo and lab orchestration
 
 A user mistake surfaces as one of these; cli.py prints its message on one
@@ -37,6 +38,10 @@ class LinkError(VlanNatsError, OSError):
 
 class NetnsError(VlanNatsError, OSError):
     """A network namespace is missing or cannot be entered."""
+
+
+class ControlError(VlanNatsError):
+    """A control-plane command (peers, ping, status) could not be answered."""
 
 
 class LabError(VlanNatsError):

@@ -1,0 +1,130 @@
+"""The control plane over NATS request-reply: the daemon's responder and
+the clients used by ``vlan-nats peers`` and ``vlan-nats ping``.
+
+Every node answers ``<ctl>.peers`` with its NodeInfo and
+``<ctl>.node.<node_id>.ping`` with a pong.  Requests are size-limited and
+validated (core.control) and rate-limited per node; a malformed or excess
+request gets no answer, never an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import Callable
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from ..core.control import NodeInfo, parse_request, pong
+from ..core.subjects import SubjectScheme
+from ..core.switching import TokenBucket
+
+REQUESTS_PER_S = 50.0
+
+
+def peers_subject(scheme: SubjectScheme) -> str:
+    return f"{scheme.control}.peers"
+
+
+def ping_subject(scheme: SubjectScheme, node_id: str) -> str:
+    return f"{scheme.control}.node.{node_id}.ping"
+
+
+class ControlResponder:
+    def __init__(self, scheme: SubjectScheme, node_id: str, info: Callable[[], NodeInfo]) -> None:
+        self.scheme = scheme
+        self.node_id = node_id
+        self.info = info
+        self._bucket = TokenBucket(REQUESTS_PER_S, burst=REQUESTS_PER_S, now=time.monotonic())
+        self._nc: Client | None = None
+
+    async def start(self, nc: Client) -> None:
+        """Subscribe (nats-py restores the subscriptions after reconnects)."""
+        self._nc = nc
+        await nc.subscribe(peers_subject(self.scheme), cb=self._on_peers)
+        await nc.subscribe(ping_subject(self.scheme, self.node_id), cb=self._on_ping)
+
+    def _accept(self, msg: Msg) -> dict[str, object] | None:
+        if not msg.reply or not self._bucket.allow(time.monotonic()):
+            return None
+        return parse_request(msg.data)
+
+    async def _on_peers(self, msg: Msg) -> None:
+        if self._accept(msg) is not None and self._nc is not None:
+            await self._nc.publish(msg.reply, self.info().encode())
+
+    async def _on_ping(self, msg: Msg) -> None:
+        req = self._accept(msg)
+        if req is not None and self._nc is not None:
+            await self._nc.publish(msg.reply, pong(req, self.node_id))
+
+
+async def gather_peers(nc: Client, scheme: SubjectScheme, timeout: float) -> list[NodeInfo]:
+    """Ask every node; collect the replies that arrive within ``timeout``."""
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    await nc.publish(peers_subject(scheme), b"{}", reply=inbox)
+    await nc.flush()
+    found: dict[str, NodeInfo] = {}
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            msg = await sub.next_msg(timeout=left)
+        except nats.errors.TimeoutError:
+            break
+        info = NodeInfo.decode(msg.data)
+        if info is not None:
+            found[info.node_id] = info
+    await sub.unsubscribe()
+    return sorted(found.values(), key=lambda i: (i.hostname, i.dev))
+
+
+async def ping_node(
+    nc: Client, scheme: SubjectScheme, node_id: str, timeout: float
+) -> float | None:
+    """Control-plane round trip to one node in ms, or None without a reply."""
+    token = secrets.token_hex(4)
+    t0 = time.perf_counter()
+    try:
+        msg = await nc.request(
+            ping_subject(scheme, node_id), json.dumps({"token": token}).encode(), timeout=timeout
+        )
+    except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+        return None
+    rtt = (time.perf_counter() - t0) * 1000
+    try:
+        ok = json.loads(msg.data).get("token") == token
+    except (ValueError, AttributeError):
+        ok = False
+    return rtt if ok else None
+
+
+def new_node_id() -> str:
+    return secrets.token_hex(4)
+
+
+async def connect_client(servers: tuple[str, ...], timeout: float = 3.0) -> Client:
+    """A short-lived client for the CLI: fail fast instead of retrying."""
+    nc = Client()
+
+    async def quiet(e: Exception) -> None:  # the caller reports the failure once
+        pass
+
+    # max_reconnect_attempts=1: nats-py treats 0 as "no limit" when it walks
+    # its server pool, so 1 is what "try each server once" means.
+    await asyncio.wait_for(
+        nc.connect(
+            servers=list(servers),
+            allow_reconnect=False,
+            connect_timeout=timeout,
+            max_reconnect_attempts=1,
+            error_cb=quiet,
+            name="vlan-nats cli",
+        ),
+        timeout * (len(servers) + 1),
+    )
+    return nc

@@ -1,0 +1,60 @@
+"""The local status socket: ``/run/vlan-nats/<dev>.sock``.
+
+The daemon answers every connection with one JSON document and closes it;
+``vlan-nats status`` reads it.  Local and root-only (mode 0600): it works
+when NATS is down, which is when one needs it most.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+RUN_DIR = Path("/run/vlan-nats")
+
+
+def socket_path(dev: str, run_dir: Path = RUN_DIR) -> Path:
+    return run_dir / f"{dev}.sock"
+
+
+def _in_use(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+async def serve(path: Path, status: Callable[[], dict[str, object]]) -> asyncio.Server:
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    if path.exists() and not _in_use(path):
+        path.unlink()  # left over by a daemon that was killed
+
+    async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            writer.write(json.dumps(status(), sort_keys=True).encode() + b"\n")
+            await writer.drain()
+        writer.close()
+
+    old = os.umask(0o077)
+    try:
+        return await asyncio.start_unix_server(_answer, path=str(path))
+    finally:
+        os.umask(old)
+
+
+def read(path: Path, timeout: float = 3.0) -> dict[str, object]:
+    """The status document of the daemon at ``path`` (OSError if none)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(path))
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return json.loads(b"".join(chunks))  # type: ignore[no-any-return]

@@ -1,0 +1,69 @@
+"""Control-plane messages over NATS request-reply (documented in
+docs/wire-format.md).  Pure: bytes in, values out.
+
+Subjects, under ``<prefix>.<network>.ctl``:
+
+    peers                 every node answers with its NodeInfo (many replies)
+    node.<node_id>.ping   that node answers a pong echoing the request
+
+Requests are small JSON objects (or empty); anything over MAX_REQUEST bytes,
+not JSON, or not an object is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+
+MAX_REQUEST = 1024
+NODE_ID_RE = re.compile(r"^[0-9a-f]{8,32}$")
+
+
+def parse_request(data: bytes) -> dict[str, object] | None:
+    """The request as a dict ({} for an empty one), or None to ignore it."""
+    if not data:
+        return {}
+    if len(data) > MAX_REQUEST:
+        return None
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    node_id: str
+    hostname: str
+    dev: str
+    macs: list[str]  # the TAP's MAC first, then MACs learned behind its bridge
+    network: str
+    mode: str  # native, compat, bridge:<br>
+    version: str
+    uptime_s: float
+    server: str
+    counters: dict[str, object]
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> NodeInfo | None:
+        """A reply from another node, or None if it is not one."""
+        try:
+            d = json.loads(data)
+            info = cls(**d)
+        except (ValueError, TypeError, UnicodeDecodeError):
+            return None
+        if not isinstance(info.macs, list) or not NODE_ID_RE.match(str(info.node_id)):
+            return None
+        return info
+
+
+def pong(request: dict[str, object], node_id: str) -> bytes:
+    """Reply to a ping: the node id and the request's token echoed."""
+    token = request.get("token")
+    echoed = token if isinstance(token, str) else None
+    return json.dumps({"pong": node_id, "token": echoed}).encode()
