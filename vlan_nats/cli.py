@@ -12,8 +12,8 @@ import os
 import sys
 import time
 
-from . import __version__
-from .config import DEFAULT_SERVER, LOG_FORMATS, LOG_LEVELS, build, check_server_url
+from . import __version__, configfile
+from .config import DEFAULT_SERVER, LOG_FORMATS, LOG_LEVELS, Config, build, check_server_url
 from .core.subjects import SubjectScheme
 from .errors import ConfigError, ControlError, VlanNatsError
 
@@ -73,6 +73,9 @@ def make_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser(
         "up",
+        # Only what is given on the command line lands in the namespace, so
+        # that it can override a --config file; build() holds the defaults.
+        argument_default=argparse.SUPPRESS,
         help="run the daemon for one network (root)",
         epilog=UP_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -86,7 +89,6 @@ def make_parser() -> argparse.ArgumentParser:
     )
     up.add_argument(
         "--network",
-        default="0",
         metavar="ID",
         help="VLAN ID 0-4095 or a name of [A-Za-z0-9_-] (default 0)",
     )
@@ -96,7 +98,7 @@ def make_parser() -> argparse.ArgumentParser:
         metavar="MAC",
         help="MAC address, or 'random' (default: stable, from /etc/machine-id, network and device)",
     )
-    up.add_argument("--mtu", type=int, default=1500, metavar="N", help="MTU (default 1500)")
+    up.add_argument("--mtu", type=int, metavar="N", help="MTU (default 1500)")
     up.add_argument(
         "--address",
         action="append",
@@ -111,7 +113,6 @@ def make_parser() -> argparse.ArgumentParser:
     )
     up.add_argument(
         "--subject-prefix",
-        default="vlan",
         metavar="PREFIX",
         help="first subject token(s) (default vlan)",
     )
@@ -134,27 +135,27 @@ def make_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--mac-ageing",
         type=float,
-        default=300.0,
         metavar="S",
         help="bridge mode: forget a MAC idle this long (default 300)",
     )
     up.add_argument(
         "--max-macs",
         type=int,
-        default=4096,
         metavar="N",
         help="bridge mode: MACs learned behind the bridge at most (default 4096)",
     )
     up.add_argument(
         "--storm-pps",
         type=float,
-        default=1000.0,
         metavar="PPS",
         help="cap on broadcast+multicast+unknown-unicast frames sent, per second "
         "(default 1000, 0: off)",
     )
-    up.add_argument("--log-level", default="info", choices=LOG_LEVELS)
-    up.add_argument("--log-format", default="text", choices=LOG_FORMATS)
+    up.add_argument("--log-level", choices=LOG_LEVELS, help="default info")
+    up.add_argument("--log-format", choices=LOG_FORMATS, help="default text")
+    up.add_argument(
+        "--config", metavar="FILE", help="TOML file with any of these options (flags override it)"
+    )
 
     def add_network_args(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -203,6 +204,14 @@ def make_parser() -> argparse.ArgumentParser:
     status.add_argument("--dev", metavar="NAME", help="only this device's daemon")
     status.add_argument("--json", action="store_true", help="print JSON")
 
+    chk = sub.add_parser(
+        "check-config",
+        help="validate a TOML config file for `up`",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  vlan-nats check-config /etc/vlan-nats/lab.toml\n",
+    )
+    chk.add_argument("file")
+
     demo = sub.add_parser(
         "demo",
         help="run a 3-host demo in namespaces and check it (root)",
@@ -231,26 +240,40 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+# `up` flags -> build() keywords (only those given: see argument_default).
+_UP_FLAGS = {
+    "server": "servers",
+    "network": "network",
+    "dev": "dev",
+    "mac": "mac",
+    "mtu": "mtu",
+    "address": "addresses",
+    "netns": "netns",
+    "subject_prefix": "subject_prefix",
+    "compat": "compat",
+    "bridge": "bridge",
+    "mac_ageing": "mac_ageing",
+    "max_macs": "max_macs",
+    "storm_pps": "storm_pps",
+    "log_level": "log_level",
+    "log_format": "log_format",
+}
+
+
+def up_config(args: argparse.Namespace) -> Config:
+    given = vars(args)
+    kw = {kw: given[flag] for flag, kw in _UP_FLAGS.items() if flag in given}
+    if given.get("no_up"):
+        kw["up"] = False
+    if given.get("no_offload"):
+        kw["offload"] = False
+    if "config" in given:
+        return configfile.build_from(given["config"], kw)
+    return build(**kw)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
-    cfg = build(
-        servers=args.server,
-        network=args.network,
-        dev=args.dev,
-        mac=args.mac,
-        mtu=args.mtu,
-        addresses=args.address,
-        up=not args.no_up,
-        netns=args.netns,
-        subject_prefix=args.subject_prefix,
-        compat=args.compat,
-        offload=not args.no_offload,
-        bridge=args.bridge,
-        mac_ageing=args.mac_ageing,
-        max_macs=args.max_macs,
-        storm_pps=args.storm_pps,
-        log_level=args.log_level,
-        log_format=args.log_format,
-    )
+    cfg = up_config(args)
     setup_logging(cfg.log_level, cfg.log_format)
     from .daemon import Daemon
 
@@ -361,6 +384,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = configfile.build_from(args.file)
+    print(
+        f"{args.file}: ok: network {cfg.network}, dev {cfg.dev}, mac {cfg.mac_text}, "
+        f"servers {', '.join(cfg.servers)}"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     if args.command not in ("up", "demo"):  # those set up logging from their options
@@ -371,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         "peers": cmd_peers,
         "ping": cmd_ping,
         "status": cmd_status,
+        "check-config": cmd_check_config,
     }[args.command]
     try:
         return handler(args)
