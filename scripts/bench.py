@@ -40,19 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vlan_nats.lab.hosts import Lab, Namespace, run, unique_prefix  # noqa: E402
 from vlan_nats.lab.natsserver import NatsServer  # noqa: E402
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / TICK
+from vlan_nats.lab.procstat import cpu_seconds  # noqa: E402
 
 
 class Pair:

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from vlan_nats.errors import LabError  # noqa: E402
 from vlan_nats.lab.checks import TransferRun, ping  # noqa: E402
 from vlan_nats.lab.hosts import Lab  # noqa: E402
+from vlan_nats.lab.procstat import rss_mb  # noqa: E402
 
 
 def seconds(text: str) -> float:
@@ -33,13 +34,6 @@ def seconds(text: str) -> float:
     if not m:
         raise argparse.ArgumentTypeError(f"bad duration {text!r}: e.g. 90, 90s, 30m, 2h")
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main() -> int:

@@ -17,7 +17,6 @@ Errors name the file and, where they can be pinned, the line.
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +66,8 @@ def _where(path: Path, line: int | None) -> str:
 
 def load(path: str | Path) -> dict[str, Any]:
     """The file's settings as build() keywords.  Raises ConfigError."""
+    import tomllib  # here, not at the top: 1.4 MB a daemon without a file need not carry
+
     path = Path(path)
     try:
         text = path.read_text()

@@ -7,9 +7,12 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from vlan_nats.lab.checks import PingLog, TransferRun, ping
 from vlan_nats.lab.hosts import Lab
 from vlan_nats.lab.natsserver import NatsCluster, NatsServer
+from vlan_nats.lab.procstat import rss_mb
 
 
 def connected_url(node) -> str:
@@ -20,50 +23,54 @@ def connected_url(node) -> str:
     raise AssertionError("node never connected")
 
 
-def test_cluster_failover_keeps_a_tcp_flow(record_property):
+@pytest.fixture
+def cluster_lab():
+    """A 3-server cluster; two hosts, each given one seed URL.  Yields the
+    hosts and the server host 1 is connected to."""
+    with (
+        NatsCluster(3) as cluster,
+        Lab(2, tag="vnr", server_urls=[cluster.servers[0].url, cluster.servers[1].url]) as lab,
+    ):
+        h1, h2 = lab.nodes
+        assert ping(h1.ns, h2.ip).ok
+        yield h1, h2, cluster.server_of(connected_url(h1))
+
+
+def test_cluster_failover_keeps_a_tcp_flow(cluster_lab, record_property):
     """Each daemon gets one seed URL; kill -9 the server one is on."""
-    with (
-        NatsCluster(3) as cluster,
-        Lab(2, tag="vnr", server_urls=[cluster.servers[0].url, cluster.servers[1].url]) as lab,
-    ):
-        h1, h2 = lab.nodes
-        assert ping(h1.ns, h2.ip).ok
-        victim = cluster.server_of(connected_url(h1))
-        pings = PingLog(h1.ns, h2.ip, interval=0.05)
-        flow = TransferRun(h1, h2, 60, rate_mib_s=10).start()  # ~6 s
-        time.sleep(2)
-        victim.kill()
-        flow_result = flow.result(timeout=90)
-        time.sleep(1)
-        outage = PingLog.longest_gap(pings.stop())
-        record_property("failover_outage_s", round(outage, 3))
-        print(f"failover outage: {outage:.3f} s")
-        assert flow_result.ok, flow_result
-        assert connected_url(h1) != victim.url
-        assert outage <= 3.0
+    h1, h2, victim = cluster_lab
+    pings = PingLog(h1.ns, h2.ip, interval=0.05)
+    flow = TransferRun(h1, h2, 60, rate_mib_s=10).start()  # ~6 s
+    time.sleep(2)
+    victim.kill()
+    flow_result = flow.result(timeout=90)
+    time.sleep(1)
+    outage = PingLog.longest_gap(pings.stop())
+    record_property("failover_outage_s", round(outage, 3))
+    print(f"failover outage: {outage:.3f} s")
+    assert flow_result.ok, flow_result
+    assert connected_url(h1) != victim.url
+    assert outage <= 3.0
 
 
-def test_cluster_failover_when_a_server_hangs(record_property):
+def test_cluster_failover_when_a_server_hangs(cluster_lab, record_property):
     """A hung server keeps our socket open: only PINGs notice (PING_INTERVAL)."""
-    with (
-        NatsCluster(3) as cluster,
-        Lab(2, tag="vnr", server_urls=[cluster.servers[0].url, cluster.servers[1].url]) as lab,
-    ):
-        h1, h2 = lab.nodes
-        assert ping(h1.ns, h2.ip).ok
-        victim = cluster.server_of(connected_url(h1))
-        pings = PingLog(h1.ns, h2.ip, interval=0.05)
-        time.sleep(1)
-        victim.proc.send_signal(signal.SIGSTOP)
-        try:
-            time.sleep(7)
-            outage = PingLog.longest_gap(pings.stop())
-        finally:
-            victim.proc.send_signal(signal.SIGCONT)
-        record_property("hang_outage_s", round(outage, 3))
-        print(f"hung-server outage: {outage:.3f} s")
-        assert connected_url(h1) != victim.url
-        assert outage <= 4.0
+    h1, h2, victim = cluster_lab
+    pings = PingLog(h1.ns, h2.ip, interval=0.05)
+    time.sleep(1)
+    victim.proc.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(7)
+        outage = PingLog.longest_gap(pings.stop())
+    finally:
+        victim.proc.send_signal(signal.SIGCONT)
+    record_property("hang_outage_s", round(outage, 3))
+    print(f"hung-server outage: {outage:.3f} s")
+    assert connected_url(h1) != victim.url
+    # Stale after <= 3 s of unanswered PINGs; then nats-py may try the hung
+    # server first (its kernel still accepts connections) and wait out the
+    # 2 s connect timeout before it moves to the next member.
+    assert outage <= 6.0
 
 
 def test_server_restart_during_200mb_transfer():
@@ -134,14 +141,6 @@ def test_restart_with_stable_mac_needs_no_relearning():
         r = ping(h1.ns, h2.ip, count=3)
         assert r.ok, r.output
         assert mac in h1.ns.run("ip", "neigh", "show", h2.ip, "dev", h1.dev).stdout
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def test_flooded_receiver_has_bounded_memory_and_recovers(record_property):
