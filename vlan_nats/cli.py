@@ -365,21 +365,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .aio import statussock
     from .views import status_table
 
-    paths = (
-        [statussock.socket_path(args.dev)]
-        if args.dev
-        else sorted(statussock.RUN_DIR.glob("*.sock"))
-    )
     statuses = []
-    for path in paths:
+    for path in statussock.sockets_for(args.dev):
         try:
             statuses.append(statussock.read(path))
         except OSError:
-            if args.dev:
-                raise ControlError(f"no daemon for {args.dev} on this host ({path})") from None
+            continue  # left over by a daemon that was killed
     if not statuses:
-        print("no vlan-nats daemon running on this host", file=sys.stderr)
-        return 1
+        what = f"for {args.dev} " if args.dev else ""
+        raise ControlError(f"no vlan-nats daemon {what}running on this host")
     print(json.dumps(statuses, indent=2) if args.json else status_table(statuses))
     return 0
 

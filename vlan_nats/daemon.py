@@ -159,10 +159,14 @@ class Daemon:
             watcher = await stack.enter_async_context(LinkWatcher(nl, cfg.netns, index))
 
             name = f"vlan-nats {socket.gethostname()} {cfg.dev}"
-            sock = statussock.socket_path(cfg.dev)
-            server = await statussock.serve(sock, self.status)
-            stack.callback(lambda: sock.unlink(missing_ok=True))
-            stack.callback(server.close)
+            sock = statussock.socket_path(cfg.dev, cfg.netns)
+            try:
+                server = await statussock.serve(sock, self.status)
+            except OSError as e:
+                log.warning("no status socket path=%s error=%s", sock, e.strerror or e)
+            else:
+                stack.callback(lambda: sock.unlink(missing_ok=True))
+                stack.callback(server.close)
             link = NatsLink(cfg.servers, name, self.counters)
             stack.push_async_callback(link.close)
             self.link = link
@@ -195,6 +199,8 @@ class Daemon:
                 sdnotify.notify("STOPPING=1")
                 log.info("stopping dev=%s", cfg.dev)
                 self.log_counters()
+                if self._resync is not None:
+                    tasks.append(self._resync)
                 for t in tasks:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)

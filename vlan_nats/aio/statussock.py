@@ -1,4 +1,4 @@
-"""The local status socket: ``/run/vlan-nats/<dev>.sock``.
+"""The local status socket: ``/run/vlan-nats/[<netns>.]<dev>.sock``.
 
 The daemon answers every connection with one JSON document and closes it;
 ``vlan-nats status`` reads it.  Local and root-only (mode 0600): it works
@@ -18,8 +18,18 @@ from pathlib import Path
 RUN_DIR = Path("/run/vlan-nats")
 
 
-def socket_path(dev: str, run_dir: Path = RUN_DIR) -> Path:
-    return run_dir / f"{dev}.sock"
+def socket_path(dev: str, netns: str | None = None, run_dir: Path = RUN_DIR) -> Path:
+    """Two daemons may each move a ``vnats0`` into their own namespace: the
+    namespace is part of the name."""
+    return run_dir / (f"{netns}.{dev}.sock" if netns else f"{dev}.sock")
+
+
+def sockets_for(dev: str | None, run_dir: Path = RUN_DIR) -> list[Path]:
+    """Status sockets of all daemons, or of those whose device is ``dev``."""
+    found = sorted(run_dir.glob("*.sock"))
+    if dev is None:
+        return found
+    return [p for p in found if p.name == f"{dev}.sock" or p.name.endswith(f".{dev}.sock")]
 
 
 def _in_use(path: Path) -> bool:

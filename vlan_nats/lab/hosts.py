@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from ..aio import statussock
 from ..errors import LabError
 from .natsserver import NatsServer
 from .proc import spawn, wait_event
@@ -236,6 +237,8 @@ class Lab:
     def close(self) -> None:
         for node in self.nodes:
             node.stop()
+            # A daemon killed with SIGKILL cannot remove its status socket.
+            statussock.socket_path(node.dev, node.ns.name).unlink(missing_ok=True)
         for ns in self.namespaces:
             ns.delete()
         self.server.close()
