@@ -80,6 +80,7 @@ class Daemon:
         self._moved_log = RateLimitedLog(log, interval=10.0)
         self._full_log = RateLimitedLog(log, interval=60.0)
         self._resync: asyncio.Task[None] | None = None
+        self._resync_wanted = False
         self.node_id = new_node_id()
         self.started = time.monotonic()
         self.offloads: tuple[str, ...] = ()
@@ -292,8 +293,16 @@ class Daemon:
                     "MAC moved mac=%s from=bridge %s to=network", format_mac(mac), self.cfg.bridge
                 )
         events.clear()
-        if resync and (self._resync is None or self._resync.done()):
-            self._resync = asyncio.get_running_loop().create_task(self._sync_subjects())
+        if resync:
+            self._resync_wanted = True
+            if self._resync is None or self._resync.done():
+                self._resync = asyncio.get_running_loop().create_task(self._resync_loop())
+
+    async def _resync_loop(self) -> None:
+        # Events that arrive while a sync runs are picked up by the next turn.
+        while self._resync_wanted:
+            self._resync_wanted = False
+            await self._sync_subjects()
 
     async def _age_macs(self) -> None:
         fwd = self.forwarder
