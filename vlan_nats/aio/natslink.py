@@ -28,9 +28,8 @@ log = logging.getLogger(__name__)
 
 # Per-subscription queue in nats-py (messages read from the socket, not yet
 # handed to us).  Above what a TCP flow keeps in flight (a window of a few
-# MB), so a flow is not starved; small enough that an overloaded node drops
-# (counted as slow_consumer) instead of delivering frames seconds late, as a
-# switch port would.  64 KiB limits gave 2.4 s of stale backlog in a UDP flood.
+# MB), so a flow is not starved; bounded, so memory is.  (Under a flood the
+# backlog builds in nats-server rather than here: see docs/reliability.md.)
 PENDING_MSGS_LIMIT = 8192
 PENDING_BYTES_LIMIT = 16 * 1024 * 1024
 # Outbound buffer before nats-py makes publish() wait for the socket: this
