@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+from typing import NoReturn
 
 from . import __version__, configfile
 from .config import DEFAULT_SERVER, LOG_FORMATS, LOG_LEVELS, Config, build, check_server_url
@@ -30,7 +31,7 @@ DEMO_EPILOG = """example:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, no usage dump
+    def error(self, message: str) -> NoReturn:  # one line, no usage dump
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 

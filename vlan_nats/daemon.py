@@ -268,6 +268,7 @@ class Daemon:
     async def _sync_subjects(self) -> None:
         fwd = self.forwarder
         bridged = frozenset(fwd.table.local) if fwd.bridge else None
+        assert self.link is not None
         await self.link.set_subjects(self.scheme.subscriptions(fwd.mac, self.groups, bridged))
 
     def _on_switch_events(self) -> None:

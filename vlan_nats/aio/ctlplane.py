@@ -120,7 +120,7 @@ async def connect_client(servers: tuple[str, ...], timeout: float = 3.0) -> Clie
         nc.connect(
             servers=list(servers),
             allow_reconnect=False,
-            connect_timeout=timeout,
+            connect_timeout=max(1, round(timeout)),
             max_reconnect_attempts=1,
             error_cb=quiet,
             name="vlan-nats cli",

@@ -187,9 +187,9 @@ class Tunnel:
                     try:
                         # nats-py copies the payload into its PUB command
                         # before it can suspend, so the slot may be reused.
-                        await publish(subject, payload)
+                        await publish(subject, payload)  # type: ignore[arg-type]
                         if flood_too:
-                            await publish(flood, payload)
+                            await publish(flood, payload)  # type: ignore[arg-type]
                             c.flooded += 1
                     except Exception:
                         drops[DropReason.PUBLISH_ERROR] += 1
@@ -217,7 +217,7 @@ class Tunnel:
             vnet = False
         else:
             reason = wire.check(data, self.max_frame)
-            vnet = reason is None and data[1] & wire.FLAG_VNET
+            vnet = reason is None and bool(data[1] & wire.FLAG_VNET)
             start = _HDR
             off = _HDR + _VNET if vnet else _HDR
         if reason is None:

@@ -80,7 +80,7 @@ class LinkWatcher:
         self.ns = ns
         self.ifindex = ifindex
         self._ipr = None
-        self._reader = None
+        self._reader: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[LinkEvent | AddressEvent] = asyncio.Queue(maxsize=256)
 
     async def __aenter__(self) -> LinkWatcher:

@@ -58,7 +58,7 @@ class Namespace:
         return run(self.cmd(*argv), timeout=timeout, check=check)
 
     def popen(self, *argv: str, **kw: object) -> subprocess.Popen[str]:
-        return subprocess.Popen(self.cmd(*argv), text=True, **kw)  # type: ignore[call-overload]
+        return subprocess.Popen(self.cmd(*argv), text=True, **kw)  # type: ignore[call-overload, no-any-return]
 
     def delete(self) -> None:
         if self.alive:
