@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from vlan_nats.lab.checks import PingLog, TransferRun, ping
+from vlan_nats.lab.checks import PingLog, TransferRun, ping, wait_listening
 from vlan_nats.lab.hosts import Lab
 from vlan_nats.lab.natsserver import NatsCluster, NatsServer
 from vlan_nats.lab.procstat import rss_mb
@@ -58,9 +58,14 @@ def test_cluster_failover_when_a_server_hangs(cluster_lab, record_property):
     h1, h2, victim = cluster_lab
     pings = PingLog(h1.ns, h2.ip, interval=0.05)
     time.sleep(1)
+    seen = len(h1.lines)
     victim.proc.send_signal(signal.SIGSTOP)
     try:
-        time.sleep(7)
+        deadline = time.monotonic() + 15
+        while not any("nats reconnected" in line for line in h1.lines[seen:]):
+            assert time.monotonic() < deadline, "never failed over"
+            time.sleep(0.1)
+        time.sleep(1)  # a second of replies after the failover
         outage = PingLog.longest_gap(pings.stop())
     finally:
         victim.proc.send_signal(signal.SIGCONT)
@@ -154,7 +159,8 @@ def test_flooded_receiver_has_bounded_memory_and_recovers(record_property):
             for p in (5301, 5302)
         ]
         try:
-            time.sleep(0.5)
+            for p in (5301, 5302):
+                wait_listening(h2.ns, p)
             clients = [
                 src.ns.popen(
                     "iperf3",

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 
 from ..errors import LabError
@@ -52,6 +53,15 @@ def ping(
         float(rtt.group(2)) if rtt else None,
         out.strip(),
     )
+
+
+def wait_listening(ns: Namespace, port: int, timeout: float = 10.0) -> None:
+    """Wait until something listens on TCP ``port`` in ``ns``."""
+    deadline = time.monotonic() + timeout
+    while f":{port} " not in ns.run("ss", "-Htln", check=False).stdout:
+        if time.monotonic() > deadline:
+            raise LabError(f"nothing listens on port {port} in {ns.name}")
+        time.sleep(0.05)
 
 
 def wait_ping(ns: Namespace, target: str, timeout: float = 10.0) -> PingResult:
