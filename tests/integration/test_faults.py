@@ -161,3 +161,50 @@ def test_failed_starts_are_one_line_and_leave_nothing():
         ns.delete()
     assert tun_devices() == before
     assert not os.path.exists(f"/run/netns/{prefix}-missing")
+
+
+def test_runs_in_the_callers_namespace_without_netns():
+    """The common case on a real host: no --netns; the TAP stays here."""
+    prefix = unique_prefix("vnr")
+    dev = f"{prefix}x"
+    with NatsServer() as server:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vlan_nats",
+                "up",
+                "--server",
+                server.url,
+                "--dev",
+                dev,
+                "--mac",
+                "random",
+                "--mtu",
+                "9000",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            for line in proc.stderr:
+                if " ready " in line:
+                    break
+            link = subprocess.run(
+                ["ip", "-d", "link", "show", "dev", dev], capture_output=True, text=True
+            ).stdout
+            flags = link.split("<", 1)[1].split(">", 1)[0].split(",")
+            assert "mtu 9000" in link and "UP" in flags, link
+            st = subprocess.run(
+                [sys.executable, "-m", "vlan_nats", "status", "--dev", dev, "--json"],
+                capture_output=True,
+                text=True,
+            )
+            assert st.returncode == 0 and f'"dev": "{dev}"' in st.stdout, st.stderr
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert dev not in tun_devices()
