@@ -25,10 +25,6 @@ def path_of(name: str) -> str:
     return os.path.join(NETNS_DIR, name)
 
 
-def exists(name: str) -> bool:
-    return os.path.exists(path_of(name))
-
-
 def open_fd(name: str) -> int:
     """An fd of namespace ``name``.  Raises NetnsError when it is missing."""
     try:
