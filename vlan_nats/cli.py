@@ -9,11 +9,13 @@ import dataclasses
 import json
 import logging
 import os
+import ssl
 import sys
 import time
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from . import __version__, configfile
+from .auth import build_auth, connect_options
 from .config import DEFAULT_SERVER, LOG_FORMATS, LOG_LEVELS, Config, build, check_server_url
 from .core.subjects import SubjectScheme
 from .errors import ConfigError, ControlError, VlanNatsError
@@ -65,6 +67,32 @@ def setup_logging(level: str, fmt: str) -> None:
     logging.getLogger("nats").setLevel(logging.CRITICAL)
     # pyroute2 dumps every netlink message at DEBUG.
     logging.getLogger("pyroute2").setLevel(logging.WARNING)
+
+
+def add_auth_args(p: argparse.ArgumentParser, suppress: bool = False) -> None:
+    """NATS authentication and TLS.  Secrets only from files or the
+    environment: a command line is visible to every user in ps."""
+    d: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
+    g = p.add_argument_group("NATS authentication and TLS")
+    g.add_argument(
+        "--user",
+        metavar="NAME",
+        help="NATS user (password from --password-file or $VLAN_NATS_PASSWORD)",
+        **d,
+    )
+    g.add_argument("--password-file", metavar="FILE", help="file holding the password", **d)
+    g.add_argument(
+        "--token-file", metavar="FILE", help="file holding a NATS token (or $VLAN_NATS_TOKEN)", **d
+    )
+    g.add_argument("--tls-ca", metavar="FILE", help="CA bundle to verify the server", **d)
+    g.add_argument("--tls-cert", metavar="FILE", help="client certificate (mutual TLS)", **d)
+    g.add_argument("--tls-key", metavar="FILE", help="client key (mutual TLS)", **d)
+    g.add_argument(
+        "--tls-first",
+        action="store_true",
+        help="TLS handshake before the NATS INFO (servers with handshake_first)",
+        **d,
+    )
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -154,6 +182,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--log-level", choices=LOG_LEVELS, help="default info")
     up.add_argument("--log-format", choices=LOG_FORMATS, help="default text")
+    add_auth_args(up, suppress=True)
     up.add_argument(
         "--config", metavar="FILE", help="TOML file with any of these options (flags override it)"
     )
@@ -167,6 +196,7 @@ def make_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--network", default="0", metavar="ID", help="network (default 0)")
         p.add_argument("--subject-prefix", default="vlan", metavar="PREFIX")
+        add_auth_args(p)
         p.add_argument(
             "--timeout",
             type=float,
@@ -258,6 +288,13 @@ _UP_FLAGS = {
     "storm_pps": "storm_pps",
     "log_level": "log_level",
     "log_format": "log_format",
+    "user": "user",
+    "password_file": "password_file",
+    "token_file": "token_file",
+    "tls_ca": "tls_ca",
+    "tls_cert": "tls_cert",
+    "tls_key": "tls_key",
+    "tls_first": "tls_first",
 }
 
 
@@ -301,8 +338,21 @@ async def _with_client(args: argparse.Namespace, fn):  # type: ignore[no-untyped
     from .aio.ctlplane import connect_client
 
     servers = tuple(check_server_url(u) for u in (args.server or [DEFAULT_SERVER]))
+    auth = build_auth(
+        user=args.user,
+        password_file=args.password_file,
+        token_file=args.token_file,
+        tls_ca=args.tls_ca,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_first=args.tls_first,
+    )
     try:
-        nc = await connect_client(servers)
+        options = connect_options(auth)
+    except (ssl.SSLError, OSError) as e:
+        raise ConfigError(f"TLS settings: {e}") from None
+    try:
+        nc = await connect_client(servers, options)
     except Exception as e:  # nats-py raises many kinds on a failed connect
         why = str(e) or type(e).__name__
         raise ControlError(f"cannot connect to {', '.join(servers)}: {why}") from None

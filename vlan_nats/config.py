@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from .auth import NatsAuth, build_auth
 from .core.mac import format_mac, is_unicast_assignable, parse_mac, random_mac, stable_mac
 from .core.subjects import validate_network, validate_prefix
 from .errors import ConfigError
@@ -43,6 +44,7 @@ class Config:
     storm_pps: float = 1000.0
     log_level: str = "info"
     log_format: str = "text"
+    auth: NatsAuth = NatsAuth()
 
     @property
     def mac_text(self) -> str:
@@ -114,6 +116,13 @@ def build(
     storm_pps: float = 1000.0,
     log_level: str = "info",
     log_format: str = "text",
+    user: str | None = None,
+    password_file: str | None = None,
+    token_file: str | None = None,
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    tls_first: bool = False,
 ) -> Config:
     """Validate raw option values and build a Config.  Raises ConfigError."""
     try:
@@ -175,4 +184,13 @@ def build(
         storm_pps=float(storm_pps),
         log_level=log_level,
         log_format=log_format,
+        auth=build_auth(
+            user=user,
+            password_file=password_file,
+            token_file=token_file,
+            tls_ca=tls_ca,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_first=tls_first,
+        ),
     )

@@ -42,6 +42,13 @@ KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
     "storm_pps": ("storm_pps", (int, float)),
     "log_level": ("log_level", (str,)),
     "log_format": ("log_format", (str,)),
+    "user": ("user", (str,)),
+    "password_file": ("password_file", (str,)),
+    "token_file": ("token_file", (str,)),
+    "tls_ca": ("tls_ca", (str,)),
+    "tls_cert": ("tls_cert", (str,)),
+    "tls_key": ("tls_key", (str,)),
+    "tls_first": ("tls_first", (bool,)),
 }
 # How build()'s messages name each option, longest first ("--mac-ageing"
 # before "--mac").

@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import time
 
 from . import __version__, sdnotify
@@ -23,6 +24,7 @@ from .aio import statussock
 from .aio.ctlplane import ControlResponder, new_node_id
 from .aio.natslink import NatsLink
 from .aio.tunnel import Tunnel
+from .auth import connect_options
 from .config import Config
 from .control import netns
 from .control.link import LinkControl, LinkState
@@ -34,7 +36,7 @@ from .core.forwarding import Forwarder
 from .core.mac import format_mac
 from .core.subjects import SubjectScheme
 from .core.switching import MacTable, TokenBucket
-from .errors import LinkError, PrivilegeError, TapError
+from .errors import ConfigError, LinkError, PrivilegeError, TapError
 from .fastpath import Tap
 from .ratelog import RateLimitedLog
 
@@ -168,7 +170,13 @@ class Daemon:
             else:
                 stack.callback(lambda: sock.unlink(missing_ok=True))
                 stack.callback(server.close)
-            link = NatsLink(cfg.servers, name, self.counters)
+            for path in cfg.auth.loose_files:
+                log.warning("secret readable by others path=%s (chmod 600 it)", path)
+            try:
+                options = connect_options(cfg.auth)
+            except (ssl.SSLError, OSError) as e:
+                raise ConfigError(f"TLS settings: {e}") from None
+            link = NatsLink(cfg.servers, name, self.counters, options=options)
             stack.push_async_callback(link.close)
             self.link = link
             self.tunnel = Tunnel(
@@ -322,7 +330,7 @@ class Daemon:
         await ControlResponder(self.scheme, self.node_id, self.node_info).start(link.nc)
         cfg = self.cfg
         log.info(
-            "ready dev=%s mac=%s network=%s server=%s netns=%s mtu=%d mode=%s version=%s",
+            "ready dev=%s mac=%s network=%s server=%s netns=%s mtu=%d mode=%s auth=%s version=%s",
             cfg.dev,
             format_mac(self.forwarder.mac),
             cfg.network,
@@ -330,6 +338,7 @@ class Daemon:
             cfg.netns or "-",
             self.state.mtu if self.state else cfg.mtu,
             self.mode,
+            cfg.auth.describe(),
             __version__,
         )
         sdnotify.notify("READY=1")

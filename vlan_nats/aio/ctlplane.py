@@ -107,7 +107,9 @@ def new_node_id() -> str:
     return secrets.token_hex(4)
 
 
-async def connect_client(servers: tuple[str, ...], timeout: float = 3.0) -> Client:
+async def connect_client(
+    servers: tuple[str, ...], options: dict[str, object] | None = None, timeout: float = 3.0
+) -> Client:
     """A short-lived client for the CLI: fail fast instead of retrying."""
     nc = Client()
 
@@ -124,6 +126,7 @@ async def connect_client(servers: tuple[str, ...], timeout: float = 3.0) -> Clie
             max_reconnect_attempts=1,
             error_cb=quiet,
             name="vlan-nats cli",
+            **(options or {}),  # type: ignore[arg-type]
         ),
         timeout * (len(servers) + 1),
     )

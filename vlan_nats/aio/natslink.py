@@ -54,12 +54,14 @@ class NatsLink:
         counters: Counters,
         on_msg: Callable[[Msg], Awaitable[None]] | None = None,
         reconnect_wait: float = 1.0,
+        options: dict[str, Any] | None = None,
     ) -> None:
         self.servers = servers
         self.name = name
         self.counters = counters
         self.on_msg = on_msg  # the subscription callback; set before set_subjects
         self.reconnect_wait = reconnect_wait
+        self.options = options or {}  # authentication and TLS (auth.connect_options)
         self.nc: Client = Client()
         self._subs: dict[str, Any] = {}
         self._wanted: frozenset[str] = frozenset()
@@ -98,6 +100,7 @@ class NatsLink:
             # Our subjects are built from validated parts (config.py,
             # subjects.py); nats-py would re-check each one per frame.
             skip_subject_validation=True,
+            **self.options,
         )
         self.connected.set()
         log.info("nats connected server=%s", self.server)

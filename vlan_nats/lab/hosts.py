@@ -187,11 +187,13 @@ class Lab:
         node_args: list[str] | None = None,
         start_nodes: bool = True,
         server_urls: list[str] | None = None,
+        server: NatsServer | None = None,
     ) -> None:
         self.prefix = unique_prefix(tag)
-        # Our own server, unless the caller runs them (a cluster, leafnodes):
+        # Our own server (or the one given, not yet started, e.g. with an
+        # auth config), unless the caller runs them (a cluster, leafnodes):
         # then node i is given server_urls[i % len].
-        self.server = NatsServer()
+        self.server = server if server is not None else NatsServer()
         self._server_urls = server_urls
         self.namespaces: list[Namespace] = []
         self.nodes: list[Node] = []

@@ -1,0 +1,167 @@
+"""NATS authentication and TLS against real nats-servers configured for them."""
+
+import subprocess
+import sys
+
+import pytest
+
+from vlan_nats.errors import LabError
+from vlan_nats.lab.checks import ping
+from vlan_nats.lab.hosts import Lab
+from vlan_nats.lab.natsserver import NatsServer
+
+
+def secret_file(tmp_path, name, value):
+    p = tmp_path / name
+    p.write_text(value)
+    p.chmod(0o600)
+    return str(p)
+
+
+def make_certs(d):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate."""
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=vlan-nats test CA",
+    )
+    for name, ext in (
+        ("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
+        ("client", "extendedKeyUsage=clientAuth"),
+    ):
+        (d / f"{name}.ext").write_text(ext + "\n")
+        run(
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+            "-subj",
+            f"/CN={name}",
+        )
+        run(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{name}.pem",
+            "-days",
+            "1",
+            "-extfile",
+            f"{name}.ext",
+        )
+        (d / f"{name}.key").chmod(0o600)
+    return {
+        k: str(d / v)
+        for k, v in (
+            ("ca", "ca.pem"),
+            ("server", "server.pem"),
+            ("server_key", "server.key"),
+            ("client", "client.pem"),
+            ("client_key", "client.key"),
+        )
+    }
+
+
+def two_nodes_talk(server, args):
+    with Lab(2, tag="vna", server=server, node_args=args) as lab:
+        h1, h2 = lab.nodes
+        assert ping(h1.ns, h2.ip).ok
+        return [line for line in h1.lines if " ready " in line][0]
+
+
+def test_user_and_password(tmp_path):
+    server = NatsServer(config='authorization { user: "lan", password: "pw-9f3a" }\n')
+    ready = two_nodes_talk(
+        server, ["--user", "lan", "--password-file", secret_file(tmp_path, "pw", "pw-9f3a")]
+    )
+    assert "auth=user:lan" in ready
+
+
+def test_token(tmp_path):
+    server = NatsServer(config='authorization { token: "tok-51c2" }\n')
+    ready = two_nodes_talk(server, ["--token-file", secret_file(tmp_path, "tok", "tok-51c2")])
+    assert "auth=token" in ready
+
+
+def test_mutual_tls(tmp_path):
+    c = make_certs(tmp_path)
+    server = NatsServer(
+        config=(
+            f'tls {{ cert_file: "{c["server"]}", key_file: "{c["server_key"]}", '
+            f'ca_file: "{c["ca"]}", verify: true }}\n'
+        )
+    )
+    ready = two_nodes_talk(
+        server, ["--tls-ca", c["ca"], "--tls-cert", c["client"], "--tls-key", c["client_key"]]
+    )
+    assert "auth=mtls" in ready
+
+
+def test_wrong_password_never_gets_in_and_says_so(tmp_path):
+    server = NatsServer(config='authorization { user: "lan", password: "right" }\n')
+    with Lab(1, tag="vna", server=server, start_nodes=False) as lab:
+        node = lab.nodes[0]
+        node.args += ["--user", "lan", "--password-file", secret_file(tmp_path, "pw", "wrong")]
+        with pytest.raises(LabError):
+            node.start(timeout=4)
+        assert any(
+            "Authorization Violation" in line or "authorization" in line.lower()
+            for line in node.lines
+        ), node.lines[-5:]
+        assert node.proc.poll() is None  # it keeps retrying, it does not crash
+
+
+def test_peers_with_a_token(tmp_path):
+    server = NatsServer(config='authorization { token: "tok-77" }\n')
+    tok = secret_file(tmp_path, "tok", "tok-77")
+    with Lab(2, tag="vna", server=server, node_args=["--token-file", tok]) as lab:
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "vlan_nats",
+                "peers",
+                "--server",
+                lab.server.url,
+                "--token-file",
+                tok,
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode == 0, r.stderr
+        assert all(n.mac() in r.stdout for n in lab.nodes)
+        bad = subprocess.run(
+            [sys.executable, "-m", "vlan_nats", "peers", "--server", lab.server.url],
+            capture_output=True,
+            text=True,
+        )
+        assert bad.returncode == 1 and bad.stderr.count("\n") == 1

@@ -1,0 +1,60 @@
+import os
+
+import pytest
+
+from vlan_nats.auth import build_auth, connect_options
+from vlan_nats.errors import ConfigError
+
+
+def secret(tmp_path, name, value, mode=0o600):
+    p = tmp_path / name
+    p.write_text(value + "\n")
+    os.chmod(p, mode)
+    return str(p)
+
+
+def test_nothing_is_nothing():
+    a = build_auth(environ={})
+    assert connect_options(a) == {} and a.describe() == "none"
+
+
+def test_user_and_password_from_a_file(tmp_path):
+    a = build_auth(user="u", password_file=secret(tmp_path, "pw", "s3cret"), environ={})
+    assert connect_options(a) == {"user": "u", "password": "s3cret"}
+    assert "s3cret" not in repr(a) and a.describe() == "user:u"
+    assert a.loose_files == ()
+
+
+def test_secrets_from_the_environment():
+    a = build_auth(user="u", environ={"VLAN_NATS_PASSWORD": "pw"})
+    assert connect_options(a)["password"] == "pw"
+    t = build_auth(environ={"VLAN_NATS_TOKEN": "tok"})
+    assert connect_options(t) == {"token": "tok"} and t.describe() == "token"
+
+
+def test_loose_secret_files_are_reported(tmp_path):
+    path = secret(tmp_path, "tok", "t", mode=0o644)
+    assert build_auth(token_file=path, environ={}).loose_files == (path,)
+
+
+@pytest.mark.parametrize(
+    "kw, fragment",
+    [
+        ({"user": "u"}, "needs a password"),
+        ({"password_file": "PW"}, "needs --user"),
+        ({"token_file": "/nonexistent/tok"}, "cannot read token file"),
+        ({"tls_cert": "CERT"}, "go together"),
+        ({"tls_ca": "/nonexistent/ca.pem"}, "cannot read TLS CA file"),
+    ],
+)
+def test_mistakes(tmp_path, kw, fragment):
+    kw = {k: secret(tmp_path, k, "x") if v in ("PW", "CERT") else v for k, v in kw.items()}
+    with pytest.raises(ConfigError, match=fragment):
+        build_auth(environ={}, **kw)
+
+
+def test_token_and_user_are_exclusive(tmp_path):
+    with pytest.raises(ConfigError, match="either"):
+        build_auth(
+            user="u", token_file=secret(tmp_path, "t", "t"), environ={"VLAN_NATS_PASSWORD": "p"}
+        )

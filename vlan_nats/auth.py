@@ -1,0 +1,131 @@
+"""NATS authentication and TLS settings, read from files or the environment.
+
+Secrets never come from the command line (it is visible to every user in
+``ps``): ``--password-file``/``--token-file`` or the environment variables
+``VLAN_NATS_PASSWORD``/``VLAN_NATS_TOKEN``.  Files holding secrets or keys
+that others can read are reported, so the daemon can warn at start.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+ENV_PASSWORD = "VLAN_NATS_PASSWORD"
+ENV_TOKEN = "VLAN_NATS_TOKEN"
+
+
+@dataclass(frozen=True, slots=True)
+class NatsAuth:
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_first: bool = False
+    loose_files: tuple[str, ...] = ()  # secret files readable by group/others
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_ca or self.tls_cert or self.tls_first)
+
+    def describe(self) -> str:
+        """What is in use, without secrets (for the ready line)."""
+        parts = []
+        if self.user:
+            parts.append(f"user:{self.user}")
+        if self.token:
+            parts.append("token")
+        if self.tls:
+            parts.append("mtls" if self.tls_cert else "tls")
+        return ",".join(parts) or "none"
+
+
+def _read_secret(path: str, what: str, loose: list[str]) -> str:
+    try:
+        st = os.stat(path)
+        with open(path) as f:
+            value = f.read().strip()
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {path}: {e.strerror}") from None
+    if not value:
+        raise ConfigError(f"{what} {path} is empty")
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        loose.append(path)
+    return value
+
+
+def _check_file(path: str | None, what: str, loose: list[str] | None = None) -> str | None:
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {path}: {e.strerror}") from None
+    if loose is not None and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        loose.append(path)
+    return path
+
+
+def build_auth(
+    *,
+    user: str | None = None,
+    password_file: str | None = None,
+    token_file: str | None = None,
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    tls_first: bool = False,
+    environ: dict[str, str] | None = None,
+) -> NatsAuth:
+    """Validate and read the settings.  Raises ConfigError."""
+    env = os.environ if environ is None else environ
+    loose: list[str] = []
+    password = _read_secret(password_file, "password file", loose) if password_file else None
+    password = password or env.get(ENV_PASSWORD) or None
+    token = _read_secret(token_file, "token file", loose) if token_file else None
+    token = token or env.get(ENV_TOKEN) or None
+    if password and not user:
+        raise ConfigError("a password needs --user")
+    if user and not password:
+        raise ConfigError(f"--user needs a password: --password-file or ${ENV_PASSWORD}")
+    if token and user:
+        raise ConfigError("use either a token or --user/password, not both")
+    if bool(tls_cert) != bool(tls_key):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    return NatsAuth(
+        user=user,
+        password=password,
+        token=token,
+        tls_ca=_check_file(tls_ca, "TLS CA file"),
+        tls_cert=_check_file(tls_cert, "TLS certificate"),
+        tls_key=_check_file(tls_key, "TLS key", loose),
+        tls_first=tls_first,
+        loose_files=tuple(loose),
+    )
+
+
+def connect_options(auth: NatsAuth) -> dict[str, Any]:
+    """nats-py ``connect()`` keywords for these settings.  Raises
+    ssl.SSLError or OSError for unusable certificates or keys."""
+    import ssl  # here: ssl loads socket, and config (imported with the core) imports us
+
+    opts: dict[str, Any] = {}
+    if auth.user:
+        opts["user"], opts["password"] = auth.user, auth.password
+    if auth.token:
+        opts["token"] = auth.token
+    if auth.tls:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=auth.tls_ca)
+        if auth.tls_cert:
+            ctx.load_cert_chain(auth.tls_cert, auth.tls_key)
+        opts["tls"] = ctx
+        opts["tls_handshake_first"] = auth.tls_first
+    return opts
