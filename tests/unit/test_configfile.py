@@ -83,3 +83,15 @@ def test_check_config_command(tmp_path, capsys):
     assert cli.main(["check-config", str(bad)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{bad}:2:" in err
+
+
+def test_auth_settings_in_a_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("VLAN_NATS_PASSWORD", raising=False)
+    tok = tmp_path / "tok"
+    tok.write_text("t0k\n")
+    tok.chmod(0o600)
+    cfg = configfile.build_from(write(tmp_path, f'network = 7\ntoken-file = "{tok}"\n'))
+    assert cfg.auth.token == "t0k" and cfg.auth.describe() == "token"
+    p = write(tmp_path, 'network = 7\nuser = "u"\n')
+    with pytest.raises(ConfigError, match="needs a password"):
+        configfile.build_from(p)
