@@ -24,6 +24,7 @@ class NatsAuth:
     user: str | None = None
     password: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
+    nkey_seed_file: str | None = None
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -41,6 +42,8 @@ class NatsAuth:
             parts.append(f"user:{self.user}")
         if self.token:
             parts.append("token")
+        if self.nkey_seed_file:
+            parts.append("nkey")
         if self.tls:
             parts.append("mtls" if self.tls_cert else "tls")
         return ",".join(parts) or "none"
@@ -79,6 +82,7 @@ def build_auth(
     user: str | None = None,
     password_file: str | None = None,
     token_file: str | None = None,
+    nkey: str | None = None,
     tls_ca: str | None = None,
     tls_cert: str | None = None,
     tls_key: str | None = None,
@@ -96,14 +100,15 @@ def build_auth(
         raise ConfigError("a password needs --user")
     if user and not password:
         raise ConfigError(f"--user needs a password: --password-file or ${ENV_PASSWORD}")
-    if token and user:
-        raise ConfigError("use either a token or --user/password, not both")
+    if sum(map(bool, (token, user, nkey))) > 1:
+        raise ConfigError("use one of a token, --user/password or --nkey")
     if bool(tls_cert) != bool(tls_key):
         raise ConfigError("--tls-cert and --tls-key go together")
     return NatsAuth(
         user=user,
         password=password,
         token=token,
+        nkey_seed_file=_check_file(nkey, "nkey seed file", loose),
         tls_ca=_check_file(tls_ca, "TLS CA file"),
         tls_cert=_check_file(tls_cert, "TLS certificate"),
         tls_key=_check_file(tls_key, "TLS key", loose),
@@ -122,6 +127,8 @@ def connect_options(auth: NatsAuth) -> dict[str, Any]:
         opts["user"], opts["password"] = auth.user, auth.password
     if auth.token:
         opts["token"] = auth.token
+    if auth.nkey_seed_file:
+        opts["nkeys_seed"] = auth.nkey_seed_file  # nats-py reads and signs with it
     if auth.tls:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=auth.tls_ca)
         if auth.tls_cert:

@@ -84,6 +84,7 @@ def add_auth_args(p: argparse.ArgumentParser, suppress: bool = False) -> None:
     g.add_argument(
         "--token-file", metavar="FILE", help="file holding a NATS token (or $VLAN_NATS_TOKEN)", **d
     )
+    g.add_argument("--nkey", metavar="SEEDFILE", help="file holding a user nkey seed", **d)
     g.add_argument("--tls-ca", metavar="FILE", help="CA bundle to verify the server", **d)
     g.add_argument("--tls-cert", metavar="FILE", help="client certificate (mutual TLS)", **d)
     g.add_argument("--tls-key", metavar="FILE", help="client key (mutual TLS)", **d)
@@ -291,6 +292,7 @@ _UP_FLAGS = {
     "user": "user",
     "password_file": "password_file",
     "token_file": "token_file",
+    "nkey": "nkey",
     "tls_ca": "tls_ca",
     "tls_cert": "tls_cert",
     "tls_key": "tls_key",
@@ -342,6 +344,7 @@ async def _with_client(args: argparse.Namespace, fn):  # type: ignore[no-untyped
         user=args.user,
         password_file=args.password_file,
         token_file=args.token_file,
+        nkey=args.nkey,
         tls_ca=args.tls_ca,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,

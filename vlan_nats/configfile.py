@@ -45,6 +45,7 @@ KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
     "user": ("user", (str,)),
     "password_file": ("password_file", (str,)),
     "token_file": ("token_file", (str,)),
+    "nkey": ("nkey", (str,)),
     "tls_ca": ("tls_ca", (str,)),
     "tls_cert": ("tls_cert", (str,)),
     "tls_key": ("tls_key", (str,)),

@@ -165,3 +165,18 @@ def test_peers_with_a_token(tmp_path):
             text=True,
         )
         assert bad.returncode == 1 and bad.stderr.count("\n") == 1
+
+
+def test_nkey(tmp_path):
+    import os
+
+    import nkeys
+
+    seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
+    public = nkeys.from_seed(bytearray(seed)).public_key.decode()
+    seed_file = tmp_path / "user.nk"
+    seed_file.write_bytes(seed)
+    seed_file.chmod(0o600)
+    server = NatsServer(config=f'authorization {{ users = [ {{ nkey: "{public}" }} ] }}\n')
+    ready = two_nodes_talk(server, ["--nkey", str(seed_file)])
+    assert "auth=nkey" in ready
