@@ -53,8 +53,21 @@ def test_mistakes(tmp_path, kw, fragment):
         build_auth(environ={}, **kw)
 
 
-def test_token_and_user_are_exclusive(tmp_path):
-    with pytest.raises(ConfigError, match="either"):
+def test_methods_are_exclusive(tmp_path):
+    with pytest.raises(ConfigError, match="use one of"):
         build_auth(
             user="u", token_file=secret(tmp_path, "t", "t"), environ={"VLAN_NATS_PASSWORD": "p"}
         )
+    with pytest.raises(ConfigError, match="use one of"):
+        build_auth(
+            nkey=secret(tmp_path, "n", "SU..."), token_file=secret(tmp_path, "t", "t"), environ={}
+        )
+
+
+def test_nkey_seed_file(tmp_path):
+    seed = secret(tmp_path, "user.nk", "SUAEXAMPLE", mode=0o640)
+    a = build_auth(nkey=seed, environ={})
+    assert connect_options(a) == {"nkeys_seed": seed} and a.describe() == "nkey"
+    assert a.loose_files == (seed,)
+    with pytest.raises(ConfigError, match="cannot read nkey seed file"):
+        build_auth(nkey="/nonexistent/user.nk", environ={})
