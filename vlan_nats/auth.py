@@ -15,6 +15,17 @@ from typing import Any
 
 from .errors import ConfigError
 
+# The settings, as build_auth() keywords, flags (with - for _) and config keys.
+OPTIONS = (
+    "user",
+    "password_file",
+    "token_file",
+    "nkey",
+    "tls_ca",
+    "tls_cert",
+    "tls_key",
+    "tls_first",
+)
 ENV_PASSWORD = "VLAN_NATS_PASSWORD"
 ENV_TOKEN = "VLAN_NATS_TOKEN"
 
@@ -119,9 +130,16 @@ def build_auth(
 
 def connect_options(auth: NatsAuth) -> dict[str, Any]:
     """nats-py ``connect()`` keywords for these settings.  Raises
-    ssl.SSLError or OSError for unusable certificates or keys."""
+    ConfigError for unusable certificates or keys."""
     import ssl  # here: ssl loads socket, and config (imported with the core) imports us
 
+    try:
+        return _connect_options(auth, ssl)
+    except (ssl.SSLError, OSError) as e:
+        raise ConfigError(f"TLS settings: {e}") from None
+
+
+def _connect_options(auth: NatsAuth, ssl: Any) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     if auth.user:
         opts["user"], opts["password"] = auth.user, auth.password

@@ -9,12 +9,12 @@ import dataclasses
 import json
 import logging
 import os
-import ssl
 import sys
 import time
 from typing import Any, NoReturn
 
 from . import __version__, configfile
+from .auth import OPTIONS as AUTH_OPTIONS
 from .auth import build_auth, connect_options
 from .config import DEFAULT_SERVER, LOG_FORMATS, LOG_LEVELS, Config, build, check_server_url
 from .core.subjects import SubjectScheme
@@ -289,14 +289,7 @@ _UP_FLAGS = {
     "storm_pps": "storm_pps",
     "log_level": "log_level",
     "log_format": "log_format",
-    "user": "user",
-    "password_file": "password_file",
-    "token_file": "token_file",
-    "nkey": "nkey",
-    "tls_ca": "tls_ca",
-    "tls_cert": "tls_cert",
-    "tls_key": "tls_key",
-    "tls_first": "tls_first",
+    **{k: k for k in AUTH_OPTIONS},
 }
 
 
@@ -340,20 +333,7 @@ async def _with_client(args: argparse.Namespace, fn):  # type: ignore[no-untyped
     from .aio.ctlplane import connect_client
 
     servers = tuple(check_server_url(u) for u in (args.server or [DEFAULT_SERVER]))
-    auth = build_auth(
-        user=args.user,
-        password_file=args.password_file,
-        token_file=args.token_file,
-        nkey=args.nkey,
-        tls_ca=args.tls_ca,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        tls_first=args.tls_first,
-    )
-    try:
-        options = connect_options(auth)
-    except (ssl.SSLError, OSError) as e:
-        raise ConfigError(f"TLS settings: {e}") from None
+    options = connect_options(build_auth(**{k: getattr(args, k) for k in AUTH_OPTIONS}))
     try:
         nc = await connect_client(servers, options)
     except Exception as e:  # nats-py raises many kinds on a failed connect

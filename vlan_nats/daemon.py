@@ -16,7 +16,6 @@ import logging
 import os
 import signal
 import socket
-import ssl
 import time
 
 from . import __version__, sdnotify
@@ -36,7 +35,7 @@ from .core.forwarding import Forwarder
 from .core.mac import format_mac
 from .core.subjects import SubjectScheme
 from .core.switching import MacTable, TokenBucket
-from .errors import ConfigError, LinkError, PrivilegeError, TapError
+from .errors import LinkError, PrivilegeError, TapError
 from .fastpath import Tap
 from .ratelog import RateLimitedLog
 
@@ -172,10 +171,7 @@ class Daemon:
                 stack.callback(server.close)
             for path in cfg.auth.loose_files:
                 log.warning("secret readable by others path=%s (chmod 600 it)", path)
-            try:
-                options = connect_options(cfg.auth)
-            except (ssl.SSLError, OSError) as e:
-                raise ConfigError(f"TLS settings: {e}") from None
+            options = connect_options(cfg.auth)
             link = NatsLink(cfg.servers, name, self.counters, options=options)
             stack.push_async_callback(link.close)
             self.link = link

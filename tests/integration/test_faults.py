@@ -84,11 +84,7 @@ def test_nats_down_at_start_then_up():
     server.stop()
     ns = Namespace(f"{prefix}-h1")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vlan_nats",
-            "up",
+        up_cmd(
             "--server",
             f"nats://127.0.0.1:{port}",
             "--netns",
@@ -97,7 +93,7 @@ def test_nats_down_at_start_then_up():
             f"{prefix}n1",
             "--mac",
             "random",
-        ],
+        ),
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -123,9 +119,13 @@ def test_nats_down_at_start_then_up():
         ns.delete()
 
 
+def up_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "vlan_nats", "up", *args]
+
+
 def run_up(*args):
     return subprocess.run(
-        [sys.executable, "-m", "vlan_nats", "up", "--mac", "random", *args],
+        up_cmd("--mac", "random", *args),
         capture_output=True,
         text=True,
         timeout=20,
@@ -169,11 +169,7 @@ def test_runs_in_the_callers_namespace_without_netns():
     dev = f"{prefix}x"
     with NatsServer() as server:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "vlan_nats",
-                "up",
+            up_cmd(
                 "--server",
                 server.url,
                 "--dev",
@@ -182,7 +178,7 @@ def test_runs_in_the_callers_namespace_without_netns():
                 "random",
                 "--mtu",
                 "9000",
-            ],
+            ),
             stderr=subprocess.PIPE,
             text=True,
         )
