@@ -26,6 +26,7 @@ UP_EPILOG = """examples:
   vlan-nats up --server nats://198.18.0.1:4222 --network 7 --address 198.18.100.1/24
   vlan-nats up --network lab --dev lab0 --mtu 9000 --mac random
   vlan-nats up --network 0 --compat          # talk to rapidloop's Go vlan-nats
+  vlan-nats up --network lab --key-file /etc/vlan-nats/lab.key   # sealed frames
 """
 DEMO_EPILOG = """example:
   sudo vlan-nats demo        # 3 namespaces, a private nats-server, checks, cleanup
@@ -184,6 +185,18 @@ def make_parser() -> argparse.ArgumentParser:
     up.add_argument("--log-level", choices=LOG_LEVELS, help="default info")
     up.add_argument("--log-format", choices=LOG_FORMATS, help="default text")
     add_auth_args(up, suppress=True)
+    g = up.add_argument_group("end-to-end sealing (docs/security.md)")
+    g.add_argument(
+        "--key-file",
+        metavar="FILE",
+        help="seal every frame with this 32-byte key and accept only frames sealed "
+        "with it (make one with: vlan-nats genkey FILE); SIGHUP re-reads it",
+    )
+    g.add_argument(
+        "--accept-key-file",
+        metavar="FILE",
+        help="also accept frames sealed with this key (key rollover)",
+    )
     up.add_argument(
         "--config", metavar="FILE", help="TOML file with any of these options (flags override it)"
     )
@@ -244,6 +257,18 @@ def make_parser() -> argparse.ArgumentParser:
     )
     chk.add_argument("file")
 
+    gk = sub.add_parser(
+        "genkey",
+        help="write a new random sealing key (mode 0600)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Write 32 random bytes to FILE, readable by its owner only. Give the same "
+        "file to every node of a network as --key-file.",
+        epilog="example:\n  sudo vlan-nats genkey /etc/vlan-nats/lab.key\n"
+        "  sudo vlan-nats up --network lab --key-file /etc/vlan-nats/lab.key\n",
+    )
+    gk.add_argument("file")
+    gk.add_argument("--force", action="store_true", help="replace an existing file")
+
     demo = sub.add_parser(
         "demo",
         help="run a 3-host demo in namespaces and check it (root)",
@@ -289,6 +314,8 @@ _UP_FLAGS = {
     "storm_pps": "storm_pps",
     "log_level": "log_level",
     "log_format": "log_format",
+    "key_file": "key_file",
+    "accept_key_file": "accept_key_file",
     **{k: k for k in AUTH_OPTIONS},
 }
 
@@ -421,6 +448,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_genkey(args: argparse.Namespace) -> int:
+    from .keys import describe, write_new_key
+
+    key = write_new_key(args.file, force=args.force)
+    print(f"{args.file}: new key, id {describe(key)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     if args.command not in ("up", "demo"):  # those set up logging from their options
@@ -432,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         "ping": cmd_ping,
         "status": cmd_status,
         "check-config": cmd_check_config,
+        "genkey": cmd_genkey,
     }[args.command]
     try:
         return handler(args)

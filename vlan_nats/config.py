@@ -16,6 +16,7 @@ from .auth import NatsAuth, build_auth
 from .core.mac import format_mac, is_unicast_assignable, parse_mac, random_mac, stable_mac
 from .core.subjects import validate_network, validate_prefix
 from .errors import ConfigError
+from .keys import SealKeys
 
 DEFAULT_SERVER = "nats://127.0.0.1:4222"
 NATS_SCHEMES = ("nats", "tls", "ws", "wss")
@@ -45,6 +46,7 @@ class Config:
     log_level: str = "info"
     log_format: str = "text"
     auth: NatsAuth = NatsAuth()
+    seal: SealKeys | None = None
 
     @property
     def mac_text(self) -> str:
@@ -124,6 +126,8 @@ def build(
     tls_cert: str | None = None,
     tls_key: str | None = None,
     tls_first: bool = False,
+    key_file: str | None = None,
+    accept_key_file: str | None = None,
 ) -> Config:
     """Validate raw option values and build a Config.  Raises ConfigError."""
     try:
@@ -167,6 +171,14 @@ def build(
         raise ConfigError(f"bad --log-level {log_level!r}: one of {', '.join(LOG_LEVELS)}")
     if log_format not in LOG_FORMATS:
         raise ConfigError(f"bad --log-format {log_format!r}: one of {', '.join(LOG_FORMATS)}")
+    seal = None
+    if key_file is not None:
+        if compat:
+            raise ConfigError("--key-file is not available with --compat (the Go original)")
+        seal = SealKeys(key_file, accept_key_file)
+        seal.load()  # errors now, before any device exists
+    elif accept_key_file is not None:
+        raise ConfigError("--accept-key-file needs --key-file (the key that seals)")
     return Config(
         servers=urls,
         network=network,
@@ -195,4 +207,5 @@ def build(
             tls_key=tls_key,
             tls_first=tls_first,
         ),
+        seal=seal,
     )

@@ -50,6 +50,8 @@ KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
     "tls_cert": ("tls_cert", (str,)),
     "tls_key": ("tls_key", (str,)),
     "tls_first": ("tls_first", (bool,)),
+    "key_file": ("key_file", (str,)),
+    "accept_key_file": ("accept_key_file", (str,)),
 }
 # How build()'s messages name each option, longest first ("--mac-ageing"
 # before "--mac").

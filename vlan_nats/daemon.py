@@ -33,10 +33,12 @@ from .core.control import NodeInfo
 from .core.counters import Counters
 from .core.forwarding import Forwarder
 from .core.mac import format_mac
+from .core.seal import SESSION_LEN, Opener, Sealer
 from .core.subjects import SubjectScheme
 from .core.switching import MacTable, TokenBucket
-from .errors import LinkError, PrivilegeError, TapError
+from .errors import ConfigError, LinkError, PrivilegeError, TapError
 from .fastpath import Tap
+from .keys import SealKeys, describe
 from .ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,8 @@ class Daemon:
         self.state: LinkState | None = None
         self._stop = asyncio.Event()
         self._error: BaseException | None = None
+        self._key = b""
+        self._accepting: list[str] = []
 
     def stop(self) -> None:
         self._stop.set()
@@ -110,6 +114,7 @@ class Daemon:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop)
         loop.add_signal_handler(signal.SIGUSR1, self.log_counters)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_keys)
         async with contextlib.AsyncExitStack() as stack:
             nl = NetlinkThread()
             stack.callback(nl.close)
@@ -186,6 +191,8 @@ class Daemon:
                 on_events=self._on_switch_events,
             )
             link.on_msg = self.tunnel.on_msg
+            if cfg.seal is not None:
+                self._load_keys(cfg.seal)
             self.tunnel.start()
             stack.push_async_callback(self.tunnel.stop)
 
@@ -211,6 +218,37 @@ class Daemon:
                 await asyncio.gather(*tasks, return_exceptions=True)
         if self._error is not None:
             raise self._error
+
+    def _load_keys(self, seal: SealKeys) -> None:
+        """Read the key files and seal/open with them (ConfigError)."""
+        key, extra, loose = seal.load()
+        for path in loose:
+            log.warning("secret readable by others path=%s (chmod 600 it)", path)
+        t = self.tunnel
+        if t.sealer is None or self._key != key:
+            t.sealer = Sealer(key, os.urandom(SESSION_LEN), time.time)  # a new session
+        self._key = key
+        keys = [key] if extra is None else [key, extra]
+        self._accepting = [describe(k) for k in keys]
+        if t.opener is None:
+            t.opener = Opener(keys)
+        else:
+            t.opener.set_keys(keys)
+        log.info(
+            "sealing key=%s accepting=%s",
+            describe(key),
+            ",".join(describe(k) for k in keys),
+        )
+
+    def reload_keys(self) -> None:
+        """SIGHUP: re-read the key files; on error keep the keys in use."""
+        if self.cfg.seal is None or not hasattr(self, "tunnel"):
+            log.info("SIGHUP: nothing to reload (no --key-file)")
+            return
+        try:
+            self._load_keys(self.cfg.seal)
+        except ConfigError as e:
+            log.error("key reload failed, keeping the keys in use: %s", e)
 
     @property
     def mode(self) -> str:
@@ -258,6 +296,13 @@ class Daemon:
             "multicast_groups": sorted(format_mac(g) for g in self.groups),
             "learned_macs": len(fwd.table.local) - 1 if fwd.bridge else 0,
             "offloads": [o.lower() for o in self.offloads],
+            "sealing": {
+                "key": describe(self._key),
+                "accepting": self._accepting,
+                "sessions": self.tunnel.opener.sessions if self.tunnel.opener else 0,
+            }
+            if self._key
+            else None,
             "uptime_s": round(time.monotonic() - self.started, 1),
             "version": __version__,
             "counters": self.counters.snapshot(),

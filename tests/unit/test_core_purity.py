@@ -4,7 +4,18 @@ import subprocess
 import sys
 
 FORBIDDEN = ("asyncio", "nats", "pyroute2", "cffi", "socket", "uvloop", "_fastpath")
-CORE = ["counters", "forwarding", "frames", "mac", "subjects", "wire"]
+CORE = [
+    "control",
+    "counters",
+    "forwarding",
+    "frames",
+    "mac",
+    "seal",
+    "subjects",
+    "switching",
+    "vnet",
+    "wire",
+]
 
 
 def test_core_imports_no_io_modules():

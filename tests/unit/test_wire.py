@@ -16,7 +16,7 @@ MAX = 1522
         (b"\x01", DropReason.SHORT),
         (b"\x02\x00" + FRAME, DropReason.VERSION),
         (b"\x01\x80" + FRAME, DropReason.FLAGS),
-        (b"\x01\x02" + FRAME, DropReason.FLAGS),  # sealed: reserved, not accepted yet
+        (b"\x01\x02" + FRAME, DropReason.SEALED_NO_KEY),  # sealed, and no key here
         (b"\x01\x00" + FRAME[:13], DropReason.RUNT),
         (b"\x01\x01" + bytes(11), DropReason.SHORT),
         (b"\x01\x01" + bytes(12) + FRAME[:13], DropReason.RUNT),

@@ -15,6 +15,11 @@ Switching (core.forwarding): source MACs are learned both ways; unicast to
 a destination not seen on the network lately is also published to the
 flood subject; broadcast, multicast and those flooded copies pass a storm
 limiter.  Learning events are handed to ``on_events`` once per batch.
+
+Sealing (core.seal): with a ``sealer`` every message leaves sealed (each
+flooded copy sealed for its own subject); with an ``opener`` only sealed
+messages are taken, opened, and then handled as plain ones.  Either can be
+swapped at any time (key reload).
 """
 
 from __future__ import annotations
@@ -31,10 +36,12 @@ from ..core import wire
 from ..core.counters import Counters, DropReason
 from ..core.forwarding import Forwarder
 from ..core.frames import ETH_HLEN, FrameKind, max_frame_len
+from ..core.seal import Opener, Sealer
 from ..core.subjects import SubjectScheme
 from ..core.switching import TokenBucket
 from ..errors import TapError
 from ..fastpath import FrameReader, FrameWriter, Tap
+from ..ratelog import RateLimitedLog
 from .natslink import NatsLink
 
 log = logging.getLogger(__name__)
@@ -57,6 +64,9 @@ class Tunnel:
         storm: TokenBucket | None = None,
         on_events: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sealer: Sealer | None = None,
+        opener: Opener | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.tap = tap
         self.link = link
@@ -70,6 +80,10 @@ class Tunnel:
         self.storm = storm if storm is not None else TokenBucket(0)
         self._on_events = on_events
         self._clock = clock
+        self.sealer = sealer
+        self.opener = opener
+        self._wall = wall_clock
+        self._stale_log = RateLimitedLog(log, interval=60.0)
         self.reader = FrameReader(tap.fd, batch)
         self.writer = FrameWriter(tap.fd)
         self._loop = asyncio.get_running_loop()
@@ -184,12 +198,19 @@ class Tunnel:
                         if kind is not unicast:
                             continue
                         flood_too = False
+                    sealer = self.sealer
                     try:
                         # nats-py copies the payload into its PUB command
                         # before it can suspend, so the slot may be reused.
-                        await publish(subject, payload)  # type: ignore[arg-type]
+                        if sealer is None:
+                            await publish(subject, payload)  # type: ignore[arg-type]
+                        else:
+                            await publish(subject, sealer.seal(subject, payload))
                         if flood_too:
-                            await publish(flood, payload)  # type: ignore[arg-type]
+                            if sealer is None:
+                                await publish(flood, payload)  # type: ignore[arg-type]
+                            else:
+                                await publish(flood, sealer.seal(flood, payload))
                             c.flooded += 1
                     except Exception:
                         drops[DropReason.PUBLISH_ERROR] += 1
@@ -210,6 +231,23 @@ class Tunnel:
         data = msg.data
         c = self.counters
         c.nats_rx_msgs += 1
+        opener = self.opener
+        if opener is not None:
+            if len(data) < 2 or not data[1] & wire.FLAG_SEALED:
+                c.drops[DropReason.UNSEALED] += 1
+                return
+            opened = opener.open(data, msg.subject, self._wall())
+            if isinstance(opened, DropReason):
+                c.drops[opened] += 1
+                if opened is DropReason.SEAL_STALE:
+                    self._stale_log.warning(
+                        "sealed message from a clock %+d s away from ours (limit %d s): "
+                        "check NTP on both hosts",
+                        opener.last_stale,
+                        opener.skew,
+                    )
+                return
+            data = opened
 
         if self._compat:
             reason = wire.check_raw(data, self.max_frame)

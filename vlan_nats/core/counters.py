@@ -33,6 +33,13 @@ class DropReason(IntEnum):
     FLOOD_DUP = 15  # flooded copy of a frame that also reaches us on its own subject
     STORM = 16  # broadcast/multicast/unknown-unicast above --storm-pps
     LOCAL_DST = 17  # read from the TAP for a host behind our own bridge
+    # Sealing (core.seal).
+    SEALED_NO_KEY = 18  # a sealed message, but we have no key (no --key-file)
+    UNSEALED = 19  # a plain message on a sealed network
+    SEAL_KEY = 20  # sealed under a key we do not hold
+    SEAL_AUTH = 21  # does not authenticate: wrong key, altered, or moved to another subject
+    REPLAY = 22  # a counter this session already used
+    SEAL_STALE = 23  # sender's clock more than the allowed skew away from ours
 
 
 class Counters:

@@ -4,7 +4,8 @@ One NATS message carries one Ethernet frame::
 
     byte 0   version (1)
     byte 1   flags: 0x01 VNET   a 12-byte virtio_net_hdr follows
-                    0x02 SEALED reserved for sealed frames (not yet produced)
+                    0x02 SEALED a sealed envelope (core/seal.py) wrapping a
+                                whole plain message
                     others      must be zero
     [12 bytes virtio_net_hdr_mrg_rxbuf, little endian, when VNET]
     the Ethernet frame, destination MAC first
@@ -50,6 +51,8 @@ def check(msg: bytes | memoryview, max_frame: int) -> DropReason | None:
     if msg[0] != VERSION:
         return DropReason.VERSION
     flags = msg[1]
+    if flags & FLAG_SEALED:
+        return DropReason.SEALED_NO_KEY
     if flags & ~KNOWN_FLAGS:
         return DropReason.FLAGS
     if flags & FLAG_VNET:
