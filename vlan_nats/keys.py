@@ -24,10 +24,15 @@ class SealKeys:
     accept_file: str | None = None
 
     def load(self) -> tuple[bytes, bytes | None, list[str]]:
-        """(sealing key, accepted key, files readable by others).  ConfigError."""
+        """(sealing key, accepted key, files readable by others).  ConfigError.
+
+        The accepted key's file may be missing: between rollovers there is
+        none, and SIGHUP picks it up once it is written."""
         loose: list[str] = []
         key = load_key(self.key_file, "--key-file", loose)
-        extra = load_key(self.accept_file, "--accept-key-file", loose) if self.accept_file else None
+        extra = None
+        if self.accept_file and os.path.lexists(self.accept_file):
+            extra = load_key(self.accept_file, "--accept-key-file", loose)
         return key, extra, loose
 
 
