@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark vlan-nats against a plain veth pair, in one run, on this machine.
 
-    sudo .venv/bin/python scripts/bench.py [--seconds 10] [--runs 3] [--json]
+    sudo .venv/bin/python scripts/bench.py [--seconds 10] [--runs 3] [--sealed] [--json]
 
 Builds its own namespaces and a private nats-server (all removed at the
 end) and measures side by side:
@@ -9,6 +9,8 @@ end) and measures side by side:
   veth        two namespaces joined by a veth pair: the baseline
   offload     the tunnel with GSO/checksum offloads (the default)
   no-offload  the tunnel with --no-offload (frames <= MTU)
+  sealed      (with --sealed) the default tunnel with --key-file: every
+              frame sealed with AES-256-GCM (docs/security.md)
   relay       the NATS relay ceiling: a bare publisher -> subscriber stream
               of 64 KiB messages through the same kind of server; and the
               latency floor: a nats-py request -> echo -> reply round trip
@@ -32,12 +34,14 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from vlan_nats.keys import write_new_key  # noqa: E402
 from vlan_nats.lab.hosts import Lab, Namespace, run, unique_prefix  # noqa: E402
 from vlan_nats.lab.natsserver import NatsServer  # noqa: E402
 from vlan_nats.lab.procstat import cpu_seconds  # noqa: E402
@@ -302,9 +306,12 @@ def main() -> int:
     ap.add_argument(
         "--only",
         default="veth,offload,no-offload,relay",
-        help="comma-separated subset of veth,offload,no-offload,relay",
+        help="comma-separated subset of veth,offload,no-offload,relay,sealed",
     )
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ap.add_argument(
+        "--sealed", action="store_true", help="also measure sealed frames (adds 'sealed')"
+    )
     ap.add_argument("--relay-pub", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--echo", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -319,11 +326,16 @@ def main() -> int:
         return 1
     prefix = unique_prefix("vnb")
     results: dict = {}
-    wanted = args.only.split(",")
+    wanted = args.only.split(",") + (["sealed"] if args.sealed else [])
     if "veth" in wanted:
         results["veth"] = bench_veth(prefix, args.seconds, args.runs)
     if "offload" in wanted:
         results["offload"] = bench_tunnel([], args.seconds, args.runs)
+    if "sealed" in wanted:
+        with tempfile.TemporaryDirectory() as d:
+            key = os.path.join(d, "bench.key")
+            write_new_key(key)
+            results["sealed"] = bench_tunnel(["--key-file", key], args.seconds, args.runs)
     if "no-offload" in wanted:
         results["no-offload"] = bench_tunnel(["--no-offload"], args.seconds, args.runs)
     if "relay" in wanted:

@@ -21,6 +21,7 @@ OPTIONS = (
     "password_file",
     "token_file",
     "nkey",
+    "creds",
     "tls_ca",
     "tls_cert",
     "tls_key",
@@ -36,6 +37,7 @@ class NatsAuth:
     password: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
     nkey_seed_file: str | None = None
+    creds_file: str | None = None
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -55,6 +57,8 @@ class NatsAuth:
             parts.append("token")
         if self.nkey_seed_file:
             parts.append("nkey")
+        if self.creds_file:
+            parts.append("creds")
         if self.tls:
             parts.append("mtls" if self.tls_cert else "tls")
         return ",".join(parts) or "none"
@@ -94,6 +98,7 @@ def build_auth(
     password_file: str | None = None,
     token_file: str | None = None,
     nkey: str | None = None,
+    creds: str | None = None,
     tls_ca: str | None = None,
     tls_cert: str | None = None,
     tls_key: str | None = None,
@@ -111,8 +116,8 @@ def build_auth(
         raise ConfigError("a password needs --user")
     if user and not password:
         raise ConfigError(f"--user needs a password: --password-file or ${ENV_PASSWORD}")
-    if sum(map(bool, (token, user, nkey))) > 1:
-        raise ConfigError("use one of a token, --user/password or --nkey")
+    if sum(map(bool, (token, user, nkey, creds))) > 1:
+        raise ConfigError("use one of a token, --user/password, --nkey or --creds")
     if bool(tls_cert) != bool(tls_key):
         raise ConfigError("--tls-cert and --tls-key go together")
     return NatsAuth(
@@ -120,6 +125,7 @@ def build_auth(
         password=password,
         token=token,
         nkey_seed_file=_check_file(nkey, "nkey seed file", loose),
+        creds_file=_check_file(creds, "credentials file", loose),
         tls_ca=_check_file(tls_ca, "TLS CA file"),
         tls_cert=_check_file(tls_cert, "TLS certificate"),
         tls_key=_check_file(tls_key, "TLS key", loose),
@@ -145,8 +151,15 @@ def _connect_options(auth: NatsAuth, ssl: Any) -> dict[str, Any]:
         opts["user"], opts["password"] = auth.user, auth.password
     if auth.token:
         opts["token"] = auth.token
+    # Read now, not on each (re)connect: the daemon may have dropped root
+    # (--run-as) by then and no longer be able to read them.
     if auth.nkey_seed_file:
-        opts["nkeys_seed"] = auth.nkey_seed_file  # nats-py reads and signs with it
+        opts["nkeys_seed_str"] = _read_secret(auth.nkey_seed_file, "nkey seed file", [])
+    if auth.creds_file:
+        from nats.aio.client import RawCredentials
+
+        creds = _read_secret(auth.creds_file, "credentials file", [])
+        opts["user_credentials"] = RawCredentials(creds)  # user JWT + seed (nsc's .creds)
     if auth.tls:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=auth.tls_ca)
         if auth.tls_cert:

@@ -86,6 +86,9 @@ def add_auth_args(p: argparse.ArgumentParser, suppress: bool = False) -> None:
         "--token-file", metavar="FILE", help="file holding a NATS token (or $VLAN_NATS_TOKEN)", **d
     )
     g.add_argument("--nkey", metavar="SEEDFILE", help="file holding a user nkey seed", **d)
+    g.add_argument(
+        "--creds", metavar="FILE", help="user JWT credentials file (.creds, operator mode)", **d
+    )
     g.add_argument("--tls-ca", metavar="FILE", help="CA bundle to verify the server", **d)
     g.add_argument("--tls-cert", metavar="FILE", help="client certificate (mutual TLS)", **d)
     g.add_argument("--tls-key", metavar="FILE", help="client key (mutual TLS)", **d)
@@ -196,6 +199,11 @@ def make_parser() -> argparse.ArgumentParser:
         "--accept-key-file",
         metavar="FILE",
         help="also accept frames sealed with this key (key rollover)",
+    )
+    up.add_argument(
+        "--run-as",
+        metavar="USER",
+        help="after set-up, drop root: become USER, keep only CAP_NET_ADMIN (docs/security.md)",
     )
     up.add_argument(
         "--config", metavar="FILE", help="TOML file with any of these options (flags override it)"
@@ -316,6 +324,7 @@ _UP_FLAGS = {
     "log_format": "log_format",
     "key_file": "key_file",
     "accept_key_file": "accept_key_file",
+    "run_as": "run_as",
     **{k: k for k in AUTH_OPTIONS},
 }
 

@@ -17,6 +17,7 @@ from .core.mac import format_mac, is_unicast_assignable, parse_mac, random_mac, 
 from .core.subjects import validate_network, validate_prefix
 from .errors import ConfigError
 from .keys import SealKeys
+from .privdrop import RunAs, lookup
 
 DEFAULT_SERVER = "nats://127.0.0.1:4222"
 NATS_SCHEMES = ("nats", "tls", "ws", "wss")
@@ -47,6 +48,7 @@ class Config:
     log_format: str = "text"
     auth: NatsAuth = NatsAuth()
     seal: SealKeys | None = None
+    run_as: RunAs | None = None
 
     @property
     def mac_text(self) -> str:
@@ -122,12 +124,14 @@ def build(
     password_file: str | None = None,
     token_file: str | None = None,
     nkey: str | None = None,
+    creds: str | None = None,
     tls_ca: str | None = None,
     tls_cert: str | None = None,
     tls_key: str | None = None,
     tls_first: bool = False,
     key_file: str | None = None,
     accept_key_file: str | None = None,
+    run_as: str | None = None,
 ) -> Config:
     """Validate raw option values and build a Config.  Raises ConfigError."""
     try:
@@ -202,10 +206,12 @@ def build(
             password_file=password_file,
             token_file=token_file,
             nkey=nkey,
+            creds=creds,
             tls_ca=tls_ca,
             tls_cert=tls_cert,
             tls_key=tls_key,
             tls_first=tls_first,
         ),
         seal=seal,
+        run_as=lookup(run_as) if run_as is not None else None,
     )

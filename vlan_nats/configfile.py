@@ -46,12 +46,14 @@ KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
     "password_file": ("password_file", (str,)),
     "token_file": ("token_file", (str,)),
     "nkey": ("nkey", (str,)),
+    "creds": ("creds", (str,)),
     "tls_ca": ("tls_ca", (str,)),
     "tls_cert": ("tls_cert", (str,)),
     "tls_key": ("tls_key", (str,)),
     "tls_first": ("tls_first", (bool,)),
     "key_file": ("key_file", (str,)),
     "accept_key_file": ("accept_key_file", (str,)),
+    "run_as": ("run_as", (str,)),
 }
 # How build()'s messages name each option, longest first ("--mac-ageing"
 # before "--mac").

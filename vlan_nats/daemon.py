@@ -17,8 +17,9 @@ import os
 import signal
 import socket
 import time
+from pathlib import Path
 
-from . import __version__, sdnotify
+from . import __version__, privdrop, sdnotify
 from .aio import statussock
 from .aio.ctlplane import ControlResponder, new_node_id
 from .aio.natslink import NatsLink
@@ -70,6 +71,11 @@ def check_environment(cfg: Config) -> None:
         raise TapError(2, "/dev/net/tun is missing: load the tun module (modprobe tun)")
     if cfg.netns is not None:
         os.close(netns.open_fd(cfg.netns))  # NetnsError when missing
+
+
+def _unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 class Daemon:
@@ -172,8 +178,12 @@ class Daemon:
             except OSError as e:
                 log.warning("no status socket path=%s error=%s", sock, e.strerror or e)
             else:
-                stack.callback(lambda: sock.unlink(missing_ok=True))
+                # After --run-as the directory is no longer ours to change:
+                # then the next start removes the socket.
+                stack.callback(lambda: _unlink_quietly(sock))
                 stack.callback(server.close)
+                if cfg.run_as is not None:
+                    os.chown(sock, cfg.run_as.uid, cfg.run_as.gid)
             for path in cfg.auth.loose_files:
                 log.warning("secret readable by others path=%s (chmod 600 it)", path)
             options = connect_options(cfg.auth)
@@ -196,6 +206,9 @@ class Daemon:
             self.tunnel.start()
             stack.push_async_callback(self.tunnel.stop)
 
+            if cfg.run_as is not None:
+                privdrop.drop(cfg.run_as)
+                log.info("dropped root user=%s", privdrop.describe(cfg.run_as))
             tasks = [
                 loop.create_task(self._connect(link, index), name="nats-connect"),
                 loop.create_task(self._watch(watcher, mcast, index), name="link-watch"),

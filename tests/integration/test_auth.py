@@ -180,3 +180,70 @@ def test_nkey(tmp_path):
     server = NatsServer(config=f'authorization {{ users = [ {{ nkey: "{public}" }} ] }}\n')
     ready = two_nodes_talk(server, ["--nkey", str(seed_file)])
     assert "auth=nkey" in ready
+
+
+def _b64url(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _jwt(issuer, subject: str, nats_claims: dict) -> str:
+    """A NATS JWT (what nsc writes): ed25519-nkey signed claims."""
+    import base64
+    import json
+    import os
+    import time
+
+    claims = {
+        "jti": base64.b32encode(os.urandom(20)).decode(),
+        "iat": int(time.time()),
+        "iss": issuer.public_key.decode(),
+        "sub": subject,
+        "name": subject[:8],
+        "nats": {"version": 2, **nats_claims},
+    }
+    head = _b64url(json.dumps({"typ": "JWT", "alg": "ed25519-nkey"}).encode())
+    body = _b64url(json.dumps(claims).encode())
+    return f"{head}.{body}.{_b64url(issuer.sign(f'{head}.{body}'.encode()))}"
+
+
+def test_creds_operator_mode(tmp_path):
+    """Operator -> account -> user JWTs, generated here; the server resolves
+    the account from memory, the daemons log in with a .creds file."""
+    import os
+
+    import nkeys
+
+    def keypair(prefix):
+        return nkeys.from_seed(bytearray(nkeys.encode_seed(os.urandom(32), prefix)))
+
+    op, acc, usr = (
+        keypair(p)
+        for p in (nkeys.PREFIX_BYTE_OPERATOR, nkeys.PREFIX_BYTE_ACCOUNT, nkeys.PREFIX_BYTE_USER)
+    )
+    unlimited = {"subs": -1, "data": -1, "payload": -1, "conn": -1}
+    op_jwt = _jwt(op, op.public_key.decode(), {"type": "operator"})
+    acc_jwt = _jwt(
+        op,
+        acc.public_key.decode(),
+        {
+            "type": "account",
+            "limits": {**unlimited, "imports": -1, "exports": -1, "wildcards": True, "leaf": -1},
+        },
+    )
+    user_jwt = _jwt(
+        acc, usr.public_key.decode(), {"type": "user", "pub": {}, "sub": {}, **unlimited}
+    )
+    creds = tmp_path / "node.creds"
+    creds.write_text(
+        f"-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n"
+        f"-----BEGIN USER NKEY SEED-----\n{usr.seed.decode()}\n------END USER NKEY SEED------\n"
+    )
+    creds.chmod(0o600)
+    server = NatsServer(
+        config=f'operator: "{op_jwt}"\nresolver: MEMORY\n'
+        f'resolver_preload: {{ {acc.public_key.decode()}: "{acc_jwt}" }}\n'
+    )
+    ready = two_nodes_talk(server, ["--creds", str(creds)])
+    assert "auth=creds" in ready

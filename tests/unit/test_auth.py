@@ -67,7 +67,20 @@ def test_methods_are_exclusive(tmp_path):
 def test_nkey_seed_file(tmp_path):
     seed = secret(tmp_path, "user.nk", "SUAEXAMPLE", mode=0o640)
     a = build_auth(nkey=seed, environ={})
-    assert connect_options(a) == {"nkeys_seed": seed} and a.describe() == "nkey"
+    # Read at start (a later --run-as could not read it on a reconnect).
+    assert connect_options(a) == {"nkeys_seed_str": "SUAEXAMPLE"} and a.describe() == "nkey"
     assert a.loose_files == (seed,)
     with pytest.raises(ConfigError, match="cannot read nkey seed file"):
         build_auth(nkey="/nonexistent/user.nk", environ={})
+
+
+def test_creds_file(tmp_path):
+    creds = secret(tmp_path, "node.creds", "-----BEGIN NATS USER JWT-----\nx\n")
+    a = build_auth(creds=creds, environ={})
+    opts = connect_options(a)
+    assert str(opts["user_credentials"]).startswith("-----BEGIN NATS USER JWT")
+    assert a.describe() == "creds"
+    with pytest.raises(ConfigError, match="use one of"):
+        build_auth(creds=creds, nkey=creds, environ={})
+    with pytest.raises(ConfigError, match="cannot read credentials file"):
+        build_auth(creds="/nonexistent.creds", environ={})

@@ -243,3 +243,14 @@ def test_bridge_learns_and_reports(backend, fake_tap):
         assert c.drops[DropReason.FLOOD_DUP] == 1
 
     run(body())
+
+
+def test_permission_errors_name_the_subject():
+    from vlan_nats.aio.natslink import _PERMISSION_RE
+
+    m = _PERMISSION_RE.search(
+        'nats: Permissions Violation for Subscription to "vlan.0.u.02005e100002"'
+    )
+    assert m and m.groups() == ("Subscription", "vlan.0.u.02005e100002")
+    m = _PERMISSION_RE.search("nats: permissions violation for publish to vlan.7.b")
+    assert m and m.groups() == ("publish", "vlan.7.b")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,6 +26,10 @@ from ..core.counters import Counters, DropReason
 from ..ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
+# nats-server: Permissions Violation for Subscription to "vlan.0.u.0200..."
+_PERMISSION_RE = re.compile(
+    r"Permissions Violation for (Subscription|Publish) to \"?([^\"\s']+)", re.I
+)
 
 # Per-subscription queue in nats-py (messages read from the socket, not yet
 # handed to us).  Above what a TCP flow keeps in flight (a window of a few
@@ -68,6 +73,8 @@ class NatsLink:
         self._sync_lock = asyncio.Lock()
         self._errlog = RateLimitedLog(log)
         self._bug_log = RateLimitedLog(log)
+        self._perm_log = RateLimitedLog(log)
+        self._refused: set[str] = set()
         self.connected = asyncio.Event()
         self._closing = False
 
@@ -115,8 +122,23 @@ class NatsLink:
             self._bug_log.warning("message handler failed error=%r", e)
             return
         text = str(e) or type(e).__name__
-        if "Permissions Violation" in text:
-            log.error("nats refused: %s", text)
+        m = _PERMISSION_RE.search(text)
+        if m:
+            what, subject = m.group(1).lower(), m.group(2)
+            if what == "subscription":
+                # Once per subject: the server refuses it again on every reconnect.
+                if subject not in self._refused:
+                    self._refused.add(subject)
+                    log.error(
+                        "nats refused subscription subject=%s (server permissions); "
+                        "running without it",
+                        subject,
+                    )
+            else:
+                self._perm_log.warning("nats refused %s subject=%s", what, subject)
+            return
+        if "permissions violation" in text.lower():
+            self._perm_log.warning("nats refused: %s", text)
             return
         self._errlog.warning(
             "nats connection problem servers=%s error=%r (retrying)", ",".join(self.servers), text

@@ -28,7 +28,7 @@ def parse_request(data: bytes) -> dict[str, object] | None:
         return None
     try:
         value = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
 
@@ -55,7 +55,7 @@ class NodeInfo:
         try:
             d = json.loads(data)
             info = cls(**d)
-        except (ValueError, TypeError, UnicodeDecodeError):
+        except (ValueError, TypeError, UnicodeDecodeError, RecursionError):
             return None
         if not isinstance(info.macs, list) or not NODE_ID_RE.match(str(info.node_id)):
             return None

@@ -1,0 +1,125 @@
+"""Per-node subject permissions (the configuration of docs/security.md)."""
+
+import asyncio
+import time
+
+import nats
+import pytest
+
+from vlan_nats.lab.checks import ping, wait_ping
+from vlan_nats.lab.hosts import Lab
+from vlan_nats.lab.natsserver import NatsServer
+
+MACS = {"h1": "02:00:5e:10:00:01", "h2": "02:00:5e:10:00:02"}
+
+
+def node_user(name: str, mac: str) -> str:
+    hexmac = mac.replace(":", "")
+    return f"""
+      {{ user: "{name}", password: "pw-{name}", permissions: {{
+          publish: {{ allow: ["vlan.0.>"] }},
+          subscribe: {{ allow: ["vlan.0.u.{hexmac}", "vlan.0.b", "vlan.0.m.>",
+                               "vlan.0.ctl.peers", "vlan.0.ctl.node.*.ping"] }},
+          allow_responses: true
+      }} }}"""
+
+
+CONFIG = (
+    "accounts { LAN: { users: ["
+    + "".join(node_user(n, m) for n, m in MACS.items())
+    + """
+      { user: "admin", password: "pw-admin", permissions: {
+          publish: { allow: ["vlan.0.ctl.>"] }, subscribe: { allow: ["_INBOX.>"] } } }
+    ] } }
+"""
+)
+
+
+def pw(tmp_path, name):
+    p = tmp_path / name
+    p.write_text(f"pw-{name}")
+    p.chmod(0o600)
+    return str(p)
+
+
+async def try_subscribe(url, user, password, subject):
+    """Subscribe as ``user``; the server's refusal, if any, and messages seen."""
+    errors: list[str] = []
+    seen: list[bytes] = []
+
+    async def on_error(e):
+        errors.append(str(e))
+
+    async def on_msg(msg):
+        seen.append(msg.data)
+
+    nc = await nats.connect(url, user=user, password=password, error_cb=on_error)
+    await nc.subscribe(subject, cb=on_msg)
+    await nc.flush()
+    await asyncio.sleep(1.5)
+    await nc.close()
+    return errors, seen
+
+
+def test_restricted_nodes_work_and_cannot_read_each_other(tmp_path):
+    server = NatsServer(config=CONFIG)
+    with Lab(2, tag="vnp", server=server, start_nodes=False) as lab:
+        for node, (name, mac) in zip(lab.nodes, MACS.items(), strict=True):
+            node.args = [a for a in node.args if a not in ("--mac", "random")]
+            node.args += ["--mac", mac, "--user", name, "--password-file", pw(tmp_path, name)]
+            node.start()
+        h1, h2 = lab.nodes
+        assert ping(h1.ns, h2.ip).ok
+        h1.link_local()  # DAD done on both sides
+        assert wait_ping(h1.ns, h2.link_local() + f"%{h1.dev}").ok  # multicast ND works
+        assert not any("refused" in line for line in h1.lines + h2.lines)
+
+        # h1's credentials cannot subscribe to h2's unicast subject...
+        errors, seen = asyncio.run(
+            try_subscribe(lab.server.url, "h1", "pw-h1", "vlan.0.u.02005e100002")
+        )
+        assert any("permissions violation" in e.lower() for e in errors), errors
+        assert seen == []
+        # ... nor to everything.
+        errors, _ = asyncio.run(try_subscribe(lab.server.url, "h1", "pw-h1", "vlan.>"))
+        assert any("permissions violation" in e.lower() for e in errors), errors
+
+        # A daemon started with h1's credentials but h2's MAC is refused its
+        # unicast subject: one log line naming it, and it keeps running.
+        h3 = lab.add_node(
+            3, extra=["--mac", MACS["h2"], "--user", "h1", "--password-file", pw(tmp_path, "h1")]
+        )
+        deadline = time.monotonic() + 5
+        while not any("refused subscription" in ln for ln in h3.lines):
+            assert time.monotonic() < deadline, h3.lines[-5:]
+            time.sleep(0.1)
+        refused = [ln for ln in h3.lines if "refused subscription" in ln]
+        assert len(refused) == 1 and "subject=vlan.0.u.02005e100002" in refused[0], refused
+        time.sleep(1)
+        assert h3.proc.poll() is None
+        assert ping(h1.ns, h2.ip).ok
+
+
+@pytest.mark.parametrize("user", ["h1"])
+def test_node_cannot_publish_outside_its_network(tmp_path, user):
+    server = NatsServer(config=CONFIG)
+    server.start()
+    try:
+
+        async def go():
+            errors: list[str] = []
+
+            async def on_error(e):
+                errors.append(str(e))
+
+            nc = await nats.connect(server.url, user=user, password=f"pw-{user}", error_cb=on_error)
+            await nc.publish("vlan.7.b", b"x")
+            await nc.flush()
+            await asyncio.sleep(0.5)
+            await nc.close()
+            return errors
+
+        errors = asyncio.run(go())
+        assert any("permissions violation for publish" in e.lower() for e in errors), errors
+    finally:
+        server.close()
