@@ -247,3 +247,16 @@ def test_creds_operator_mode(tmp_path):
     )
     ready = two_nodes_talk(server, ["--creds", str(creds)])
     assert "auth=creds" in ready
+
+
+def test_tls_first_server_only_tls(tmp_path):
+    """A server that wants the TLS handshake first; no client certificate."""
+    c = make_certs(tmp_path)
+    server = NatsServer(
+        config=(
+            f'tls {{ cert_file: "{c["server"]}", key_file: "{c["server_key"]}", '
+            "handshake_first: true }\n"
+        )
+    )
+    ready = two_nodes_talk(server, ["--tls-ca", c["ca"], "--tls-first"])
+    assert "auth=tls" in ready
