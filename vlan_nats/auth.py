@@ -64,7 +64,7 @@ class NatsAuth:
         return ",".join(parts) or "none"
 
 
-def _read_secret(path: str, what: str, loose: list[str]) -> str:
+def read_secret(path: str, what: str, loose: list[str]) -> str:
     try:
         st = os.stat(path)
         with open(path) as f:
@@ -108,9 +108,9 @@ def build_auth(
     """Validate and read the settings.  Raises ConfigError."""
     env = os.environ if environ is None else environ
     loose: list[str] = []
-    password = _read_secret(password_file, "password file", loose) if password_file else None
+    password = read_secret(password_file, "password file", loose) if password_file else None
     password = password or env.get(ENV_PASSWORD) or None
-    token = _read_secret(token_file, "token file", loose) if token_file else None
+    token = read_secret(token_file, "token file", loose) if token_file else None
     token = token or env.get(ENV_TOKEN) or None
     if password and not user:
         raise ConfigError("a password needs --user")
@@ -154,11 +154,11 @@ def _connect_options(auth: NatsAuth, ssl: Any) -> dict[str, Any]:
     # Read now, not on each (re)connect: the daemon may have dropped root
     # (--run-as) by then and no longer be able to read them.
     if auth.nkey_seed_file:
-        opts["nkeys_seed_str"] = _read_secret(auth.nkey_seed_file, "nkey seed file", [])
+        opts["nkeys_seed_str"] = read_secret(auth.nkey_seed_file, "nkey seed file", [])
     if auth.creds_file:
         from nats.aio.client import RawCredentials
 
-        creds = _read_secret(auth.creds_file, "credentials file", [])
+        creds = read_secret(auth.creds_file, "credentials file", [])
         opts["user_credentials"] = RawCredentials(creds)  # user JWT + seed (nsc's .creds)
     if auth.tls:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=auth.tls_ca)

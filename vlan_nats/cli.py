@@ -19,6 +19,7 @@ from .auth import build_auth, connect_options
 from .config import DEFAULT_SERVER, LOG_FORMATS, LOG_LEVELS, Config, build, check_server_url
 from .core.subjects import SubjectScheme
 from .errors import ConfigError, ControlError, VlanNatsError
+from .hub import DEFAULT_LISTEN, DEFAULT_MONITOR
 
 log = logging.getLogger("vlan_nats")
 
@@ -277,6 +278,58 @@ def make_parser() -> argparse.ArgumentParser:
     gk.add_argument("file")
     gk.add_argument("--force", action="store_true", help="replace an existing file")
 
+    hub = sub.add_parser(
+        "hub",
+        argument_default=argparse.SUPPRESS,
+        help="run and supervise a nats-server for the nodes (no NATS needed)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run the nats-server that came with vlan-nats, with a generated "
+        "configuration; restart it if it dies; stop it gracefully on SIGTERM.",
+        epilog="examples:\n"
+        "  vlan-nats hub --token-file /etc/vlan-nats/hub.token\n"
+        "  vlan-nats hub --listen 198.18.0.1:4222 --cluster-listen 198.18.0.1:6222 "
+        "--route nats://198.18.0.2:6222\n"
+        "  vlan-nats hub --config /etc/vlan-nats/hub.toml --print-config\n",
+    )
+    hub.add_argument("--listen", metavar="HOST:PORT", help=f"clients (default {DEFAULT_LISTEN})")
+    hub.add_argument(
+        "--monitor",
+        metavar="HOST:PORT",
+        help=f"HTTP monitoring, or 'off' (default {DEFAULT_MONITOR})",
+    )
+    hub.add_argument("--token-file", metavar="FILE", help="clients need this token")
+    hub.add_argument("--user", metavar="NAME", help="clients need this user ...")
+    hub.add_argument("--password-file", metavar="FILE", help="... and this password")
+    hub.add_argument("--tls-cert", metavar="FILE", help="server certificate: TLS on")
+    hub.add_argument("--tls-key", metavar="FILE", help="server key")
+    hub.add_argument("--tls-ca", metavar="FILE", help="require client certificates from this CA")
+    hub.add_argument("--tls-first", action="store_true", help="TLS handshake before INFO")
+    hub.add_argument("--cluster-listen", metavar="HOST:PORT", help="route port for other hubs")
+    hub.add_argument("--cluster-name", metavar="NAME", help="default vlan-nats")
+    hub.add_argument(
+        "--route", action="append", metavar="URL", help="another hub's route URL, repeatable"
+    )
+    hub.add_argument("--server-name", metavar="NAME", help="default <hostname>-hub")
+    hub.add_argument("--log-level", choices=LOG_LEVELS, help="default info")
+    hub.add_argument("--config", metavar="FILE", help="TOML file with these options")
+    hub.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the generated nats-server configuration (secrets redacted) and exit",
+    )
+
+    inst = sub.add_parser(
+        "install-systemd",
+        help="install the systemd units vlan-nats@.service and vlan-nats-hub.service (root)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  sudo vlan-nats install-systemd\n"
+        "  sudo systemctl enable --now vlan-nats@lab     # /etc/vlan-nats/lab.toml\n",
+    )
+    inst.add_argument(
+        "--dir", default="/etc/systemd/system", help="where (default /etc/systemd/system)"
+    )
+    inst.add_argument("--no-reload", action="store_true", help="do not run systemctl daemon-reload")
+
     demo = sub.add_parser(
         "demo",
         help="run a 3-host demo in namespaces and check it (root)",
@@ -465,9 +518,57 @@ def cmd_genkey(args: argparse.Namespace) -> int:
     return 0
 
 
+_HUB_FLAGS = {
+    "listen": "listen",
+    "monitor": "monitor",
+    "token_file": "token_file",
+    "user": "user",
+    "password_file": "password_file",
+    "tls_cert": "tls_cert",
+    "tls_key": "tls_key",
+    "tls_ca": "tls_ca",
+    "tls_first": "tls_first",
+    "cluster_listen": "cluster_listen",
+    "cluster_name": "cluster_name",
+    "route": "routes",
+    "server_name": "server_name",
+    "log_level": "log_level",
+}
+
+
+def cmd_hub(args: argparse.Namespace) -> int:
+    from .hub import HUB_KEYS, Hub, build_hub, server_config
+
+    given = vars(args)
+    kw = {kw: given[flag] for flag, kw in _HUB_FLAGS.items() if flag in given}
+    if "config" in given:
+        values = configfile.load(given["config"], HUB_KEYS)
+        values.pop("_text")
+        kw = {**values, **kw}
+    cfg = build_hub(**kw)
+    if given.get("print_config"):
+        print(server_config(cfg, redact=True), end="")
+        return 0
+    setup_logging(cfg.log_level, "text")
+    return asyncio.run(Hub(cfg).run())
+
+
+def cmd_install_systemd(args: argparse.Namespace) -> int:
+    from .units import install
+
+    for path in install(args.dir, reload=not args.no_reload):
+        print(f"installed {path}")
+    print(
+        "next: put a config in /etc/vlan-nats/NAME.toml, then\n"
+        "  systemctl enable --now vlan-nats@NAME\n"
+        "and for a hub: /etc/vlan-nats/hub.toml, then systemctl enable --now vlan-nats-hub"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    if args.command not in ("up", "demo"):  # those set up logging from their options
+    if args.command not in ("up", "demo", "hub"):  # those set up logging from their options
         setup_logging("warning", "text")
     handler = {
         "up": cmd_up,
@@ -477,6 +578,8 @@ def main(argv: list[str] | None = None) -> int:
         "status": cmd_status,
         "check-config": cmd_check_config,
         "genkey": cmd_genkey,
+        "hub": cmd_hub,
+        "install-systemd": cmd_install_systemd,
     }[args.command]
     try:
         return handler(args)

