@@ -5,6 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install.sh
+# What only the tests need: systemd-analyze (unit files), vagrant (validate).
+need=()
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v vagrant >/dev/null || need+=(vagrant)
+if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
+  echo "test.sh: installing Debian packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
 .venv/bin/ruff check vlan_nats tests scripts csrc
 .venv/bin/mypy vlan_nats
 .venv/bin/python -m pytest tests "$@"

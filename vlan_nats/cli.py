@@ -202,6 +202,11 @@ def make_parser() -> argparse.ArgumentParser:
         help="also accept frames sealed with this key (key rollover)",
     )
     up.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics",
+    )
+    up.add_argument(
         "--run-as",
         metavar="USER",
         help="after set-up, drop root: become USER, keep only CAP_NET_ADMIN (docs/security.md)",
@@ -378,6 +383,7 @@ _UP_FLAGS = {
     "key_file": "key_file",
     "accept_key_file": "accept_key_file",
     "run_as": "run_as",
+    "metrics_listen": "metrics_listen",
     **{k: k for k in AUTH_OPTIONS},
 }
 

@@ -49,6 +49,7 @@ class Config:
     auth: NatsAuth = NatsAuth()
     seal: SealKeys | None = None
     run_as: RunAs | None = None
+    metrics_listen: tuple[str, int] | None = None
 
     @property
     def mac_text(self) -> str:
@@ -69,6 +70,21 @@ def check_server_url(url: str) -> str:
     if port == 0:
         raise ConfigError(f"bad --server {url!r}: port 0")
     return parts.geturl()
+
+
+def parse_listen(value: str, what: str) -> tuple[str, int]:
+    """HOST:PORT (``[::1]:9100`` for IPv6; ``:9100`` for all addresses)."""
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"bad {what} {value!r}: expected HOST:PORT, e.g. 127.0.0.1:9100")
+    if host:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if host != "localhost":
+                raise ConfigError(f"bad {what} {value!r}: give an IP address") from None
+    return host or "0.0.0.0", int(port)
 
 
 def read_machine_id() -> str:
@@ -132,6 +148,7 @@ def build(
     key_file: str | None = None,
     accept_key_file: str | None = None,
     run_as: str | None = None,
+    metrics_listen: str | None = None,
 ) -> Config:
     """Validate raw option values and build a Config.  Raises ConfigError."""
     try:
@@ -214,4 +231,5 @@ def build(
         ),
         seal=seal,
         run_as=lookup(run_as) if run_as is not None else None,
+        metrics_listen=parse_listen(metrics_listen, "--metrics-listen") if metrics_listen else None,
     )

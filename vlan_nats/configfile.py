@@ -54,6 +54,7 @@ KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
     "key_file": ("key_file", (str,)),
     "accept_key_file": ("accept_key_file", (str,)),
     "run_as": ("run_as", (str,)),
+    "metrics_listen": ("metrics_listen", (str,)),
 }
 # How build()'s messages name each option, longest first ("--mac-ageing"
 # before "--mac").

@@ -184,6 +184,18 @@ class Daemon:
                 stack.callback(server.close)
                 if cfg.run_as is not None:
                     os.chown(sock, cfg.run_as.uid, cfg.run_as.gid)
+            if cfg.metrics_listen is not None:
+                from .aio import metrics  # prometheus-client: only when asked for
+
+                host, port = cfg.metrics_listen
+                try:
+                    msrv = await metrics.serve(host, port, self.status)
+                except OSError as e:
+                    raise ConfigError(
+                        f"--metrics-listen {host}:{port}: {e.strerror or e}"
+                    ) from None
+                stack.callback(msrv.close)
+                log.info("metrics url=http://%s:%d/metrics", host, port)
             for path in cfg.auth.loose_files:
                 log.warning("secret readable by others path=%s (chmod 600 it)", path)
             options = connect_options(cfg.auth)
@@ -308,6 +320,7 @@ class Daemon:
             "subjects": len(link.subjects) if link else 0,
             "multicast_groups": sorted(format_mac(g) for g in self.groups),
             "learned_macs": len(fwd.table.local) - 1 if fwd.bridge else 0,
+            "remote_macs": self._remote_macs(),
             "offloads": [o.lower() for o in self.offloads],
             "sealing": {
                 "key": describe(self._key),
@@ -320,6 +333,12 @@ class Daemon:
             "version": __version__,
             "counters": self.counters.snapshot(),
         }
+
+    def _remote_macs(self) -> int:
+        """MACs heard from the network within the ageing time (our peers)."""
+        t = self.forwarder.table
+        now = time.monotonic()
+        return sum(1 for seen in t.remote.values() if now - seen <= t.ageing)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         """A background task must not die silently: its error stops the daemon."""

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 _VNET = wire.VNET_HDR_LEN
 _HDR = wire.HEADER_LEN
 _MIN_READ = _VNET + ETH_HLEN
+_BCAST_MAC = b"\xff" * 6
+_UNICAST, _BROADCAST, _MULTICAST = FrameKind.UNICAST, FrameKind.BROADCAST, FrameKind.MULTICAST
 
 
 class Tunnel:
@@ -131,6 +133,7 @@ class Tunnel:
         publish = link.nc.publish
         drops = c.drops
         by_kind = c.tx_by_kind
+        bytes_by_kind = c.tx_bytes_by_kind
         fwd = self.forwarder
         table = fwd.table
         bridge = fwd.bridge
@@ -217,6 +220,7 @@ class Tunnel:
                         continue
                     sent += 1
                     by_kind[kind] += 1
+                    bytes_by_kind[kind] += end - f
                 c.tap_rx_bytes += nbytes - n * _VNET
                 c.nats_tx_msgs += sent
                 if fwd.events and self._on_events is not None:
@@ -265,6 +269,12 @@ class Tunnel:
         if reason is not None:
             c.drops[reason] += 1
             return
+        if data[off] & 0x01:
+            kind = _BROADCAST if data.startswith(_BCAST_MAC, off) else _MULTICAST
+        else:
+            kind = _UNICAST
+        c.rx_by_kind[kind] += 1
+        c.rx_bytes_by_kind[kind] += len(data) - off
         mv = memoryview(data)
         if not self.writer.add(mv, start, vnet):
             self._flush_tap()

@@ -55,6 +55,9 @@ class Counters:
         "nats_tx_msgs",
         "nats_rx_msgs",
         "tx_by_kind",
+        "tx_bytes_by_kind",
+        "rx_by_kind",
+        "rx_bytes_by_kind",
         "drops",
         "nats_disconnects",
         "nats_reconnects",
@@ -72,6 +75,9 @@ class Counters:
         self.nats_tx_msgs = 0  # messages published
         self.nats_rx_msgs = 0  # messages received
         self.tx_by_kind = [0] * len(FrameKind)  # published, by destination kind
+        self.tx_bytes_by_kind = [0] * len(FrameKind)  # their Ethernet bytes
+        self.rx_by_kind = [0] * len(FrameKind)  # accepted from NATS, by destination kind
+        self.rx_bytes_by_kind = [0] * len(FrameKind)
         self.drops = [0] * len(DropReason)
         self.nats_disconnects = 0  # connection lost (server gone, or it cut us off)
         self.nats_reconnects = 0
@@ -92,6 +98,9 @@ class Counters:
             "nats_tx_msgs": self.nats_tx_msgs,
             "nats_rx_msgs": self.nats_rx_msgs,
             "tx_by_kind": {k.name.lower(): self.tx_by_kind[k] for k in FrameKind},
+            "tx_bytes_by_kind": {k.name.lower(): self.tx_bytes_by_kind[k] for k in FrameKind},
+            "rx_by_kind": {k.name.lower(): self.rx_by_kind[k] for k in FrameKind},
+            "rx_bytes_by_kind": {k.name.lower(): self.rx_bytes_by_kind[k] for k in FrameKind},
             "drops": {r.name.lower(): self.drops[r] for r in DropReason if self.drops[r]},
             "nats_disconnects": self.nats_disconnects,
             "nats_reconnects": self.nats_reconnects,

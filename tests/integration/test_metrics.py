@@ -1,0 +1,100 @@
+"""--metrics-listen: a Prometheus scrape of a running daemon."""
+
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from vlan_nats.lab.checks import ping
+from vlan_nats.lab.hosts import Lab
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        assert r.headers["Content-Type"].startswith("text/plain")
+        text = r.read().decode()
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_scrape_counts_what_happened():
+    port = free_port()
+    with Lab(2, tag="vnm", start_nodes=False) as lab:
+        h1, h2 = lab.nodes
+        h1.args += ["--metrics-listen", f"127.0.0.1:{port}"]
+        h1.start()
+        h2.start()
+        assert ping(h1.ns, h2.ip, count=5, interval=0.1).ok
+        m = scrape(port)
+        out_uni = m[("vlan_nats_frames_total", (("direction", "out"), ("kind", "unicast")))]
+        in_uni = m[("vlan_nats_frames_total", (("direction", "in"), ("kind", "unicast")))]
+        assert out_uni >= 5 and in_uni >= 5
+        assert m[("vlan_nats_frames_total", (("direction", "out"), ("kind", "broadcast")))] >= 1
+        assert (
+            m[("vlan_nats_frame_bytes_total", (("direction", "out"), ("kind", "unicast")))]
+            >= 5 * 98
+        )
+        assert m[("vlan_nats_nats_connected", ())] == 1
+        assert m[("vlan_nats_peers", ())] >= 1
+        assert ("vlan_nats_drops_total", (("reason", "replay"),)) in m  # every reason, zeros too
+        assert m[("vlan_nats_nats_reconnects_total", ())] == 0
+        info = [k for k in m if k[0] == "vlan_nats_info"]
+        assert info and dict(info[0][1])["dev"] == h1.dev
+        assert any(k[0] == "vlan_nats_offload" for k in m)  # offloads negotiated by default
+        # The counters move with traffic.
+        assert ping(h1.ns, h2.ip, count=3, interval=0.1).ok
+        assert (
+            scrape(port)[("vlan_nats_frames_total", (("direction", "out"), ("kind", "unicast")))]
+            >= out_uni + 3
+        )
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/other", timeout=5)
+        assert e.value.code == 404
+    with pytest.raises(OSError):  # gone with the daemon
+        scrape(port)
+
+
+def test_port_in_use_is_one_line():
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with Lab(1, tag="vnm", start_nodes=False) as lab:
+            n = lab.nodes[0]
+            r = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "vlan_nats",
+                    "up",
+                    "--netns",
+                    n.ns.name,
+                    "--dev",
+                    n.dev,
+                    "--server",
+                    lab.server.url,
+                    "--mac",
+                    "random",
+                    "--metrics-listen",
+                    f"127.0.0.1:{port}",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+    assert r.returncode == 1 and "--metrics-listen" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr

@@ -1,0 +1,161 @@
+"""Prometheus metrics (``up --metrics-listen ADDR:PORT``).
+
+A small HTTP server on the daemon's own event loop: each scrape of
+``/metrics`` builds the metric families from the daemon's status document
+at that moment, on the loop, so nothing is read while the data path
+changes it.  prometheus-client formats them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from ..core.counters import DropReason
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_HEAD = 8192
+
+
+class _Collector:
+    def __init__(self, status: Callable[[], dict[str, Any]]) -> None:
+        self._status = status
+
+    def describe(self) -> list[object]:
+        return []  # built per scrape
+
+    def collect(self) -> Iterator[object]:
+        st = self._status()
+        c = st["counters"]
+        info = InfoMetricFamily("vlan_nats", "This daemon")
+        info.add_metric(
+            [],
+            {
+                "version": str(st["version"]),
+                "dev": str(st["dev"]),
+                "network": str(st["network"]),
+                "mode": str(st["mode"]),
+                "mac": str(st["mac"]),
+                "node_id": str(st["node_id"]),
+            },
+        )
+        yield info
+        frames = CounterMetricFamily(
+            "vlan_nats_frames",
+            "Ethernet frames carried, by direction and kind",
+            labels=["direction", "kind"],
+        )
+        nbytes = CounterMetricFamily(
+            "vlan_nats_frame_bytes",
+            "Ethernet bytes carried, by direction and kind",
+            labels=["direction", "kind"],
+        )
+        for direction, key in (("out", "tx"), ("in", "rx")):
+            for kind, n in c[f"{key}_by_kind"].items():
+                frames.add_metric([direction, kind], n)
+            for kind, n in c[f"{key}_bytes_by_kind"].items():
+                nbytes.add_metric([direction, kind], n)
+        yield frames
+        yield nbytes
+        drops = CounterMetricFamily(
+            "vlan_nats_drops", "Frames dropped, by reason", labels=["reason"]
+        )
+        for r in DropReason:  # every reason, zeros too: stable series
+            name = r.name.lower()
+            drops.add_metric([name], c["drops"].get(name, 0))
+        yield drops
+        yield GaugeMetricFamily(
+            "vlan_nats_nats_connected",
+            "1 while connected to a NATS server",
+            value=1 if st["connected"] else 0,
+        )
+        yield CounterMetricFamily(
+            "vlan_nats_nats_reconnects", "Reconnections to NATS", value=c["nats_reconnects"]
+        )
+        yield CounterMetricFamily(
+            "vlan_nats_nats_disconnects", "Lost NATS connections", value=c["nats_disconnects"]
+        )
+        yield GaugeMetricFamily(
+            "vlan_nats_learned_macs",
+            "MACs learned behind the bridge (bridge mode)",
+            value=st["learned_macs"],
+        )
+        yield GaugeMetricFamily(
+            "vlan_nats_peers",
+            "Remote MACs heard from within the MAC ageing time",
+            value=st["remote_macs"],
+        )
+        yield GaugeMetricFamily(
+            "vlan_nats_multicast_groups",
+            "Multicast groups subscribed",
+            value=len(st["multicast_groups"]),
+        )
+        yield GaugeMetricFamily(
+            "vlan_nats_link_up", "1 while the TAP is up", value=1 if st["link_up"] else 0
+        )
+        off = GaugeMetricFamily(
+            "vlan_nats_offload", "Offloads negotiated on the TAP (1 = on)", labels=["offload"]
+        )
+        for name in st["offloads"]:
+            off.add_metric([name], 1)
+        yield off
+        sealing = st.get("sealing")
+        yield GaugeMetricFamily(
+            "vlan_nats_sealed", "1 when frames are sealed (--key-file)", value=1 if sealing else 0
+        )
+        if sealing:
+            yield GaugeMetricFamily(
+                "vlan_nats_seal_sessions",
+                "Sender sessions being tracked for replay",
+                value=sealing["sessions"],
+            )
+
+
+def registry_for(status: Callable[[], dict[str, Any]]) -> CollectorRegistry:
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(_Collector(status))  # type: ignore[arg-type]
+    return reg
+
+
+async def serve(host: str, port: int, status: Callable[[], dict[str, Any]]) -> asyncio.Server:
+    """Serve GET /metrics; anything else is a 404."""
+    reg = registry_for(status)
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(
+            OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError
+        ):
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            parts = head[:MAX_REQUEST_HEAD].split(b" ", 2)
+            path = parts[1].split(b"?")[0] if len(parts) > 1 else b""
+            if parts[0] == b"GET" and path in (b"/metrics", b"/"):
+                body = generate_latest(reg)
+                status_line, ctype = b"200 OK", CONTENT_TYPE_LATEST.encode()
+            else:
+                body, status_line, ctype = (
+                    b"not found: try /metrics\n",
+                    b"404 Not Found",
+                    b"text/plain",
+                )
+            writer.write(
+                b"HTTP/1.1 "
+                + status_line
+                + b"\r\nContent-Type: "
+                + ctype
+                + b"\r\nContent-Length: "
+                + str(len(body)).encode()
+                + b"\r\nConnection: close\r\n\r\n"
+                + body
+            )
+            await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(answer, host, port, limit=MAX_REQUEST_HEAD)
