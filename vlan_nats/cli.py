@@ -263,6 +263,26 @@ def make_parser() -> argparse.ArgumentParser:
     status.add_argument("--dev", metavar="NAME", help="only this device's daemon")
     status.add_argument("--json", action="store_true", help="print JSON")
 
+    top = sub.add_parser(
+        "top",
+        help="live rates of this host's daemons (and, with --server, of every node)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Refresh every --interval seconds: frames per second by direction and "
+        "kind (unicast/broadcast/multicast), Mbit/s, drops per second for the daemons on "
+        "this host; with --server also per node of the network (control plane).",
+        epilog="examples:\n  sudo vlan-nats top\n"
+        "  sudo vlan-nats top --server nats://198.18.0.10:4222 --network 7\n"
+        "  sudo vlan-nats top --count 1          # one sample, for scripts\n",
+    )
+    add_network_args(top)
+    top.add_argument("--dev", metavar="NAME", help="only this device's daemon")
+    top.add_argument(
+        "--interval", type=float, default=1.0, metavar="S", help="refresh period (default 1)"
+    )
+    top.add_argument(
+        "--count", type=int, default=0, metavar="N", help="stop after N frames (default: never)"
+    )
+
     chk = sub.add_parser(
         "check-config",
         help="validate a TOML config file for `up`",
@@ -424,16 +444,21 @@ def _scheme(args: argparse.Namespace) -> SubjectScheme:
         raise ConfigError(str(e)) from None
 
 
-async def _with_client(args: argparse.Namespace, fn):  # type: ignore[no-untyped-def]
+async def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """A NATS client for the control-plane commands (ControlError if none)."""
     from .aio.ctlplane import connect_client
 
     servers = tuple(check_server_url(u) for u in (args.server or [DEFAULT_SERVER]))
     options = connect_options(build_auth(**{k: getattr(args, k) for k in AUTH_OPTIONS}))
     try:
-        nc = await connect_client(servers, options)
+        return await connect_client(servers, options)
     except Exception as e:  # nats-py raises many kinds on a failed connect
         why = str(e) or type(e).__name__
         raise ControlError(f"cannot connect to {', '.join(servers)}: {why}") from None
+
+
+async def _with_client(args: argparse.Namespace, fn):  # type: ignore[no-untyped-def]
+    nc = await _client(args)
     try:
         return await fn(nc)
     finally:
@@ -491,19 +516,79 @@ def cmd_ping(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .aio import statussock
     from .views import status_table
 
-    statuses = []
-    for path in statussock.sockets_for(args.dev):
-        try:
-            statuses.append(statussock.read(path))
-        except OSError:
-            continue  # left over by a daemon that was killed
+    statuses = _local_statuses(args.dev)
     if not statuses:
         what = f"for {args.dev} " if args.dev else ""
         raise ControlError(f"no vlan-nats daemon {what}running on this host")
     print(json.dumps(statuses, indent=2) if args.json else status_table(statuses))
+    return 0
+
+
+def _local_statuses(dev: str | None) -> list[dict[str, object]]:
+    from .aio import statussock
+
+    out = []
+    for path in statussock.sockets_for(dev):
+        try:
+            out.append(statussock.read(path))
+        except OSError:
+            continue  # left over by a daemon that was killed
+    return out
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    if args.interval < 0.1:
+        raise ConfigError(f"bad --interval {args.interval}: at least 0.1 s")
+    return asyncio.run(_top(args))
+
+
+async def _top(args: argparse.Namespace) -> int:
+    from .aio.ctlplane import gather_peers
+    from .views import top_local, top_peers
+
+    scheme = _scheme(args)
+    nc = await _client(args) if args.server else None
+    tty = sys.stdout.isatty()
+    try:
+        prev_local = {str(s["dev"]): s for s in _local_statuses(args.dev)}
+        prev_peers = (
+            {p.node_id: p for p in await gather_peers(nc, scheme, min(args.timeout, 0.5))}
+            if nc
+            else {}
+        )
+        if not prev_local and nc is None:
+            what = f"for {args.dev} " if args.dev else ""
+            raise ControlError(
+                f"no vlan-nats daemon {what}running on this host (give --server for the network)"
+            )
+        t0 = time.monotonic()
+        shown = 0
+        while not args.count or shown < args.count:
+            await asyncio.sleep(args.interval)
+            cur_local = _local_statuses(args.dev)
+            cur_peers = await gather_peers(nc, scheme, min(args.timeout, 0.5)) if nc else []
+            t1 = time.monotonic()
+            dt, t0 = t1 - t0, t1
+            parts = [
+                f"vlan-nats top  {time.strftime('%H:%M:%S')}  every {args.interval:g} s"
+                + ("  (Ctrl-C to quit)" if tty else "")
+            ]
+            if cur_local:
+                parts.append(top_local(cur_local, prev_local, dt))
+            if nc is not None:
+                parts.append(f"network {scheme.network}: {len(cur_peers)} nodes")
+                parts.append(top_peers(cur_peers, prev_peers, dt))
+            print(("\033[H\033[2J" if tty else "") + "\n\n".join(parts), flush=True)
+            if not tty:
+                print(flush=True)
+            prev_local = {str(s["dev"]): s for s in cur_local}
+            prev_peers = {p.node_id: p for p in cur_peers}
+            shown += 1
+    finally:
+        if nc is not None:
+            await nc.close()
     return 0
 
 
@@ -584,6 +669,7 @@ def main(argv: list[str] | None = None) -> int:
         "status": cmd_status,
         "check-config": cmd_check_config,
         "genkey": cmd_genkey,
+        "top": cmd_top,
         "hub": cmd_hub,
         "install-systemd": cmd_install_systemd,
     }[args.command]

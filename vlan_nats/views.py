@@ -95,3 +95,100 @@ def status_table(statuses: Sequence[dict[str, object]]) -> str:
         "UP",
     )
     return table(header, rows)
+
+
+# -- vlan-nats top ------------------------------------------------------------
+
+_KINDS = ("unicast", "broadcast", "multicast")
+
+
+def _delta(cur: dict[str, object], prev: dict[str, object] | None, key: str, kind: str) -> int:
+    def get(doc: dict[str, object] | None) -> int:
+        if doc is None:
+            return 0
+        by = doc.get(key)
+        return int(by.get(kind, 0)) if isinstance(by, dict) else 0
+
+    return max(0, get(cur) - get(prev))
+
+
+def _drops(doc: dict[str, object] | None) -> int:
+    if doc is None:
+        return 0
+    d = doc.get("drops")
+    return sum(int(v) for v in d.values()) if isinstance(d, dict) else 0
+
+
+def _rate(n: float, dt: float) -> str:
+    r = n / dt if dt > 0 else 0.0
+    return f"{r:.0f}" if r >= 10 or r == 0 else f"{r:.1f}"
+
+
+def top_local(
+    cur: Sequence[dict[str, object]], prev: dict[str, dict[str, object]], dt: float
+) -> str:
+    """One frame of rates for the daemons on this host.  ``prev``: the
+    previous status documents by device (counters taken ``dt`` s earlier)."""
+    rows = []
+    for st in cur:
+        c = st["counters"]
+        assert isinstance(c, dict)
+        before = prev.get(str(st["dev"]))
+        pc = before["counters"] if before else None
+        assert pc is None or isinstance(pc, dict)
+        out = [_rate(_delta(c, pc, "tx_by_kind", k), dt) for k in _KINDS]
+        inn = [_rate(_delta(c, pc, "rx_by_kind", k), dt) for k in _KINDS]
+        out_bits = sum(_delta(c, pc, "tx_bytes_by_kind", k) for k in _KINDS) * 8 / 1e6
+        in_bits = sum(_delta(c, pc, "rx_bytes_by_kind", k) for k in _KINDS) * 8 / 1e6
+        rows.append(
+            (
+                st["dev"],
+                st["network"],
+                "up" if st.get("connected") else "DOWN",
+                "/".join(out),
+                "/".join(inn),
+                f"{out_bits / dt:.2f}" if dt > 0 else "0",
+                f"{in_bits / dt:.2f}" if dt > 0 else "0",
+                _rate(max(0, _drops(c) - _drops(pc)), dt),
+                st.get("remote_macs", "-"),
+            )
+        )
+    header = (
+        "DEV",
+        "NETWORK",
+        "NATS",
+        "OUT pps uni/bc/mc",
+        "IN pps uni/bc/mc",
+        "OUT Mbit/s",
+        "IN Mbit/s",
+        "DROPS/s",
+        "PEERS",
+    )
+    return table(header, rows)
+
+
+def top_peers(cur: Sequence[NodeInfo], prev: dict[str, NodeInfo], dt: float) -> str:
+    """Rates per node of the network, from two rounds of ``peers`` answers."""
+    rows = []
+    for p in cur:
+        before = prev.get(p.node_id)
+
+        def d(key: str, p: NodeInfo = p, before: NodeInfo | None = before) -> float:
+            now = p.counters.get(key, 0)
+            then = before.counters.get(key, 0) if before else now
+            if not isinstance(now, int) or not isinstance(then, int):
+                return 0
+            return max(0, now - then)
+
+        rows.append(
+            (
+                p.node_id,
+                p.hostname,
+                p.dev,
+                p.macs[0],
+                _rate(d("tap_rx_frames"), dt),
+                _rate(d("tap_tx_frames"), dt),
+                _rate(d("drops"), dt),
+            )
+        )
+    return table(("NODE", "HOST", "DEV", "MAC", "OUT pps", "IN pps", "DROPS/s"), rows)
