@@ -263,6 +263,15 @@ def make_parser() -> argparse.ArgumentParser:
     status.add_argument("--dev", metavar="NAME", help="only this device's daemon")
     status.add_argument("--json", action="store_true", help="print JSON")
 
+    comp = sub.add_parser(
+        "completion",
+        help="print a shell completion script",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  source <(vlan-nats completion bash)\n"
+        "  vlan-nats completion bash | sudo tee /usr/share/bash-completion/completions/vlan-nats\n",
+    )
+    comp.add_argument("shell", choices=["bash"])
+
     top = sub.add_parser(
         "top",
         help="live rates of this host's daemons (and, with --server, of every node)",
@@ -592,6 +601,13 @@ async def _top(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    from .completion import bash
+
+    print(bash(make_parser()), end="")
+    return 0
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = configfile.build_from(args.file)
     print(
@@ -670,6 +686,7 @@ def main(argv: list[str] | None = None) -> int:
         "check-config": cmd_check_config,
         "genkey": cmd_genkey,
         "top": cmd_top,
+        "completion": cmd_completion,
         "hub": cmd_hub,
         "install-systemd": cmd_install_systemd,
     }[args.command]
