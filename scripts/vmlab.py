@@ -167,6 +167,19 @@ def build_image(rebuild: bool) -> tuple[Path, Path, Path]:
         return img, kernel, initrd
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)
+    try:
+        return _build_image(d, img, kernel, initrd)
+    except BaseException:
+        # debootstrap mounts /proc and /sys inside the tree while it works.
+        for line in reversed(Path("/proc/mounts").read_text().splitlines()):
+            mnt = line.split()[1]
+            if mnt.startswith(str(d)):
+                subprocess.run(["umount", "-l", mnt], check=False)
+        shutil.rmtree(d, ignore_errors=True)
+        raise
+
+
+def _build_image(d: Path, img: Path, kernel: Path, initrd: Path) -> tuple[Path, Path, Path]:
     root = d / "root"
     t0 = time.monotonic()
     log(f"debootstrap {SUITE} from {mirror()} (about 100 s) ...")
