@@ -71,6 +71,8 @@ def read_secret(path: str, what: str, loose: list[str]) -> str:
             value = f.read().strip()
     except OSError as e:
         raise ConfigError(f"cannot read {what} {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not text") from None
     if not value:
         raise ConfigError(f"{what} {path} is empty")
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
