@@ -211,6 +211,7 @@ class Daemon:
                 cfg.mtu,
                 storm=TokenBucket(cfg.storm_pps),
                 on_events=self._on_switch_events,
+                on_new_local=self._subscribe_new_local,
             )
             link.on_msg = self.tunnel.on_msg
             if cfg.seal is not None:
@@ -351,6 +352,12 @@ class Daemon:
         bridged = frozenset(fwd.table.local) if fwd.bridge else None
         assert self.link is not None
         await self.link.set_subjects(self.scheme.subscriptions(fwd.mac, self.groups, bridged))
+
+    async def _subscribe_new_local(self, mac: bytes) -> None:
+        """Bridge mode: a MAC just learned behind the bridge gets its
+        subscription before its first frame is published."""
+        if self.link is not None:
+            await self.link.add_subject(self.scheme.unicast(mac))
 
     def _on_switch_events(self) -> None:
         """Called by the tunnel when learning changed something (per batch)."""

@@ -88,3 +88,16 @@ def test_malformed_control_requests_get_no_answer_and_no_crash(lab3c):
     assert asyncio.run(hostile()) == 0
     assert all(n.proc.poll() is None for n in lab3c.nodes)
     assert cli("peers", "--server", lab3c.server.url).returncode == 0
+
+
+def test_status_socket_is_for_root_only(lab3c):
+    import os
+    import stat
+
+    from vlan_nats.aio import statussock
+
+    node = lab3c.nodes[0]
+    path = statussock.socket_path(node.dev, node.ns.name)
+    st = os.stat(path)
+    assert stat.S_ISSOCK(st.st_mode) and st.st_mode & 0o077 == 0, oct(st.st_mode)  # owner only
+    assert st.st_uid == 0

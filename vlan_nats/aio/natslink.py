@@ -70,6 +70,7 @@ class NatsLink:
         self.nc: Client = Client()
         self._subs: dict[str, Any] = {}
         self._wanted: frozenset[str] = frozenset()
+        self._subscribing: set[str] = set()
         self._sync_lock = asyncio.Lock()
         self._errlog = RateLimitedLog(log)
         self._bug_log = RateLimitedLog(log)
@@ -176,16 +177,38 @@ class NatsLink:
                         sub = self._subs.pop(subject)
                         await sub.unsubscribe()
                 for subject in sorted(self._wanted - self._subs.keys()):
-                    self._subs[subject] = await self.nc.subscribe(
-                        subject,
-                        cb=self.on_msg,
-                        pending_msgs_limit=PENDING_MSGS_LIMIT,
-                        pending_bytes_limit=PENDING_BYTES_LIMIT,
-                    )
+                    await self._subscribe(subject)
                 await self.nc.flush(timeout=5)
             except (TimeoutError, nats.errors.Error, OSError) as e:
                 # Not connected after all; the reconnect handler retries.
                 log.debug("subscription sync deferred error=%r", e)
+
+    async def add_subject(self, subject: str) -> None:
+        """Subscribe to one more subject at once, without waiting for the
+        server: a PUB sent after it on this connection is processed after it."""
+        self._wanted = self._wanted | {subject}
+        if not self.nc.is_connected:
+            return
+        try:
+            await self._subscribe(subject)
+        except (nats.errors.Error, OSError) as e:
+            log.debug("subscription deferred subject=%s error=%r", subject, e)
+
+    async def _subscribe(self, subject: str) -> None:
+        # Both set_subjects and add_subject come here; a subject being
+        # subscribed by one is skipped by the other (no double delivery).
+        if subject in self._subs or subject in self._subscribing:
+            return
+        self._subscribing.add(subject)
+        try:
+            self._subs[subject] = await self.nc.subscribe(
+                subject,
+                cb=self.on_msg,
+                pending_msgs_limit=PENDING_MSGS_LIMIT,
+                pending_bytes_limit=PENDING_BYTES_LIMIT,
+            )
+        finally:
+            self._subscribing.discard(subject)
 
     @property
     def subjects(self) -> frozenset[str]:

@@ -28,7 +28,7 @@ import asyncio
 import errno
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from nats.aio.msg import Msg
 
@@ -68,6 +68,7 @@ class Tunnel:
         clock: Callable[[], float] = time.monotonic,
         sealer: Sealer | None = None,
         opener: Opener | None = None,
+        on_new_local: Callable[[bytes], Awaitable[None]] | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.tap = tap
@@ -83,6 +84,7 @@ class Tunnel:
         self._on_events = on_events
         self._clock = clock
         self.sealer = sealer
+        self._on_new_local = on_new_local
         self.opener = opener
         self._wall = wall_clock
         self._stale_log = RateLimitedLog(log, interval=60.0)
@@ -190,7 +192,14 @@ class Tunnel:
                     subject, kind = route(dst)
                     flood_too = False
                     if bridge:
-                        fwd.learn_local(bytes(view[f + 6 : f + 12]), now)
+                        src = bytes(view[f + 6 : f + 12])
+                        known = src in table.local
+                        fwd.learn_local(src, now)
+                        if not known and src in table.local and self._on_new_local:
+                            # Subscribe before the frame that reveals the MAC
+                            # leaves: a peer that learns it from this frame
+                            # sends its answer to a subject we already hold.
+                            await self._on_new_local(src)
                         if dst in table.local:
                             drops[DropReason.LOCAL_DST] += 1  # for our own side
                             continue
