@@ -5,6 +5,11 @@
 #
 #   sudo scripts/vagrant-box.sh [OUTDIR]        # ~2 minutes; default OUTDIR /var/cache/vlan-nats-vmlab/box
 #
+# Status (docs/multi-vm.md): the box builds and is added, and libvirt boots
+# domains made from it; `vagrant up` with it stalled in vagrant-libvirt's
+# domain creation on the machine it was written on (libvirtd started by
+# hand, no systemd), so it is not verified end to end.
+#
 # Debian bookworm (debootstrap minbase) with systemd-networkd (a catch-all DHCP
 # .network that sorts after Vagrant's 50-vagrant-*.network), openssh-server,
 # sudo, rsync, python3-venv, the cloud kernel, a "vagrant" user with Vagrant's
@@ -46,8 +51,12 @@ chmod 440 "$root/etc/sudoers.d/vagrant"
 install -d -m 700 -o 1000 -g 1000 "$root/home/vagrant/.ssh"
 install -m 600 -o 1000 -g 1000 "$PUBKEY" "$root/home/vagrant/.ssh/authorized_keys"
 echo "UseDNS no" > "$root/etc/ssh/sshd_config.d/vagrant.conf"
-cp "$root"/boot/vmlinuz-* "$OUT/vmlinuz"
-cp "$root"/boot/initrd.img-* "$OUT/initrd.img"
+# libvirt runs QEMU as libvirt-qemu, which cannot read ~/.vagrant.d: the
+# kernel and initrd go where it can.
+BOOT=/var/lib/libvirt/boot/vlan-nats-lab
+install -d -m 755 "$BOOT"
+install -m 644 "$root"/boot/vmlinuz-* "$BOOT/vmlinuz"
+install -m 644 "$root"/boot/initrd.img-* "$BOOT/initrd.img"
 rm -f "$root"/var/cache/apt/archives/*.deb
 
 mke2fs -q -t ext4 -d "$root" -L root "$OUT/root.raw" 2G
@@ -64,8 +73,8 @@ Vagrant.configure("2") do |config|
     lv.cpu_mode = "custom"
     lv.cpu_model = "qemu64"
     lv.memory = 512
-    lv.kernel = File.expand_path("vmlinuz", __dir__)
-    lv.initrd = File.expand_path("initrd.img", __dir__)
+    lv.kernel = "/var/lib/libvirt/boot/vlan-nats-lab/vmlinuz"
+    lv.initrd = "/var/lib/libvirt/boot/vlan-nats-lab/initrd.img"
     lv.cmd_line = "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet"
     lv.graphics_type = "none"
     lv.video_type = "none"
@@ -74,6 +83,6 @@ Vagrant.configure("2") do |config|
   end
 end
 EOF
-(cd "$OUT" && tar cf vlan-nats-lab.box metadata.json Vagrantfile box.img vmlinuz initrd.img)
+(cd "$OUT" && tar cf vlan-nats-lab.box metadata.json Vagrantfile box.img)
 vagrant box add -f --name vlan-nats-lab "$OUT/vlan-nats-lab.box"
 echo "vagrant-box.sh: box vlan-nats-lab added ($(du -h "$OUT/vlan-nats-lab.box" | cut -f1))"
