@@ -625,29 +625,19 @@ def cmd_genkey(args: argparse.Namespace) -> int:
     return 0
 
 
-_HUB_FLAGS = {
-    "listen": "listen",
-    "monitor": "monitor",
-    "token_file": "token_file",
-    "user": "user",
-    "password_file": "password_file",
-    "tls_cert": "tls_cert",
-    "tls_key": "tls_key",
-    "tls_ca": "tls_ca",
-    "tls_first": "tls_first",
-    "cluster_listen": "cluster_listen",
-    "cluster_name": "cluster_name",
-    "route": "routes",
-    "server_name": "server_name",
-    "log_level": "log_level",
-}
+def _hub_flags() -> dict[str, str]:
+    """`hub` flags -> build_hub() keywords: the flags are named like the
+    config file keys (``--route`` <-> ``route``)."""
+    from .hub import HUB_KEYS
+
+    return {key: kw for key, (kw, _) in HUB_KEYS.items()}
 
 
 def cmd_hub(args: argparse.Namespace) -> int:
     from .hub import HUB_KEYS, Hub, build_hub, server_config
 
     given = vars(args)
-    kw = {kw: given[flag] for flag, kw in _HUB_FLAGS.items() if flag in given}
+    kw = {kw: given[flag] for flag, kw in _hub_flags().items() if flag in given}
     if "config" in given:
         values = configfile.load(given["config"], HUB_KEYS)
         values.pop("_text")

@@ -58,3 +58,23 @@ def test_user_password_quoted(tmp_path):
 def test_mistakes(kw, fragment):
     with pytest.raises(ConfigError, match=fragment):
         build_hub(environ={}, **kw)
+
+
+def test_cli_config_file_and_flags(tmp_path, capsys):
+    from vlan_nats.cli import main
+
+    tok = secret(tmp_path, "tok", "s3cret")
+    conf = tmp_path / "hub.toml"
+    conf.write_text(
+        f'listen = "198.18.0.1:4222"\ntoken_file = "{tok}"\n'
+        'cluster_listen = "198.18.0.1:6222"\nroute = "nats://198.18.0.2:6222"\n'
+    )
+    assert main(["hub", "--config", str(conf), "--monitor", "off", "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert 'listen: "198.18.0.1:4222"' in out and "http:" not in out
+    assert 'routes: ["nats://198.18.0.2:6222"]' in out
+    assert "s3cret" not in out and "<redacted>" in out
+    conf.write_text('listen = "198.18.0.1:4222"\nbogus = 1\n')
+    assert main(["hub", "--config", str(conf), "--print-config"]) == 1
+    err = capsys.readouterr().err
+    assert "hub.toml:2: unknown key 'bogus'" in err, err
