@@ -550,7 +550,10 @@ def _local_statuses(dev: str | None) -> list[dict[str, object]]:
 def cmd_top(args: argparse.Namespace) -> int:
     if args.interval < 0.1:
         raise ConfigError(f"bad --interval {args.interval}: at least 0.1 s")
-    return asyncio.run(_top(args))
+    try:
+        return asyncio.run(_top(args))
+    except KeyboardInterrupt:  # the usual way to leave top
+        return 0
 
 
 async def _top(args: argparse.Namespace) -> int:
