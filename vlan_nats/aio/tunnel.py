@@ -164,6 +164,7 @@ class Tunnel:
                     continue
                 nbytes = sent = 0  # added to the counters once per batch
                 now = self._clock()
+                sealer = self.sealer  # swapped only on SIGHUP: once per batch
                 for i in range(n):
                     base = i * slot
                     ln = lens[i]
@@ -210,7 +211,6 @@ class Tunnel:
                         if kind is not unicast:
                             continue
                         flood_too = False
-                    sealer = self.sealer
                     try:
                         # nats-py copies the payload into its PUB command
                         # before it can suspend, so the slot may be reused.
