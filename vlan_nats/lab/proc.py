@@ -19,10 +19,13 @@ def spawn(
 
     def _read() -> None:
         assert proc.stderr is not None
-        for line in proc.stderr:
-            line = line.rstrip()
-            lines.append(line)
-            on_line(line)
+        try:
+            for line in proc.stderr:
+                line = line.rstrip()
+                lines.append(line)
+                on_line(line)
+        except (ValueError, OSError):
+            pass  # the owner closed the pipe while stopping the process
 
     threading.Thread(target=_read, daemon=True).start()
     return proc
