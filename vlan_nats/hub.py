@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from . import sdnotify
-from .auth import ENV_PASSWORD, ENV_TOKEN, read_secret
+from .auth import build_auth
 from .config import check_server_url
 from .errors import ConfigError, VlanNatsError
 
@@ -104,20 +104,10 @@ def build_hub(
     environ: dict[str, str] | None = None,
 ) -> HubConfig:
     """Validate the hub's options.  Raises ConfigError."""
-    env = os.environ if environ is None else environ
-    loose: list[str] = []
-    token = read_secret(token_file, "token file", loose) if token_file else env.get(ENV_TOKEN)
-    password = (
-        read_secret(password_file, "password file", loose)
-        if password_file
-        else env.get(ENV_PASSWORD)
+    # The same rules as a client's: files or the environment, one method.
+    creds = build_auth(
+        user=user, password_file=password_file, token_file=token_file, environ=environ
     )
-    if user and not password:
-        raise ConfigError(f"--user needs a password: --password-file or ${ENV_PASSWORD}")
-    if password and not user:
-        raise ConfigError("a password needs --user")
-    if token and user:
-        raise ConfigError("use a token or --user/password, not both")
     if bool(tls_cert) != bool(tls_key):
         raise ConfigError("--tls-cert and --tls-key go together")
     if (tls_ca or tls_first) and not tls_cert:
@@ -131,9 +121,9 @@ def build_hub(
     return HubConfig(
         listen=_host_port(listen, "--listen"),
         monitor=_host_port(monitor, "--monitor") if monitor else None,
-        token=token or None,
-        user=user,
-        password=password or None,
+        token=creds.token,
+        user=creds.user,
+        password=creds.password,
         tls_cert=_readable(tls_cert, "TLS certificate"),
         tls_key=_readable(tls_key, "TLS key"),
         tls_ca=_readable(tls_ca, "TLS CA file"),

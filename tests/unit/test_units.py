@@ -1,11 +1,8 @@
 """The systemd units: rendered for this installation, verified by systemd."""
 
 import os
-import shutil
 import subprocess
 import sys
-
-import pytest
 
 from vlan_nats import units
 
@@ -19,17 +16,11 @@ def test_render_points_at_this_installation():
     assert "ExecStart=/opt/vn/bin/vlan-nats hub --config /etc/vlan-nats/hub.toml" in hub
 
 
-def _analyze():
-    tool = shutil.which("systemd-analyze")
-    if tool is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("systemd-analyze missing (scripts/test.sh installs systemd)")
-        pytest.skip("systemd-analyze not installed")
-    return tool
+ANALYZE = ("systemd-analyze", "scripts/test.sh (package systemd)")
 
 
-def test_systemd_analyze_verify(tmp_path):
-    tool = _analyze()
+def test_systemd_analyze_verify(tmp_path, command):
+    tool = command(*ANALYZE)
     exe = os.path.join(os.path.dirname(sys.executable), "vlan-nats")
     assert os.access(exe, os.X_OK), exe
     paths = []
@@ -44,9 +35,9 @@ def test_systemd_analyze_verify(tmp_path):
     assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
 
 
-def test_systemd_analyze_catches_a_broken_unit(tmp_path):
+def test_systemd_analyze_catches_a_broken_unit(tmp_path, command):
     """The check above can fail: a unit naming a missing binary does."""
-    tool = _analyze()
+    tool = command(*ANALYZE)
     p = tmp_path / "vlan-nats@lab.service"
     p.write_text(units.render("vlan-nats@.service", exe="/nonexistent/vlan-nats"))
     r = subprocess.run([tool, "verify", str(p)], capture_output=True, text=True)
