@@ -9,14 +9,24 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from . import __version__, configfile
 from .auth import OPTIONS as AUTH_OPTIONS
 from .auth import build_auth, connect_options
-from .config import DEFAULT_SERVER, LOG_FORMATS, LOG_LEVELS, Config, build, check_server_url
+from .config import (
+    DEFAULT_SERVER,
+    LOG_FORMATS,
+    LOG_LEVELS,
+    Config,
+    build,
+    check_range,
+    check_server_url,
+)
 from .core.subjects import SubjectScheme
 from .errors import ConfigError, ControlError, VlanNatsError
 from .hub import DEFAULT_LISTEN, DEFAULT_MONITOR
@@ -39,14 +49,38 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+# Our messages are "fixed text key=value key=value ..." (values may hold
+# spaces, e.g. error='...'); JSON lines carry the fields as members.
+_FIELD_RE = re.compile(r"(?:^|\s)([a-z_][a-z0-9_]*)=")
+
+
+def split_fields(message: str) -> tuple[str, dict[str, str]]:
+    """``"ready dev=x mac=y"`` -> ``("ready", {"dev": "x", "mac": "y"})``.
+
+    A value runs up to the next `` key=``; text after the fields (": ...")
+    stays with the last value.  A message without fields is returned whole."""
+    matches = list(_FIELD_RE.finditer(message))
+    if not matches:
+        return message, {}
+    text = message[: matches[0].start()].strip()
+    fields: dict[str, str] = {}
+    for m, nxt in zip(matches, [*matches[1:], None], strict=True):
+        end = nxt.start() if nxt is not None else len(message)
+        fields[m.group(1)] = message[m.end() : end].strip()
+    return text, fields
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out = {
+        text, fields = split_fields(record.getMessage())
+        out: dict[str, object] = {
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": text,
         }
+        for k, v in fields.items():
+            out.setdefault(k, v)  # a field never hides ts/level/logger/msg
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out)
@@ -60,8 +94,9 @@ def setup_logging(level: str, fmt: str) -> None:
         # journald stamps lines itself: no second timestamp.
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logging.Formatter.converter = time.gmtime
+        fmt_utc = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        fmt_utc.converter = time.gmtime  # this formatter only, not every one in the process
+        handler.setFormatter(fmt_utc)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -69,6 +104,25 @@ def setup_logging(level: str, fmt: str) -> None:
     logging.getLogger("nats").setLevel(logging.CRITICAL)
     # pyroute2 dumps every netlink message at DEBUG.
     logging.getLogger("pyroute2").setLevel(logging.WARNING)
+
+
+def ranged(
+    kind: type[int] | type[float], flag: str, low: float, high: float | None = None
+) -> Callable[[str], float]:
+    """An argparse type: a number checked by config.check_range."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        try:
+            return check_range(flag, value, low, high)
+        except ConfigError as e:
+            why = str(e).split(": ", 1)[1]
+            raise argparse.ArgumentTypeError(f"bad value {text}: {why}") from None
+
+    return parse
 
 
 def add_auth_args(p: argparse.ArgumentParser, suppress: bool = False) -> None:
@@ -227,7 +281,7 @@ def make_parser() -> argparse.ArgumentParser:
         add_auth_args(p)
         p.add_argument(
             "--timeout",
-            type=float,
+            type=ranged(float, "--timeout", 0.01, 3600),
             default=1.0,
             metavar="S",
             help="how long to wait for replies (default 1)",
@@ -244,15 +298,17 @@ def make_parser() -> argparse.ArgumentParser:
 
     png = sub.add_parser(
         "ping",
-        help="control-plane round trip to a node, by MAC or hostname",
+        help="control-plane round trip to a node, by node id, MAC or hostname",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  vlan-nats ping 02:12:34:56:78:9a --server nats://198.18.0.10:4222\n",
     )
     png.add_argument(
-        "target", help="a MAC of the node (its TAP's or one behind it), or its hostname"
+        "target",
+        help="the node id that peers prints, a MAC of the node (its TAP's or one behind it), "
+        "or its hostname",
     )
     add_network_args(png)
-    png.add_argument("--count", type=int, default=3, metavar="N")
+    png.add_argument("--count", type=ranged(int, "--count", 1), default=3, metavar="N")
 
     status = sub.add_parser(
         "status",
@@ -286,10 +342,18 @@ def make_parser() -> argparse.ArgumentParser:
     add_network_args(top)
     top.add_argument("--dev", metavar="NAME", help="only this device's daemon")
     top.add_argument(
-        "--interval", type=float, default=1.0, metavar="S", help="refresh period (default 1)"
+        "--interval",
+        type=ranged(float, "--interval", 0.1, 3600),
+        default=1.0,
+        metavar="S",
+        help="refresh period (default 1)",
     )
     top.add_argument(
-        "--count", type=int, default=0, metavar="N", help="stop after N frames (default: never)"
+        "--count",
+        type=ranged(int, "--count", 0),
+        default=0,
+        metavar="N",
+        help="stop after N frames (default: never)",
     )
 
     chk = sub.add_parser(
@@ -309,7 +373,7 @@ def make_parser() -> argparse.ArgumentParser:
         epilog="example:\n  sudo vlan-nats genkey /etc/vlan-nats/lab.key\n"
         "  sudo vlan-nats up --network lab --key-file /etc/vlan-nats/lab.key\n",
     )
-    gk.add_argument("file")
+    gk.add_argument("file", help="where to write it; - for standard output (base64)")
     gk.add_argument("--force", action="store_true", help="replace an existing file")
 
     hub = sub.add_parser(
@@ -374,7 +438,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--transfer-mb",
-        type=int,
+        type=ranged(int, "--transfer-mb", 1, 100_000),
         default=100,
         metavar="MB",
         help="size of the TCP transfer (default 100)",
@@ -497,10 +561,12 @@ def cmd_ping(args: argparse.Namespace) -> int:
 
     async def run(nc):  # type: ignore[no-untyped-def]
         peers = await gather_peers(nc, scheme, args.timeout)
-        match = [p for p in peers if target in p.macs or target == p.hostname.lower()]
+        match = [p for p in peers if target == p.node_id] or [
+            p for p in peers if target in p.macs or target == p.hostname.lower()
+        ]
         if not match:
             raise ControlError(
-                f"no node with MAC or hostname {args.target!r} on network {scheme.network}"
+                f"no node with id, MAC or hostname {args.target!r} on network {scheme.network}"
             )
         if len(match) > 1 and target == match[0].hostname.lower():
             print(f"{len(match)} nodes on {args.target}; pinging {match[0].dev}", file=sys.stderr)
@@ -525,31 +591,50 @@ def cmd_ping(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .views import status_table
+    from .views import problems_lines, status_table
 
     statuses = _local_statuses(args.dev)
     if not statuses:
         what = f"for {args.dev} " if args.dev else ""
         raise ControlError(f"no vlan-nats daemon {what}running on this host")
-    print(json.dumps(statuses, indent=2) if args.json else status_table(statuses))
+    if args.json:
+        print(json.dumps(statuses, indent=2))
+    else:
+        print(status_table(statuses))
+        for line in problems_lines(statuses):
+            print(line)
     return 0
 
 
 def _local_statuses(dev: str | None) -> list[dict[str, object]]:
+    """Status documents of this host's daemons, in a stable order (netns,
+    dev).  ControlError when there are sockets we may not read."""
     from .aio import statussock
 
     out = []
+    refused = 0
     for path in statussock.sockets_for(dev):
         try:
             out.append(statussock.read(path))
+        except PermissionError:
+            refused += 1
         except OSError:
             continue  # left over by a daemon that was killed
-    return out
+    if refused and not out:
+        raise ControlError(
+            f"the status sockets in {statussock.RUN_DIR} are readable by root only "
+            f"({refused} found): run with sudo"
+        )
+    return sorted(out, key=_daemon_key)
+
+
+def _daemon_key(st: dict[str, object]) -> tuple[str, str]:
+    """Daemons are told apart by (netns, dev): one device name may be used
+    in several namespaces."""
+    return (str(st.get("netns") or ""), str(st.get("dev")))
 
 
 def cmd_top(args: argparse.Namespace) -> int:
-    if args.interval < 0.1:
-        raise ConfigError(f"bad --interval {args.interval}: at least 0.1 s")
     try:
         return asyncio.run(_top(args))
     except KeyboardInterrupt:  # the usual way to leave top
@@ -564,7 +649,14 @@ async def _top(args: argparse.Namespace) -> int:
     nc = await _client(args) if args.server else None
     tty = sys.stdout.isatty()
     try:
-        prev_local = {str(s["dev"]): s for s in _local_statuses(args.dev)}
+        local = True
+        try:
+            prev_local = {_daemon_key(s): s for s in _local_statuses(args.dev)}
+        except ControlError as e:  # not root: the network view still works
+            if nc is None:
+                raise
+            print(f"vlan-nats top: {e}; showing the network only", file=sys.stderr)
+            local, prev_local = False, {}
         prev_peers = (
             {p.node_id: p for p in await gather_peers(nc, scheme, min(args.timeout, 0.5))}
             if nc
@@ -579,7 +671,7 @@ async def _top(args: argparse.Namespace) -> int:
         shown = 0
         while not args.count or shown < args.count:
             await asyncio.sleep(args.interval)
-            cur_local = _local_statuses(args.dev)
+            cur_local = _local_statuses(args.dev) if local else []
             cur_peers = await gather_peers(nc, scheme, min(args.timeout, 0.5)) if nc else []
             t1 = time.monotonic()
             dt, t0 = t1 - t0, t1
@@ -595,7 +687,7 @@ async def _top(args: argparse.Namespace) -> int:
             print(("\033[H\033[2J" if tty else "") + "\n\n".join(parts), flush=True)
             if not tty:
                 print(flush=True)
-            prev_local = {str(s["dev"]): s for s in cur_local}
+            prev_local = {_daemon_key(s): s for s in cur_local}
             prev_peers = {p.node_id: p for p in cur_peers}
             shown += 1
     finally:
@@ -621,8 +713,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_genkey(args: argparse.Namespace) -> int:
-    from .keys import describe, write_new_key
+    from .keys import describe, new_key, write_new_key
 
+    if args.file == "-":  # standard output, as `wg genkey` does: base64, one line
+        import base64
+
+        print(base64.b64encode(new_key()).decode())
+        return 0
     key = write_new_key(args.file, force=args.force)
     print(f"{args.file}: new key, id {describe(key)}")
     return 0
@@ -654,10 +751,12 @@ def cmd_hub(args: argparse.Namespace) -> int:
 
 
 def cmd_install_systemd(args: argparse.Namespace) -> int:
-    from .units import install
+    from .units import install, installation_paths, loosened_for
 
     for path in install(args.dir, reload=not args.no_reload):
         print(f"installed {path}")
+    for note in loosened_for(installation_paths()).notes():
+        print(f"note: {note}")
     print(
         "next: put a config in /etc/vlan-nats/NAME.toml, then\n"
         "  systemctl enable --now vlan-nats@NAME\n"

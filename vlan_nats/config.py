@@ -7,6 +7,7 @@ ConfigError naming the option, before any device is created.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ DEFAULT_SERVER = "nats://127.0.0.1:4222"
 NATS_SCHEMES = ("nats", "tls", "ws", "wss")
 MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id")
 _IFNAME_RE = re.compile(r"^[^\s/:]{1,15}$")
+_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_][A-Za-z0-9_-]{0,62}(\.[A-Za-z0-9_-]{1,63})*$")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 
@@ -56,7 +58,22 @@ class Config:
         return format_mac(self.mac)
 
 
+def check_range(
+    what: str, value: float, low: float, high: float | None = None, unit: str = ""
+) -> float:
+    """The one check for numeric options: finite and within [low, high]."""
+    ok = isinstance(value, (int, float)) and math.isfinite(value) and value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        bounds = f"{low:g}-{high:g}" if high is not None else f">= {low:g}"
+        raise ConfigError(f"bad {what} {value}: must be {bounds}{' ' + unit if unit else ''}")
+    return value
+
+
 def check_server_url(url: str) -> str:
+    """A NATS server URL: nats/tls/ws/wss, a host, an optional port, no path
+    (``host:port`` alone means ``nats://host:port``).  ConfigError."""
     try:
         parts = urlsplit(url if "://" in url else f"nats://{url}")
         port = parts.port
@@ -67,6 +84,14 @@ def check_server_url(url: str) -> str:
             f"bad --server {url!r}: expected e.g. nats://host:4222 "
             f"(schemes: {', '.join(NATS_SCHEMES)})"
         )
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(f"bad --server {url!r}: expected e.g. nats://host:4222, with no path")
+    host = parts.hostname
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOSTNAME_RE.match(host):
+            raise ConfigError(f"bad --server {url!r}: {host!r} is not a host name") from None
     if port == 0:
         raise ConfigError(f"bad --server {url!r}: port 0")
     return parts.geturl()
@@ -101,11 +126,15 @@ def read_machine_id() -> str:
     )
 
 
-def resolve_mac(text: str | None, network: str, dev: str) -> bytes:
-    """``None`` -> stable MAC from machine-id, network and device; ``random``;
+def resolve_mac(text: str | None, network: str, dev: str, netns: str | None = None) -> bytes:
+    """``None`` -> stable MAC from machine-id, network, device and the
+    namespace the device will live in (``--netns``, else ours); ``random``;
     or an explicit MAC."""
     if text is None or text == "stable":
-        return stable_mac(read_machine_id(), network, dev)
+        from .control.netns import current
+
+        where = netns if netns is not None else current()
+        return stable_mac(read_machine_id(), network, dev, where)
     if text == "random":
         return random_mac(os.urandom(6))
     try:
@@ -165,8 +194,7 @@ def build(
             f"bad --dev {dev!r}: at most 15 characters, no spaces, '/' or ':'"
             + (" (a long network name needs --dev)" if dev.startswith("vnats") else "")
         )
-    if not 68 <= mtu <= 65535:
-        raise ConfigError(f"bad --mtu {mtu}: must be 68-65535")
+    check_range("--mtu", mtu, 68, 65535)
     addrs = []
     for a in addresses or ():
         try:
@@ -182,12 +210,9 @@ def build(
             raise ConfigError(f"bad --bridge {bridge!r}: give the name of an existing bridge")
         if compat:
             raise ConfigError("--bridge is not available with --compat")
-    if not 1 <= mac_ageing <= 86400:
-        raise ConfigError(f"bad --mac-ageing {mac_ageing}: must be 1-86400 seconds")
-    if not 1 <= max_macs <= 1_000_000:
-        raise ConfigError(f"bad --max-macs {max_macs}: must be 1-1000000")
-    if storm_pps < 0:
-        raise ConfigError(f"bad --storm-pps {storm_pps}: must be >= 0 (0: off)")
+    check_range("--mac-ageing", mac_ageing, 1, 86400, "seconds")
+    check_range("--max-macs", max_macs, 1, 1_000_000)
+    check_range("--storm-pps", storm_pps, 0, unit="(0: off)")
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"bad --log-level {log_level!r}: one of {', '.join(LOG_LEVELS)}")
     if log_format not in LOG_FORMATS:
@@ -204,7 +229,7 @@ def build(
         servers=urls,
         network=network,
         dev=dev,
-        mac=resolve_mac(mac, network, dev),
+        mac=resolve_mac(mac, network, dev, netns),
         mtu=mtu,
         addresses=tuple(addrs),
         up=up,

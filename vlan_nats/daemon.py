@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import json
 import logging
@@ -21,7 +22,8 @@ from pathlib import Path
 
 from . import __version__, privdrop, sdnotify
 from .aio import statussock
-from .aio.ctlplane import ControlResponder, new_node_id
+from .aio.ctlplane import ControlResponder, gather_peers, new_node_id
+from .aio.dupmac import DuplicateMac
 from .aio.natslink import NatsLink
 from .aio.tunnel import Tunnel
 from .auth import connect_options
@@ -37,7 +39,7 @@ from .core.mac import format_mac
 from .core.seal import SESSION_LEN, Opener, Sealer
 from .core.subjects import SubjectScheme
 from .core.switching import MacTable, TokenBucket
-from .errors import ConfigError, LinkError, PrivilegeError, TapError
+from .errors import ConfigError, LinkError, NetnsError, PrivilegeError, TapError
 from .fastpath import Tap
 from .keys import SealKeys, describe
 from .ratelog import RateLimitedLog
@@ -73,6 +75,14 @@ def check_environment(cfg: Config) -> None:
         os.close(netns.open_fd(cfg.netns))  # NetnsError when missing
 
 
+def _inode(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def _unlink_quietly(path: Path) -> None:
     with contextlib.suppress(OSError):
         path.unlink(missing_ok=True)
@@ -100,6 +110,10 @@ class Daemon:
         self._error: BaseException | None = None
         self._key = b""
         self._accepting: list[str] = []
+        self.addresses: tuple[str, ...] = ()
+        self.dup = DuplicateMac(lambda: self.forwarder.mac, self.node_id, self._lookup_peers)
+        self.foreign_master: str | None = None  # a bridge we were enslaved to without --bridge
+        self._netns_id: tuple[int, int] | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -165,6 +179,9 @@ class Daemon:
             if cfg.up:
                 await ctl.set(index, up=True)
             self.state = await ctl.state(index)
+            self.addresses = await ctl.addresses(index)
+            if cfg.netns is not None:
+                self._netns_id = _inode(netns.path_of(cfg.netns))
 
             mcast = McastList(cfg.netns)
             stack.callback(mcast.close)
@@ -212,6 +229,7 @@ class Daemon:
                 storm=TokenBucket(cfg.storm_pps),
                 on_events=self._on_switch_events,
                 on_new_local=self._subscribe_new_local,
+                on_dup_mac=self.dup.seen,
             )
             link.on_msg = self.tunnel.on_msg
             if cfg.seal is not None:
@@ -224,13 +242,13 @@ class Daemon:
                 log.info("dropped root user=%s", privdrop.describe(cfg.run_as))
             tasks = [
                 loop.create_task(self._connect(link, index), name="nats-connect"),
-                loop.create_task(self._watch(watcher, mcast, index), name="link-watch"),
+                loop.create_task(self._watch(watcher, mcast, ctl, index), name="link-watch"),
                 loop.create_task(self._poll_mcast(mcast, index), name="mcast-poll"),
                 loop.create_task(self._age_macs(), name="mac-ageing"),
             ]
             for t in tasks:
                 t.add_done_callback(self._task_done)
-            self.tunnel.failed.add_done_callback(lambda f: self.fail(f.result()))
+            self.tunnel.failed.add_done_callback(lambda f: self._tap_failed(f.result()))
             try:
                 await self._stop.wait()
             finally:
@@ -241,6 +259,7 @@ class Daemon:
                     tasks.append(self._resync)
                 for t in tasks:
                     t.cancel()
+                self.dup.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
         if self._error is not None:
             raise self._error
@@ -296,6 +315,8 @@ class Daemon:
             version=__version__,
             uptime_s=round(time.monotonic() - self.started, 1),
             server=self.link.server if self.link else "-",
+            netns=self.cfg.netns,
+            addresses=list(self.addresses),
             counters={
                 "tap_rx_frames": c.tap_rx_frames,
                 "tap_tx_frames": c.tap_tx_frames,
@@ -318,6 +339,10 @@ class Daemon:
             "link_up": st.up if st else None,
             "server": link.server if link else "-",
             "connected": bool(link and link.is_connected),
+            "nats_error": link.last_error if link else None,
+            "duplicate_mac": self.dup.status(),
+            "foreign_bridge": self.foreign_master,
+            "addresses": list(self.addresses),
             "subjects": len(link.subjects) if link else 0,
             "multicast_groups": sorted(format_mac(g) for g in self.groups),
             "learned_macs": len(fwd.table.local) - 1 if fwd.bridge else 0,
@@ -403,9 +428,17 @@ class Daemon:
                 log.debug("macs aged out macs=%s", ",".join(format_mac(m) for m in gone))
                 await self._sync_subjects()
 
+    async def _lookup_peers(self, timeout: float) -> list[NodeInfo]:
+        link = self.link
+        if link is None or not link.is_connected:
+            return []
+        return await gather_peers(link.nc, self.scheme, timeout)
+
     async def _connect(self, link: NatsLink, index: int) -> None:
         log.info("connecting servers=%s", ",".join(self.cfg.servers))
         await link.connect()
+        # Before we subscribe: does another node already use our MAC?
+        await self.dup.check_at_start()
         await self._sync_subjects()
         await ControlResponder(self.scheme, self.node_id, self.node_info).start(link.nc)
         cfg = self.cfg
@@ -428,16 +461,60 @@ class Daemon:
         gc.collect()
         gc.freeze()
 
-    async def _watch(self, watcher: LinkWatcher, mcast: McastList, index: int) -> None:
+    def _gone(self) -> LinkError | NetnsError:
+        """Why the TAP went away: its namespace was deleted, or it was."""
+        ns = self.cfg.netns
+        if ns is not None and _inode(netns.path_of(ns)) != self._netns_id:
+            return NetnsError(2, f"namespace {ns} was deleted")
+        return LinkError(19, f"device {self.cfg.dev} was deleted")
+
+    def _tap_failed(self, error: BaseException) -> None:
+        # A deleted device reads as EBADFD/ENODEV; that is news, not a bug.
+        if isinstance(error, TapError) and error.errno in (
+            errno.EBADFD,
+            errno.EBADF,
+            errno.ENODEV,
+            errno.EIO,
+        ):
+            error = self._gone()
+        self.fail(error)
+
+    async def _check_bridge_port(self, ctl: LinkControl, st: LinkState) -> None:
+        """``ip link set DEV master BR`` without --bridge: hosts behind BR
+        would be unreachable with no word said.  Warn, and show it."""
+        if self.cfg.bridge is not None:
+            return
+        if st.master is None:
+            if self.foreign_master is not None:
+                log.info("device %s left bridge %s", st.name, self.foreign_master)
+            self.foreign_master = None
+            return
+        name = await ctl.name_of(st.master)
+        if name != self.foreign_master:
+            self.foreign_master = name
+            log.warning(
+                "device %s was made a port of bridge %s, but this daemon runs without "
+                "--bridge: hosts behind %s cannot be reached; restart with --bridge %s",
+                st.name,
+                name,
+                name,
+                name,
+            )
+
+    async def _watch(
+        self, watcher: LinkWatcher, mcast: McastList, ctl: LinkControl, index: int
+    ) -> None:
         async for event in watcher.events():
             if isinstance(event, AddressEvent):
+                self.addresses = await ctl.addresses(index)
                 await self._refresh_groups(mcast, index)
                 continue
             assert isinstance(event, LinkEvent)
             st = event.state
             if st is None:
-                self.fail(LinkError(19, f"device {self.cfg.dev} was deleted"))
+                self.fail(self._gone())
                 return
+            await self._check_bridge_port(ctl, st)
             old = self.state
             self.state = st
             if st.mac and st.mac != self.forwarder.mac:
@@ -464,4 +541,10 @@ class Daemon:
     async def _poll_mcast(self, mcast: McastList, index: int) -> None:
         while True:
             await asyncio.sleep(MCAST_POLL_INTERVAL)
+            # `ip netns del` of our namespace: our own sockets keep it alive,
+            # so the device would live on where nobody can reach it.
+            ns = self.cfg.netns
+            if ns is not None and _inode(netns.path_of(ns)) != self._netns_id:
+                self.fail(self._gone())
+                return
             await self._refresh_groups(mcast, index)

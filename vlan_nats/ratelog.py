@@ -16,6 +16,9 @@ class RateLimitedLog:
         self._suppressed = 0
 
     def warning(self, msg: str, *args: object) -> None:
+        self.log(logging.WARNING, msg, *args)
+
+    def log(self, level: int, msg: str, *args: object) -> None:
         now = time.monotonic()
         if now - self._last < self.interval:
             self._suppressed += 1
@@ -24,4 +27,4 @@ class RateLimitedLog:
             msg += " suppressed=%d"
             args = (*args, self._suppressed)
         self._last, self._suppressed = now, 0
-        self.logger.warning(msg, *args)
+        self.logger.log(level, msg, *args)

@@ -24,7 +24,14 @@ def uptime(seconds: float) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
+def _addresses(addrs: Sequence[str]) -> str:
+    """Addresses for a table: all but IPv6 link-local ones."""
+    shown = [a for a in addrs if not a.lower().startswith("fe80:")]
+    return ",".join(shown) or "-"
+
+
 def peers_table(peers: Sequence[NodeInfo]) -> str:
+    with_ns = any(p.netns for p in peers)
     rows = []
     for p in peers:
         c = p.counters
@@ -33,8 +40,10 @@ def peers_table(peers: Sequence[NodeInfo]) -> str:
             (
                 p.node_id,
                 p.hostname,
+                *((p.netns or "-",) if with_ns else ()),
                 p.dev,
                 macs,
+                _addresses(p.addresses),
                 p.mode,
                 p.version,
                 uptime(p.uptime_s),
@@ -46,8 +55,10 @@ def peers_table(peers: Sequence[NodeInfo]) -> str:
     header = (
         "NODE",
         "HOST",
+        *(("NETNS",) if with_ns else ()),
         "DEV",
         "MAC",
+        "ADDRESSES",
         "MODE",
         "VERSION",
         "UP",
@@ -58,12 +69,50 @@ def peers_table(peers: Sequence[NodeInfo]) -> str:
     return table(header, rows)
 
 
+def problems(st: dict[str, object]) -> list[str]:
+    """What is wrong with one daemon, in words (status, metrics)."""
+    out = []
+    if not st.get("connected"):
+        err = st.get("nats_error")
+        out.append(f"not connected to NATS ({err})" if err else "not connected to NATS")
+    dup = st.get("duplicate_mac")
+    if isinstance(dup, dict):
+        others = dup.get("others") or []
+        names = ", ".join(
+            "/".join(str(o[k]) for k in ("hostname", "netns", "dev") if o.get(k))
+            + f" ({o.get('node_id')})"
+            for o in others
+            if isinstance(o, dict)
+        )
+        out.append(
+            f"duplicate MAC {dup.get('mac')}: also used by {names or 'another node'}, "
+            f"{dup.get('frames')} frames, last {dup.get('last_seen_s_ago')} s ago"
+        )
+    br = st.get("foreign_bridge")
+    if br:
+        out.append(f"a port of bridge {br} without --bridge: hosts behind it are unreachable")
+    return out
+
+
+def problems_lines(statuses: Sequence[dict[str, object]]) -> list[str]:
+    """One line per problem, under the status table."""
+    lines = []
+    for st in statuses:
+        where = f"{st.get('netns')}/{st.get('dev')}" if st.get("netns") else str(st.get("dev"))
+        lines += [f"{where}: {p}" for p in problems(st)]
+    return lines
+
+
 def status_table(statuses: Sequence[dict[str, object]]) -> str:
     rows = []
     for s in statuses:
         c = s.get("counters") or {}
         assert isinstance(c, dict)
         drops = c.get("drops") or {}
+        if s.get("connected"):
+            nats = s.get("server")
+        else:
+            nats = f"disconnected ({s['nats_error']})" if s.get("nats_error") else "disconnected"
         rows.append(
             (
                 s.get("dev"),
@@ -73,7 +122,7 @@ def status_table(statuses: Sequence[dict[str, object]]) -> str:
                 s.get("mtu"),
                 "up" if s.get("link_up") else "down",
                 s.get("mode"),
-                s.get("server") if s.get("connected") else "disconnected",
+                nats,
                 c.get("tap_rx_frames"),
                 c.get("tap_tx_frames"),
                 sum(drops.values()) if isinstance(drops, dict) else "-",
@@ -125,15 +174,17 @@ def _rate(n: float, dt: float) -> str:
 
 
 def top_local(
-    cur: Sequence[dict[str, object]], prev: dict[str, dict[str, object]], dt: float
+    cur: Sequence[dict[str, object]], prev: dict[tuple[str, str], dict[str, object]], dt: float
 ) -> str:
     """One frame of rates for the daemons on this host.  ``prev``: the
-    previous status documents by device (counters taken ``dt`` s earlier)."""
+    previous status documents by (netns, dev), counters taken ``dt`` s
+    earlier (one device name may be used in several namespaces)."""
+    with_ns = any(st.get("netns") for st in cur)
     rows = []
     for st in cur:
         c = st["counters"]
         assert isinstance(c, dict)
-        before = prev.get(str(st["dev"]))
+        before = prev.get((str(st.get("netns") or ""), str(st["dev"])))
         pc = before["counters"] if before else None
         assert pc is None or isinstance(pc, dict)
         out = [_rate(_delta(c, pc, "tx_by_kind", k), dt) for k in _KINDS]
@@ -142,6 +193,7 @@ def top_local(
         in_bits = sum(_delta(c, pc, "rx_bytes_by_kind", k) for k in _KINDS) * 8 / 1e6
         rows.append(
             (
+                *((st.get("netns") or "-",) if with_ns else ()),
                 st["dev"],
                 st["network"],
                 "up" if st.get("connected") else "DOWN",
@@ -154,6 +206,7 @@ def top_local(
             )
         )
     header = (
+        *(("NETNS",) if with_ns else ()),
         "DEV",
         "NETWORK",
         "NATS",

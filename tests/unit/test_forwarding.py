@@ -18,8 +18,8 @@ def test_plain_node_ingress():
     assert f.ingress(frame(ME, PEER), 0, 0) is None
     assert f.ingress(frame(b"\xff" * 6, PEER), 0, 0) is None
     assert f.ingress(b"\x01\x00" + frame(MCAST, PEER), 2, 0) is None
-    assert f.ingress(frame(b"\xff" * 6, ME), 0, 0) is DropReason.ECHO
-    assert f.ingress(frame(ME, ME), 0, 0) is DropReason.ECHO
+    assert f.ingress(frame(b"\xff" * 6, ME), 0, 0) is DropReason.DUP_MAC
+    assert f.ingress(frame(ME, ME), 0, 0) is DropReason.DUP_MAC
     assert f.ingress(frame(OTHER, PEER), 0, 0) is DropReason.NOT_FOR_US
     assert f.events == []
 

@@ -138,7 +138,7 @@ def test_nats_to_tap_and_drops(backend, fake_tap):
             "empty": 1,
             "short": 1,
             "runt": 1,
-            "echo": 1,
+            "dup_mac": 1,
             "not_for_us": 1,
             "version": 1,
             "oversize": 1,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -49,6 +50,32 @@ OUTBOUND_PENDING = 4 * 1024 * 1024
 # x 2, would stall a LAN for minutes; 5 s x 2 measured 13 s here.
 PING_INTERVAL = 1
 MAX_OUTSTANDING_PINGS = 2
+# An authorization error is logged at ERROR the first time, then at most
+# this often (the daemon keeps retrying: a server may be reconfigured).
+AUTH_LOG_INTERVAL = 60.0
+
+
+def describe_error(e: BaseException) -> str:
+    """A short, stable text for ``status`` and metrics: "authorization
+    violation", "tls: certificate verify failed", "connection refused"."""
+    if isinstance(e, nats.errors.AuthorizationError):
+        return "authorization violation"
+    if isinstance(e, ssl.SSLError):
+        reason = getattr(e, "verify_message", None) or e.reason or e.strerror or str(e)
+        return f"tls: {reason}".lower()
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(e, (asyncio.TimeoutError, TimeoutError)):
+        return "timeout"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror.lower()
+    text = (str(e) or type(e).__name__).strip()
+    text = text.removeprefix("nats: ").strip("'\" ")
+    return text.lower()
+
+
+def is_auth_error(text: str) -> bool:
+    return "authorization" in text or "authentication" in text or "user credentials" in text
 
 
 class NatsLink:
@@ -76,6 +103,9 @@ class NatsLink:
         self._bug_log = RateLimitedLog(log)
         self._perm_log = RateLimitedLog(log)
         self._refused: set[str] = set()
+        self._auth_log = RateLimitedLog(log, interval=AUTH_LOG_INTERVAL)
+        # The last connection error since the last successful connect.
+        self.last_error: str | None = None
         self.connected = asyncio.Event()
         self._closing = False
 
@@ -111,6 +141,7 @@ class NatsLink:
             **self.options,
         )
         self.connected.set()
+        self.last_error = None
         log.info("nats connected server=%s", self.server)
 
     async def _error_cb(self, e: Exception) -> None:
@@ -141,8 +172,18 @@ class NatsLink:
         if "permissions violation" in text.lower():
             self._perm_log.warning("nats refused: %s", text)
             return
+        self.last_error = why = describe_error(e)
+        if is_auth_error(why):
+            self._auth_log.log(
+                logging.ERROR,
+                "nats refused our credentials servers=%s error=%r: check --token-file, "
+                "--user/--password-file, --nkey or --creds against the server (retrying)",
+                ",".join(self.servers),
+                why,
+            )
+            return
         self._errlog.warning(
-            "nats connection problem servers=%s error=%r (retrying)", ",".join(self.servers), text
+            "nats connection problem servers=%s error=%r (retrying)", ",".join(self.servers), why
         )
 
     async def _disconnected_cb(self) -> None:
@@ -154,6 +195,7 @@ class NatsLink:
     async def _reconnected_cb(self) -> None:
         self.counters.nats_reconnects += 1
         self.connected.set()
+        self.last_error = None
         log.info(
             "nats reconnected server=%s reconnects=%d", self.server, self.counters.nats_reconnects
         )

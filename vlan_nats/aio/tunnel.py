@@ -53,6 +53,54 @@ _BCAST_MAC = b"\xff" * 6
 _UNICAST, _BROADCAST, _MULTICAST = FrameKind.UNICAST, FrameKind.BROADCAST, FrameKind.MULTICAST
 
 
+class SealDropLog:
+    """Sealed traffic we cannot take is logged, not only counted: a node
+    with the wrong key (or none) is otherwise silently deaf.  Rate-limited
+    per reason; called only on the drop path."""
+
+    def __init__(self) -> None:
+        self._logs = {r: RateLimitedLog(log, interval=30.0) for r in DropReason}
+
+    def refused(self, reason: DropReason, data: bytes, subject: str, opener: Opener) -> None:
+        kid = f"{data[2]:02x}" if len(data) > 2 else "-"
+        ours = ",".join(f"{k:02x}" for k in opener.key_ids)
+        lg = self._logs[reason]
+        if reason is DropReason.SEAL_KEY:
+            lg.warning(
+                "sealed frame under a key we do not hold key=%s accepting=%s subject=%s: "
+                "the sender has another --key-file",
+                kid,
+                ours,
+                subject,
+            )
+        elif reason is DropReason.SEAL_AUTH:
+            lg.warning(
+                "sealed frame failed authentication key=%s subject=%s: a different key with "
+                "the same id, or altered on the way",
+                kid,
+                subject,
+            )
+        elif reason is DropReason.SEAL_STALE:
+            lg.warning(
+                "sealed frame from a clock %+d s away from ours (limit %d s) key=%s "
+                "subject=%s: check NTP on both hosts",
+                opener.last_stale,
+                opener.skew,
+                kid,
+                subject,
+            )
+
+    def unsealed(self, subject: str) -> None:
+        self._logs[DropReason.UNSEALED].warning(
+            "plain frame on a sealed network subject=%s: the sender has no --key-file", subject
+        )
+
+    def no_key(self, subject: str) -> None:
+        self._logs[DropReason.SEALED_NO_KEY].warning(
+            "sealed frame but we have no --key-file subject=%s: the network is sealed", subject
+        )
+
+
 class Tunnel:
     def __init__(
         self,
@@ -70,6 +118,7 @@ class Tunnel:
         opener: Opener | None = None,
         on_new_local: Callable[[bytes], Awaitable[None]] | None = None,
         wall_clock: Callable[[], float] = time.time,
+        on_dup_mac: Callable[[str], None] | None = None,
     ) -> None:
         self.tap = tap
         self.link = link
@@ -85,9 +134,10 @@ class Tunnel:
         self._clock = clock
         self.sealer = sealer
         self._on_new_local = on_new_local
+        self._on_dup_mac = on_dup_mac  # (subject): a frame came back with our source MAC
         self.opener = opener
         self._wall = wall_clock
-        self._stale_log = RateLimitedLog(log, interval=60.0)
+        self._seal_logs = SealDropLog()
         self.reader = FrameReader(tap.fd, batch)
         self.writer = FrameWriter(tap.fd)
         self._loop = asyncio.get_running_loop()
@@ -161,6 +211,9 @@ class Tunnel:
                     c.tap_rx_bytes += sum(lens[i] for i in range(n)) - n * _VNET
                     if n < batch:
                         break
+                    # Every full batch yields, dropped or not: reconnecting,
+                    # status and netlink need the loop most exactly now.
+                    await asyncio.sleep(0)
                     continue
                 nbytes = sent = 0  # added to the counters once per batch
                 now = self._clock()
@@ -248,17 +301,12 @@ class Tunnel:
         if opener is not None:
             if len(data) < 2 or not data[1] & wire.FLAG_SEALED:
                 c.drops[DropReason.UNSEALED] += 1
+                self._seal_logs.unsealed(msg.subject)
                 return
             opened = opener.open(data, msg.subject, self._wall())
             if isinstance(opened, DropReason):
                 c.drops[opened] += 1
-                if opened is DropReason.SEAL_STALE:
-                    self._stale_log.warning(
-                        "sealed message from a clock %+d s away from ours (limit %d s): "
-                        "check NTP on both hosts",
-                        opener.last_stale,
-                        opener.skew,
-                    )
+                self._seal_logs.refused(opened, data, msg.subject, opener)
                 return
             data = opened
 
@@ -277,6 +325,10 @@ class Tunnel:
                 self._on_events()
         if reason is not None:
             c.drops[reason] += 1
+            if reason is DropReason.DUP_MAC and self._on_dup_mac is not None:
+                self._on_dup_mac(msg.subject)
+            elif reason is DropReason.SEALED_NO_KEY:
+                self._seal_logs.no_key(msg.subject)
             return
         if data[off] & 0x01:
             kind = _BROADCAST if data.startswith(_BCAST_MAC, off) else _MULTICAST

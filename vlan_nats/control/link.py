@@ -31,6 +31,8 @@ class LinkState:
     mac: bytes
     mtu: int
     up: bool
+    master: int | None = None  # ifindex of the bridge it is a port of
+
 
 
 def link_state(msg: object) -> LinkState:
@@ -43,6 +45,7 @@ def link_state(msg: object) -> LinkState:
         mac=parse_mac(mac) if mac else b"",
         mtu=get("IFLA_MTU") or 0,
         up=bool(msg["flags"] & IFF_UP),  # type: ignore[index]
+        master=get("IFLA_MASTER") or None,
     )
 
 
@@ -118,6 +121,29 @@ class LinkControl:
             await self.nl.call(self.ipr.link("set", index=index, **kw))
         except NetlinkError as e:
             raise _err(e, f"configure link {index} {kw}") from None
+
+    async def name_of(self, index: int) -> str:
+        """The name of link ``index`` ("#index" if it is gone)."""
+        try:
+            return (await self.state(index)).name
+        except LinkError:
+            return f"#{index}"
+
+    async def addresses(self, index: int) -> tuple[str, ...]:
+        """The addresses of link ``index`` as CIDR text, IPv4 first."""
+
+        async def _get() -> list[object]:
+            try:
+                return [m async for m in await self.ipr.addr("dump", index=index)]
+            except NetlinkError:
+                return []
+
+        out = []
+        for msg in await self.nl.call(_get()):
+            addr = msg.get_attr("IFA_ADDRESS")  # type: ignore[attr-defined]
+            if addr and msg.get("index") == index:  # type: ignore[attr-defined]
+                out.append((msg["family"], f"{addr}/{msg['prefixlen']}"))  # type: ignore[index]
+        return tuple(a for _, a in sorted(out))
 
     async def add_address(self, index: int, cidr: str) -> None:
         addr, plen = cidr.split("/")

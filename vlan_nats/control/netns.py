@@ -25,6 +25,34 @@ def path_of(name: str) -> str:
     return os.path.join(NETNS_DIR, name)
 
 
+def current() -> str:
+    """How the namespace this process runs in is named, for deriving a MAC:
+    "" for the host's own (init's) namespace; its ``ip netns`` name when it
+    has one (``ip netns exec NAME vlan-nats up``); else ``inode:N``."""
+    try:
+        here = os.stat("/proc/self/ns/net")
+    except OSError:
+        return ""
+    try:
+        init = os.stat("/proc/1/ns/net")
+    except OSError:  # /proc/1 hidden (another PID namespace): compare by name only
+        init = None
+    if init is not None and (init.st_dev, init.st_ino) == (here.st_dev, here.st_ino):
+        return ""
+    try:
+        names = sorted(os.listdir(NETNS_DIR))
+    except OSError:
+        names = []
+    for name in names:
+        try:
+            st = os.stat(path_of(name))
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (here.st_dev, here.st_ino):
+            return name
+    return f"inode:{here.st_ino}"
+
+
 def open_fd(name: str) -> int:
     """An fd of namespace ``name``.  Raises NetnsError when it is missing."""
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 
 MAX_REQUEST = 1024
 NODE_ID_RE = re.compile(r"^[0-9a-f]{8,32}$")
@@ -45,6 +45,9 @@ class NodeInfo:
     uptime_s: float
     server: str
     counters: dict[str, object]
+    # Since 0.2: absent in older nodes' replies.
+    netns: str | None = None
+    addresses: list[str] = field(default_factory=list)  # the TAP's, "198.18.0.1/24"
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode()
@@ -54,10 +57,14 @@ class NodeInfo:
         """A reply from another node, or None if it is not one."""
         try:
             d = json.loads(data)
-            info = cls(**d)
-        except (ValueError, TypeError, UnicodeDecodeError, RecursionError):
+            known = {f.name for f in fields(cls)}
+            # Keys a newer release added are ignored, not fatal.
+            info = cls(**{k: v for k, v in d.items() if k in known})
+        except (ValueError, TypeError, UnicodeDecodeError, RecursionError, AttributeError):
             return None
         if not isinstance(info.macs, list) or not NODE_ID_RE.match(str(info.node_id)):
+            return None
+        if not isinstance(info.addresses, list):
             return None
         return info
 

@@ -20,7 +20,9 @@ class DropReason(IntEnum):
     OVERSIZE = 5  # frame larger than the device allows
     VNET = 6  # a virtio header the kernel could not have produced
     # Forwarding decisions (forwarding.Forwarder).
-    ECHO = 7  # our own source MAC came back
+    # Our own source MAC arriving from the network: with no_echo the server
+    # never returns our frames, so another node uses our MAC (a duplicate).
+    DUP_MAC = 7
     NOT_FOR_US = 8  # unicast to another MAC
     # Local conditions.
     DISCONNECTED = 9  # NATS not connected: frame from the TAP dropped

@@ -1,7 +1,9 @@
 """Forwarding decisions, both directions, for plain and bridge-mode nodes.
 
-From NATS to the TAP, a node accepts a frame when it is not its own (no
-echo: IPv6 DAD breaks if a host hears its own neighbour solicitations) and
+From NATS to the TAP, a node accepts a frame when its source is not our own
+MAC (IPv6 DAD breaks if a host hears its own neighbour solicitations; and
+since the server never echoes our frames back, such a frame comes from
+another node that uses our MAC: ``DUP_MAC``) and
 when a unicast frame is addressed to a MAC it serves: its own, or in
 bridge mode one learned behind its bridge.  Group frames are accepted; the
 kernel (or the bridge) filters further.  A unicast frame that came through
@@ -56,7 +58,7 @@ class Forwarder:
         mac = self._mac
         # startswith(x, start) compares in place: no slice per frame.
         if msg.startswith(mac, off + 6):
-            return DropReason.ECHO
+            return DropReason.DUP_MAC
         t = self.table
         src = msg[off + 6 : off + 12]
         # A MAC we learned behind our bridge arriving from the network has

@@ -38,12 +38,17 @@ def _local_unicast(raw: bytes) -> bytes:
     return bytes([(raw[0] | 0x02) & 0xFE]) + raw[1:6]
 
 
-def stable_mac(machine_id: str, network: str, dev: str) -> bytes:
+def stable_mac(machine_id: str, network: str, dev: str, netns: str = "") -> bytes:
     """A locally administered unicast MAC derived from the host's machine-id,
-    the network and the device name, so that a restarted daemon keeps its
-    neighbours' ARP entries valid.  Different networks, or several daemons
-    of one network on one host (different devices), get different MACs."""
+    the network, the device name and the network namespace the device lives
+    in, so that a restarted daemon keeps its neighbours' ARP entries valid.
+    Different networks, several daemons of one network on one host
+    (different devices), and daemons with one device name in different
+    namespaces of one host get different MACs.  ``netns`` is "" for the
+    host's own namespace, which keeps the MACs of earlier releases there."""
     key = f"vlan-nats\0{machine_id.strip()}\0{network}\0{dev}"
+    if netns:
+        key += f"\0netns\0{netns}"
     digest = hashlib.sha256(key.encode()).digest()
     return _local_unicast(digest)
 

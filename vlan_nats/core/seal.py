@@ -149,6 +149,11 @@ class Opener:
         self._sessions = {s: v for s, v in self._sessions.items() if v.key in kept}
 
     @property
+    def key_ids(self) -> list[int]:
+        """The id bytes of the keys accepted."""
+        return sorted(self._keys)
+
+    @property
     def sessions(self) -> int:
         return len(self._sessions)
 

@@ -30,7 +30,8 @@ from .frames import FrameKind, classify
 from .mac import format_mac
 
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-_NETWORK_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# A name starts with a letter, digit or '_': "-1" is a mistyped VLAN ID.
+_NETWORK_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
 
 
 def validate_prefix(prefix: str) -> str:
@@ -51,7 +52,8 @@ def validate_network(network: str) -> str:
         return str(int(network))
     if not _NETWORK_NAME_RE.match(network):
         raise ValueError(
-            f"bad network {network!r}: use a VLAN ID 0-4095 or a name of letters, digits, '_', '-'"
+            f"bad network {network!r}: use a VLAN ID 0-4095 or a name of letters, digits, "
+            "'_', '-' (not starting with '-')"
         )
     return network
 
