@@ -37,11 +37,12 @@ def load_targets() -> dict[str, Callable[[bytes], None]]:
     """Import the decoders (under atheris's instrumentation when fuzzing)."""
     from vlan_nats.core import control, seal, vnet, wire
     from vlan_nats.core.counters import DropReason
+    from vlan_nats.crypto import aes_gcm
 
     key = bytes(range(32))
     now = 1_800_000_000.0
-    opener = seal.Opener([key])
-    sealer = seal.Sealer(key, b"fuzz-ses", lambda: now)
+    opener = seal.Opener([key], aead=aes_gcm)
+    sealer = seal.Sealer(key, b"fuzz-ses", lambda: now, aead=aes_gcm)
 
     def t_wire(data: bytes) -> None:
         for max_frame in (1514, 9018):

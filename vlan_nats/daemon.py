@@ -39,6 +39,7 @@ from .core.mac import format_mac
 from .core.seal import SESSION_LEN, Opener, Sealer
 from .core.subjects import SubjectScheme
 from .core.switching import MacTable, TokenBucket
+from .crypto import aes_gcm
 from .errors import ConfigError, LinkError, NetnsError, PrivilegeError, TapError
 from .fastpath import Tap
 from .keys import SealKeys, describe
@@ -271,12 +272,13 @@ class Daemon:
             log.warning("secret readable by others path=%s (chmod 600 it)", path)
         t = self.tunnel
         if t.sealer is None or self._key != key:
-            t.sealer = Sealer(key, os.urandom(SESSION_LEN), time.time)  # a new session
+            # a new session
+            t.sealer = Sealer(key, os.urandom(SESSION_LEN), time.time, aead=aes_gcm)
         self._key = key
         keys = [key] if extra is None else [key, extra]
         self._accepting = [describe(k) for k in keys]
         if t.opener is None:
-            t.opener = Opener(keys)
+            t.opener = Opener(keys, aead=aes_gcm)
         else:
             t.opener.set_keys(keys)
         log.info(

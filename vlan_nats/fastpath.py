@@ -205,7 +205,7 @@ def _load_backend() -> _CBackend | _PyBackend:
     if os.environ.get("VLAN_NATS_FASTPATH", "c") == "python":
         return _PyBackend()
     try:
-        from . import _fastpath  # type: ignore[attr-defined]
+        from . import _fastpath
     except ImportError:
         log.warning("fastpath backend=python reason=%s", "C module not built (pip install -e .)")
         return _PyBackend()
@@ -222,7 +222,7 @@ def set_backend(name: str) -> None:
     if name == "python":
         backend = _PyBackend()
     else:
-        from . import _fastpath  # type: ignore[attr-defined]
+        from . import _fastpath
 
         backend = _CBackend(_fastpath)
 

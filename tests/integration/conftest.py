@@ -29,8 +29,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.root)
 
 
-@pytest.fixture(autouse=True)
-def _root_only():
+def require_root() -> None:
+    """Skip without root etc.; under CI=true fail instead.  Every fixture
+    that builds hosts calls it first: a module-scoped fixture runs before
+    the autouse check below, so its own skip would otherwise win."""
     why = _missing()
     if why:
         if os.environ.get("CI") == "true":
@@ -38,18 +40,21 @@ def _root_only():
         pytest.skip(why)
 
 
+@pytest.fixture(autouse=True)
+def _root_only():
+    require_root()
+
+
 @pytest.fixture(scope="module")
 def lab3():
     """A nats-server and three hosts (198.18.0.1-3/24), shared by a module."""
-    if _missing():
-        pytest.skip(_missing())
+    require_root()
     with Lab(3, tag="vnt") as lab:
         yield lab
 
 
 @pytest.fixture
 def lab2():
-    if _missing():
-        pytest.skip(_missing())
+    require_root()
     with Lab(2, tag="vnt") as lab:
         yield lab

@@ -2,12 +2,13 @@
 
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
 from vlan_nats.errors import LabError
 from vlan_nats.lab.checks import ping
-from vlan_nats.lab.hosts import Lab
+from vlan_nats.lab.hosts import Lab, free_port
 from vlan_nats.lab.natsserver import NatsServer
 
 
@@ -132,11 +133,37 @@ def test_wrong_password_never_gets_in_and_says_so(tmp_path):
         node.args += ["--user", "lan", "--password-file", secret_file(tmp_path, "pw", "wrong")]
         with pytest.raises(LabError):
             node.start(timeout=4)
-        assert any(
-            "Authorization Violation" in line or "authorization" in line.lower()
-            for line in node.lines
-        ), node.lines[-5:]
         assert node.proc.poll() is None  # it keeps retrying, it does not crash
+        # Said once at ERROR (then rate-limited), although it retried every second,
+        refused = [line for line in node.lines if "nats refused our credentials" in line]
+        assert len(refused) == 1 and " ERROR " in refused[0], node.lines[-5:]
+        assert "authorization violation" in refused[0]
+        # and visible in status and metrics: not connected, and why.
+        st = node.status()
+        assert st["connected"] is False and st["nats_error"] == "authorization violation"
+        r = subprocess.run(
+            [sys.executable, "-m", "vlan_nats", "status"], capture_output=True, text=True
+        )
+        assert "disconnected (authorization violation)" in r.stdout, r.stdout
+
+
+def test_wrong_token_is_in_the_metrics(tmp_path):
+    server = NatsServer(config='authorization { token: "right-8e1" }\n')
+    port = free_port()
+    with Lab(1, tag="vna", server=server, start_nodes=False) as lab:
+        node = lab.nodes[0]
+        node.args += [
+            "--token-file",
+            secret_file(tmp_path, "tok", "wrong"),
+            "--metrics-listen",
+            f"127.0.0.1:{port}",
+        ]
+        with pytest.raises(LabError):
+            node.start(timeout=3)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+        text = body.decode()
+        assert 'vlan_nats_nats_error{error="authorization violation"} 1.0' in text, text
+        assert "vlan_nats_nats_connected 0.0" in text
 
 
 def test_peers_with_a_token(tmp_path):

@@ -3,11 +3,15 @@
 import json
 import subprocess
 import sys
+import time
 
 import nats
 import pytest
 
+from vlan_nats.lab.checks import ping
 from vlan_nats.lab.hosts import Lab
+
+from .conftest import require_root
 
 
 def cli(*args, timeout=30):
@@ -18,6 +22,7 @@ def cli(*args, timeout=30):
 
 @pytest.fixture(scope="module")
 def lab3c():
+    require_root()
     with Lab(3, tag="vnc") as lab:
         yield lab
 
@@ -30,7 +35,7 @@ def test_peers_lists_every_node_with_its_mac(lab3c):
     assert {p["dev"] for p in peers} == {n.dev for n in lab3c.nodes}
     assert all(p["mode"] == "native" and p["network"] == "0" for p in peers)
     table = cli("peers", "--server", lab3c.server.url).stdout
-    assert table.splitlines()[0].split()[:3] == ["NODE", "HOST", "DEV"]
+    assert table.splitlines()[0].split()[:4] == ["NODE", "HOST", "NETNS", "DEV"]
     for n in lab3c.nodes:
         assert n.mac() in table
 
@@ -53,11 +58,16 @@ def test_peers_with_no_server_is_one_line():
 
 
 def test_status_shows_the_local_daemons(lab3c):
-    r = cli("status", "--dev", lab3c.nodes[0].dev, "--json")
+    h1, h2 = lab3c.nodes[:2]
+    assert ping(h1.ns, h2.ip, count=2).ok
+    r = cli("status", "--dev", h1.dev, "--json")
     assert r.returncode == 0, r.stderr
     st = json.loads(r.stdout)[0]
-    assert st["mac"] == lab3c.nodes[0].mac() and st["connected"] and st["link_up"]
-    assert st["counters"]["tap_rx_frames"] >= 0
+    assert st["mac"] == h1.mac() and st["connected"] and st["link_up"]
+    # The pings went out through the TAP and came back through it.
+    assert st["counters"]["tap_rx_frames"] >= 2 and st["counters"]["tap_tx_frames"] >= 2
+    assert st["nats_error"] is None and st["duplicate_mac"] is None
+    assert st["addresses"][0] == h1.address
     table = cli("status").stdout
     for n in lab3c.nodes:
         assert n.dev in table
@@ -101,3 +111,101 @@ def test_status_socket_is_for_root_only(lab3c):
     st = os.stat(path)
     assert stat.S_ISSOCK(st.st_mode) and st.st_mode & 0o077 == 0, oct(st.st_mode)  # owner only
     assert st.st_uid == 0
+
+
+AS_NOBODY = """
+import os, sys
+from vlan_nats import cli, views
+from vlan_nats.aio import ctlplane, statussock  # imported while we may read them
+os.setgid(65534)
+os.setuid(65534)
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_status_and_top_without_root_say_why(lab3c):
+    for argv in (["status"], ["top", "--count", "1"]):
+        r = subprocess.run(
+            [sys.executable, "-c", AS_NOBODY, *argv], capture_output=True, text=True, timeout=30
+        )
+        assert r.returncode == 1, (argv, r.stdout, r.stderr)
+        assert r.stderr.count("\n") == 1, r.stderr
+        assert "/run/vlan-nats" in r.stderr and "root" in r.stderr and "sudo" in r.stderr
+
+
+def test_peers_shows_addresses_and_netns_and_ping_takes_the_node_id(lab3c):
+    h1 = lab3c.nodes[0]
+    h1.ns.run("ip", "addr", "add", "198.18.9.1/24", "dev", h1.dev)
+    try:
+        peers = {}
+        deadline = time.monotonic() + 5
+        while "198.18.9.1/24" not in peers.get(h1.dev, {}).get("addresses", []):
+            assert time.monotonic() < deadline, peers
+            r = cli("peers", "--server", lab3c.server.url, "--json")
+            peers = {p["dev"]: p for p in json.loads(r.stdout)}
+        for n in lab3c.nodes:
+            assert peers[n.dev]["netns"] == n.ns.name
+            assert n.address in peers[n.dev]["addresses"]
+        table = cli("peers", "--server", lab3c.server.url).stdout
+        assert table.split()[:4] == ["NODE", "HOST", "NETNS", "DEV"]
+        assert "198.18.0.1/24,198.18.9.1/24" in table
+    finally:
+        h1.ns.run("ip", "addr", "del", "198.18.9.1/24", "dev", h1.dev)
+    node_id = peers[lab3c.nodes[1].dev]["node_id"]
+    r = cli("ping", node_id, "--server", lab3c.server.url, "--count", "1")
+    assert r.returncode == 0 and f"({node_id})" in r.stdout and "rtt=" in r.stdout, r.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["peers", "--timeout", "-1"], "--timeout"),
+        (["ping", "x", "--count", "0"], "--count"),
+        (["top", "--interval", "0"], "--interval"),
+        (["peers", "--server", "http//bad"], "http//bad"),
+        (["peers", "--network", "-1"], "'-1'"),
+        (["up", "--network", "-1"], "'-1'"),
+        (["up", "--server", "nats://a b:4222"], "host"),
+        (["up", "--storm-pps", "nan"], "--storm-pps"),
+    ],
+)
+def test_bad_numbers_urls_and_networks_are_one_line(argv, words):
+    r = cli(*argv)
+    assert r.returncode in (1, 2) and r.stderr.count("\n") == 1, r.stderr
+    assert words in r.stderr and "Traceback" not in r.stderr
+
+
+def test_check_config_names_the_line_of_a_bad_url(tmp_path):
+    conf = tmp_path / "lab.toml"
+    conf.write_text('network = 7\nserver = "http//bad"\n')
+    r = cli("check-config", str(conf))
+    assert r.returncode == 1 and f"{conf}:2:" in r.stderr and "http//bad" in r.stderr, r.stderr
+
+
+def test_json_logs_carry_fields_as_members(tmp_path):
+    require_root()
+    with Lab(1, tag="vnc", node_args=["--log-format", "json"]) as lab:
+        h1 = lab.nodes[0]
+        ready = [json.loads(x) for x in h1.lines if '"msg": "ready"' in x]
+    assert ready, h1.lines[-3:]
+    rec = ready[0]
+    assert rec["msg"] == "ready" and rec["dev"] == h1.dev and rec["netns"] == h1.ns.name
+    assert rec["mac"] == rec["mac"].lower() and rec["level"] == "info"
+
+
+def test_genkey_dash_writes_to_standard_output(tmp_path):
+    import base64
+
+    r = subprocess.run(
+        [sys.executable, "-m", "vlan_nats", "genkey", "-"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0 and len(base64.b64decode(r.stdout.strip())) == 32
+    assert list(tmp_path.iterdir()) == []  # no file named "-"
+    key = tmp_path / "k"
+    key.write_text(r.stdout)
+    from vlan_nats import keys
+
+    assert keys.load_key(str(key)) == base64.b64decode(r.stdout.strip())

@@ -10,14 +10,8 @@ import threading
 import time
 
 from vlan_nats.lab.checks import wait_ping
-from vlan_nats.lab.hosts import Lab, unique_prefix
+from vlan_nats.lab.hosts import Lab, free_port, unique_prefix
 from vlan_nats.lab.natsserver import NatsServer
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ExternalServer(NatsServer):
@@ -119,4 +113,98 @@ def test_hub_port_in_use_is_one_clear_error():
             timeout=30,
         )
     assert r.returncode == 1, r.stderr
-    assert "before it was ready" in r.stderr and "Traceback" not in r.stderr
+    assert "is in use" in r.stderr and "Traceback" not in r.stderr
+
+
+def hub_cmd(port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "vlan_nats",
+        "hub",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--monitor",
+        "off",
+    ]
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start_hub(port: int, env: dict[str, str]) -> subprocess.Popen[str]:
+    hub = subprocess.Popen(
+        hub_cmd(port), stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
+    assert hub.stderr is not None
+    for line in hub.stderr:
+        if " ready " in line:
+            return hub
+    raise AssertionError(f"hub not ready: {hub.wait()}")
+
+
+def test_kill_9_of_the_hub_takes_its_server_along(tmp_path):
+    port = free_port()
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    hub = start_hub(port, env)
+    try:
+        (server,) = children(hub.pid)
+        assert listening(port)
+        hub.kill()
+        hub.wait()
+        deadline = time.monotonic() + 5
+        while listening(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not listening(port), "nats-server outlived its hub"
+        # Gone (or a zombie waiting for a reaper), never a server on its own.
+        state = subprocess.run(["ps", "-o", "stat=", "-p", str(server)], capture_output=True)
+        assert state.stdout.strip() in (b"", b"Z"), state.stdout
+        assert len(list(tmp_path.glob("vlan-nats-hub-*"))) == 1  # the dead hub's directory
+        # The next hub starts, on the same port, and tidies up after the dead one.
+        hub = start_hub(port, env)
+        assert len(list(tmp_path.glob("vlan-nats-hub-*"))) == 1
+        hub.send_signal(signal.SIGTERM)
+        assert hub.wait(15) == 0
+        assert list(tmp_path.glob("vlan-nats-hub-*")) == []
+    finally:
+        if hub.poll() is None:
+            os.killpg(hub.pid, signal.SIGKILL)
+            hub.wait()
+
+
+def test_a_server_left_by_an_older_hub_is_named(tmp_path):
+    """Hubs before PDEATHSIG left their server running after a kill -9."""
+    port = free_port()
+    left = tmp_path / "vlan-nats-hub-old"
+    left.mkdir()
+    (left / "nats-server.conf").write_text(f'listen: "127.0.0.1:{port}"\n')
+    from vlan_nats.lab.natsserver import find_binary
+
+    server = subprocess.Popen(
+        [find_binary(), "-c", str(left / "nats-server.conf")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not listening(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        r = subprocess.run(
+            hub_cmd(port),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "TMPDIR": str(tmp_path)},
+        )
+        assert r.returncode == 1, r.stderr
+        err = [x for x in r.stderr.splitlines() if "error" in x]
+        assert err == [
+            f"vlan-nats hub: error: listen address 127.0.0.1:{port} is in use: a nats-server "
+            f"left by an earlier hub is running (pid {server.pid}); stop it with: kill {server.pid}"
+        ], r.stderr
+        assert left.is_dir()  # still in use: not removed under its feet
+    finally:
+        server.kill()
+        server.wait()

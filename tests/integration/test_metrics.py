@@ -8,13 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from vlan_nats.lab.checks import ping
-from vlan_nats.lab.hosts import Lab
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from vlan_nats.lab.hosts import Lab, free_port
 
 
 def scrape(port: int) -> dict[tuple[str, tuple], float]:

@@ -112,17 +112,24 @@ def test_sealed_lan_hides_everything_and_refuses_strangers(tmp_path):
         assert d2.get("replay") == 1 and d2.get("seal_auth") == 1, d2
 
         # A node with another key reaches nobody, and its frames are counted.
-        h3 = lab.add_node(3, extra=["--key-file", keyfile(tmp_path, "other.key")])
+        other = keyfile(tmp_path, "other.key")
+        h3 = lab.add_node(3, extra=["--key-file", other])
         assert not ping(h3.ns, h1.ip, count=3, deadline=2).ok
         assert not ping(h1.ns, h3.ip, count=2, deadline=2).ok
         assert drops(h1).get("seal_key", 0) > 0
         assert drops(h3).get("seal_key", 0) > 0
-        # A node without a key reaches nobody either.
+        # ... and said, not only counted: which key, on which subject.
+        theirs = keys.describe(keys.load_key(other))
+        said = [line for line in h1.lines if "under a key we do not hold" in line]
+        assert len(said) == 1 and f"key={theirs}" in said[0] and "subject=vlan.0." in said[0]
+        # A node without a key reaches nobody either, and both sides say why.
         h4 = lab.add_node(4)
         assert not ping(h4.ns, h2.ip, count=2, deadline=2).ok
         assert not ping(h2.ns, h4.ip, count=2, deadline=2).ok
         assert drops(h2).get("unsealed", 0) > 0
         assert drops(h4).get("sealed_no_key", 0) > 0
+        assert any("plain frame on a sealed network" in line for line in h2.lines)
+        assert any("we have no --key-file" in line for line in h4.lines)
         assert ping(h1.ns, h2.ip, count=2).ok
 
 

@@ -1,7 +1,9 @@
 """vlan-nats top: live rates per daemon on this host and per node."""
 
+import secrets
 import subprocess
 import sys
+import time
 
 from vlan_nats.lab.hosts import Lab
 
@@ -44,8 +46,10 @@ def test_top_shows_rates_while_traffic_flows():
     assert r.returncode == 0, r.stderr
     last = r.stdout.strip().split("vlan-nats top")[-1]
     lines = last.splitlines()
-    row1 = next(ln for ln in lines if ln.startswith(h1.dev))
-    out_uni = row1.split()[3].split("/")[0]  # OUT pps uni/bc/mc
+    header = next(ln for ln in lines if ln.startswith("NETNS"))
+    assert header.split()[:2] == ["NETNS", "DEV"]  # the lab's daemons live in namespaces
+    row1 = next(ln for ln in lines if ln.split()[:2] == [h1.ns.name, h1.dev])
+    out_uni = row1.split()[4].split("/")[0]  # OUT pps uni/bc/mc
     assert 20 <= float(out_uni) <= 80, last  # ~50 pings/s
     assert "network 0: 2 nodes" in last
     peer_rows = [ln for ln in lines if h2.dev in ln and ":" in ln]
@@ -60,3 +64,33 @@ def test_top_without_daemons_is_one_line():
         timeout=30,
     )
     assert r.returncode == 1 and "no vlan-nats daemon" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_same_device_name_in_several_namespaces_shows_no_phantom_rates():
+    """Idle daemons that share a device name are told apart by namespace:
+    each row compares with its own previous sample, in a stable order."""
+    from .test_duplicate_mac import same_named
+
+    network = str(100 + secrets.randbelow(3900))
+    with Lab(0, tag="vnq") as lab:
+        nodes = same_named(lab, network, 3)
+        for n in nodes:  # let start-up traffic (DAD, router solicitations) settle
+            n.ns.run("sysctl", "-qw", f"net.ipv6.conf.{n.dev}.disable_ipv6=1")
+        time.sleep(1.5)
+        r = subprocess.run(
+            [sys.executable, "-m", "vlan_nats", "top", "--count", "3", "--interval", "0.5"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert r.returncode == 0, r.stderr
+    frames = [f for f in r.stdout.split("vlan-nats top")[1:]]
+    assert len(frames) == 3
+    orders = []
+    for f in frames[1:]:
+        rows = [ln.split() for ln in f.splitlines() if f"vnats{network}" in ln]
+        assert [row[0] for row in rows] == sorted(n.ns.name for n in nodes), f
+        orders.append([row[0] for row in rows])
+        for row in rows:
+            assert row[4] == "0/0/0" and row[5] == "0/0/0", f  # OUT and IN pps
+    assert orders[0] == orders[1]

@@ -3,8 +3,12 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from vlan_nats import units
+from vlan_nats.errors import ConfigError
 
 
 def test_render_points_at_this_installation():
@@ -49,3 +53,36 @@ def test_install_writes_units_and_config_dir(tmp_path):
     assert sorted(p.name for p in written) == sorted(units.UNITS)
     assert (tmp_path / "etc").is_dir()
     assert "@VLAN_NATS@" not in (tmp_path / "vlan-nats@.service").read_text()
+
+
+def test_install_elsewhere_leaves_etc_alone(tmp_path, monkeypatch):
+    """--dir somewhere else (or a failed write) must not create /etc/vlan-nats."""
+    etc = tmp_path / "etc-vlan-nats"
+    monkeypatch.setattr(units, "CONFIG_DIR", etc)
+    units.install(str(tmp_path), reload=False)
+    assert not etc.exists()
+    monkeypatch.setattr(units, "UNIT_DIR", str(tmp_path / "missing"))
+    with pytest.raises(ConfigError):
+        units.install(str(tmp_path / "missing"), reload=False)
+    assert not etc.exists()
+    monkeypatch.setattr(units, "UNIT_DIR", str(tmp_path))
+    units.install(str(tmp_path), reload=False)
+    assert etc.is_dir()
+
+
+def test_render_loosens_only_what_hides_the_installation():
+    def render(*paths):
+        ps = [Path(p) for p in paths]
+        return units.render("vlan-nats@.service", exe="/x/vlan-nats", paths=ps)
+
+    plain = render("/opt/vlan-nats/bin/vlan-nats", "/usr/lib/python3")
+    assert "\nProtectHome=yes\n" in plain and "\nPrivateTmp=yes\n" in plain
+    home = render("/opt/vlan-nats/bin/vlan-nats", "/root/.pyenv/versions/3.11/bin/python3")
+    assert "\nProtectHome=read-only\n" in home and "\nPrivateTmp=yes\n" in home
+    tmp = render("/tmp/clone/.venv/bin/vlan-nats")
+    assert "\nProtectHome=yes\n" in tmp and "\nPrivateTmp=no\n" in tmp
+    assert (
+        units.loosened_for([Path("/home/ann/v/bin/vlan-nats")])
+        .notes()[-1]
+        .startswith("for production, install under /opt/vlan-nats")
+    )

@@ -18,9 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from ..core.control import NodeInfo
 from ..core.mac import format_mac
@@ -30,7 +29,7 @@ log = logging.getLogger(__name__)
 LOG_INTERVAL = 30.0
 FORGET_AFTER = 300.0
 LOOKUP_TIMEOUT = 0.5
-RETRY_LOOKUP = 5.0  # while the other node is not known yet
+RETRIES, RETRY_AFTER = 3, 2.0  # while the other node is not known yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +68,6 @@ class DuplicateMac:
         self.others: list[OtherNode] = []
         self._which: bytes = b""  # the MAC the state is about
         self._last_log = -1e9
-        self._last_lookup = -1e9
         self._task: asyncio.Task[None] | None = None
 
     def _reset_if_mac_changed(self) -> None:
@@ -87,31 +85,29 @@ class DuplicateMac:
         if self.first_seen is None:
             self.first_seen = now
         self.last_seen = now
-        busy = self._task is not None and not self._task.done()
-        if now - self._last_log >= LOG_INTERVAL:
-            self._last_log = now
-            if self.lookup is None:
-                self._warn(subject)
-            elif not busy:
-                self._start(self._find_and_warn(subject, always=True))
-        elif (
-            not self.others
-            and self.lookup is not None
-            and not busy
-            and now - self._last_lookup >= RETRY_LOOKUP
-        ):
-            self._start(self._find_and_warn(subject, always=False))
-
-    def _start(self, coro: Coroutine[Any, Any, None]) -> None:
-        self._last_lookup = self._clock()
-        self._task = asyncio.get_running_loop().create_task(coro, name="dup-mac-lookup")
-
-    async def _find_and_warn(self, subject: str, always: bool) -> None:
-        """Warn (``always``), or only once the other node has been named."""
-        knew = bool(self.others)
-        await self._find()
-        if always or (self.others and not knew):
+        if now - self._last_log < LOG_INTERVAL:
+            return
+        self._last_log = now
+        if self.lookup is None:
             self._warn(subject)
+        elif self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._find_and_warn(subject), name="dup-mac-lookup"
+            )
+
+    async def _find_and_warn(self, subject: str) -> None:
+        """Warn now; if the other node is not known yet (it may still be
+        starting: its frames come before its control plane answers), ask
+        again a few times and warn once more when it is named."""
+        await self._find()
+        self._warn(subject)
+        for _ in range(RETRIES):
+            if self.others:
+                return
+            await asyncio.sleep(RETRY_AFTER)
+            await self._find()
+            if self.others:
+                self._warn(subject)
 
     async def _find(self) -> None:
         assert self.lookup is not None

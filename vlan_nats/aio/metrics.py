@@ -77,6 +77,28 @@ class _Collector:
             "1 while connected to a NATS server",
             value=1 if st["connected"] else 0,
         )
+        err = GaugeMetricFamily(
+            "vlan_nats_nats_error",
+            "1 for the last NATS connection error since the last successful connect",
+            labels=["error"],
+        )
+        if st.get("nats_error"):
+            err.add_metric([str(st["nats_error"])], 1)
+        yield err
+        dup = st.get("duplicate_mac")
+        yield GaugeMetricFamily(
+            "vlan_nats_duplicate_mac",
+            "1 while another node was seen using our MAC (within the last 5 minutes)",
+            value=1 if dup else 0,
+        )
+        foreign = GaugeMetricFamily(
+            "vlan_nats_foreign_bridge",
+            "1: the TAP is a port of this bridge but the daemon runs without --bridge",
+            labels=["bridge"],
+        )
+        if st.get("foreign_bridge"):
+            foreign.add_metric([str(st["foreign_bridge"])], 1)
+        yield foreign
         yield CounterMetricFamily(
             "vlan_nats_nats_reconnects", "Reconnections to NATS", value=c["nats_reconnects"]
         )

@@ -34,7 +34,6 @@ class LinkState:
     master: int | None = None  # ifindex of the bridge it is a port of
 
 
-
 def link_state(msg: object) -> LinkState:
     """A pyroute2 ifinfmsg -> LinkState."""
     get = msg.get_attr  # type: ignore[attr-defined]

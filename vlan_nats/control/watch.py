@@ -24,6 +24,8 @@ from .nlthread import NetlinkThread
 
 log = logging.getLogger(__name__)
 
+AF_BRIDGE = 7  # include/linux/socket.h
+
 
 def parse_dev_mcast(text: str, ifindex: int) -> frozenset[bytes]:
     """Group MACs of ``ifindex`` in /proc/net/dev_mcast text
@@ -118,6 +120,12 @@ class LinkWatcher:
                 if msg.get("index") != self.ifindex:
                     continue
                 event = msg.get("event")
+                # The bridge driver reports port changes as link messages of
+                # family AF_BRIDGE, and a port leaving its bridge as an
+                # RTM_DELLINK of that family (net/bridge/br_netlink.c): not
+                # our device's own state, and certainly not its deletion.
+                if event in ("RTM_NEWLINK", "RTM_DELLINK") and msg.get("family") == AF_BRIDGE:
+                    continue
                 if event == "RTM_NEWLINK":
                     ev: LinkEvent | AddressEvent = LinkEvent(link_state(msg))
                 elif event == "RTM_DELLINK":

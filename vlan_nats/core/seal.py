@@ -22,20 +22,32 @@ A receiver keeps a sliding window of 1024 counters per session and drops
 repeats, and drops messages whose clock is more than ``skew`` seconds away
 from its own (so forgetting an old session cannot reopen its replays).
 
-Pure: the caller passes in the session bytes and the clock.
+Pure: the caller passes in the session bytes, the clock and the AEAD
+(``aead(key)`` -> an object with AES-256-GCM's ``encrypt``/``decrypt``;
+vlan_nats.crypto gives cryptography's).  HKDF is RFC 5869 on hmac.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import struct
 from collections.abc import Callable, Sequence
-
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from typing import Protocol
 
 from .counters import DropReason
+
+
+class Aead(Protocol):
+    """What sealing needs of AES-256-GCM (cryptography's AESGCM has it).
+    ``decrypt`` raises on a message that does not authenticate."""
+
+    def encrypt(self, nonce: bytes, data: bytes | memoryview, aad: bytes) -> bytes: ...
+
+    def decrypt(self, nonce: bytes, data: bytes | memoryview, aad: bytes) -> bytes: ...
+
+
+AeadFactory = Callable[[bytes], Aead]
 
 KEY_LEN = 32
 SESSION_LEN = 8
@@ -55,8 +67,18 @@ def key_id(key: bytes) -> int:
     return hashlib.sha256(b"vlan-nats key id" + key).digest()[0]
 
 
+def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
+    """RFC 5869: extract, then expand."""
+    prk = hmac.digest(salt, ikm, "sha256")
+    out, block = b"", b""
+    for i in range(1, -(-length // 32) + 1):
+        block = hmac.digest(prk, block + info + bytes([i]), "sha256")
+        out += block
+    return out[:length]
+
+
 def session_key(key: bytes, session: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=KEY_LEN, salt=session, info=_INFO).derive(key)
+    return hkdf_sha256(key, session, _INFO, KEY_LEN)
 
 
 def _check_key(key: bytes) -> bytes:
@@ -74,14 +96,16 @@ class Sealer:
 
     __slots__ = ("key_id", "session", "counter", "_aead", "_clock")
 
-    def __init__(self, key: bytes, session: bytes, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, key: bytes, session: bytes, clock: Callable[[], float], *, aead: AeadFactory
+    ) -> None:
         if len(session) != SESSION_LEN:
             raise ValueError(f"a session is {SESSION_LEN} bytes")
         key = _check_key(key)
         self.key_id = key_id(key)
         self.session = bytes(session)
         self.counter = 0
-        self._aead = AESGCM(session_key(key, self.session))
+        self._aead = aead(session_key(key, self.session))
         self._clock = clock  # () -> float, wall-clock seconds
 
     def seal(self, subject: str, message: bytes | memoryview) -> bytes:
@@ -119,7 +143,7 @@ class ReplayWindow:
 class _Session:
     __slots__ = ("aead", "window", "last_seen", "key")
 
-    def __init__(self, aead: AESGCM, key: bytes, now: float) -> None:
+    def __init__(self, aead: Aead, key: bytes, now: float) -> None:
         self.aead = aead
         self.key = key
         self.window = ReplayWindow()
@@ -130,8 +154,14 @@ class Opener:
     """Opens sealed messages from any sender holding one of ``keys``."""
 
     def __init__(
-        self, keys: Sequence[bytes], skew: float = DEFAULT_SKEW, max_sessions: int = MAX_SESSIONS
+        self,
+        keys: Sequence[bytes],
+        skew: float = DEFAULT_SKEW,
+        max_sessions: int = MAX_SESSIONS,
+        *,
+        aead: AeadFactory,
     ) -> None:
+        self._aead = aead
         self.skew = skew
         self.max_sessions = max_sessions
         self._sessions: dict[tuple[bytes, int], _Session] = {}
@@ -187,7 +217,7 @@ class Opener:
                 return DropReason.SEAL_AUTH
         else:
             for k in keys:  # two keys may share an id byte
-                aead = AESGCM(session_key(k, session))
+                aead = self._aead(session_key(k, session))
                 try:
                     plain = aead.decrypt(nonce, body, aad)
                 except Exception:

@@ -37,6 +37,15 @@ def run(
     return res
 
 
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def unique_prefix(tag: str = "vn") -> str:
     """A short prefix unique to this run: namespaces and device names start with it."""
     return f"{tag}{secrets.token_hex(3)}"
@@ -48,6 +57,10 @@ class Namespace:
         run(["ip", "netns", "add", name])
         self.alive = True
         run(self.cmd("ip", "link", "set", "lo", "up"))
+
+    @staticmethod
+    def exists(name: str) -> bool:
+        return os.path.exists(os.path.join("/run/netns", name))
 
     def cmd(self, *argv: str) -> list[str]:
         return ["ip", "netns", "exec", self.name, *argv]
@@ -106,7 +119,7 @@ class Node:
         self.ready.clear()
 
         def on_line(line: str) -> None:
-            if " ready " in line:
+            if " ready " in line or '"msg": "ready"' in line:  # text or --log-format json
                 self.ready.set()
 
         self.proc = spawn(cmd, self.lines, on_line)
@@ -146,6 +159,10 @@ class Node:
                     return json.loads(line.split(" counters ", 1)[1])  # type: ignore[no-any-return]
             time.sleep(0.02)
         raise LabError(f"daemon {self.dev} did not report counters")
+
+    def status(self, timeout: float = 3.0) -> dict[str, object]:
+        """The daemon's status document, from its local socket."""
+        return statussock.read(statussock.socket_path(self.dev, self.ns.name), timeout)
 
     def link_stats(self) -> dict[str, int]:
         """rx/tx packet counts of the TAP as the kernel sees them."""
@@ -214,16 +231,27 @@ class Lab:
             raise
         return self
 
-    def add_node(self, i: int, extra: list[str] | None = None, start: bool = True) -> Node:
+    def add_node(
+        self,
+        i: int,
+        extra: list[str] | None = None,
+        start: bool = True,
+        dev: str | None = None,
+        derived_mac: bool = False,
+    ) -> Node:
+        """Host ``i`` in its own namespace.  ``dev``: a device name of the
+        caller's (e.g. the same in every namespace; the TAP is made here
+        first, so start such nodes one by one); ``derived_mac``: the
+        daemon's own stable MAC instead of ``--mac random``."""
         ns = Namespace(f"{self.prefix}-h{i}")
         self.namespaces.append(ns)
         node = Node(
             ns,
-            dev=f"{self.prefix}n{i}",
+            dev=dev or f"{self.prefix}n{i}",
             address=f"{self._subnet}.{i}/{self._plen}",
             args=["--server", self.server_url(i), *self._node_args, *(extra or [])],
         )
-        if "--mac" not in node.args:
+        if "--mac" not in node.args and not derived_mac:
             node.args += ["--mac", "random"]
         self.nodes.append(node)
         if start:

@@ -1,0 +1,67 @@
+"""What users do to the device with `ip`, and what the daemon says."""
+
+import time
+
+import pytest
+
+from vlan_nats.lab.checks import ping
+from vlan_nats.lab.hosts import Lab, Namespace, Node
+
+
+def wait_exit(node: Node, timeout: float = 10.0) -> int:
+    assert node.proc is not None
+    rc = node.proc.wait(timeout)
+    time.sleep(0.1)  # the stderr reader thread takes the last line
+    return rc
+
+
+def error_lines(node: Node) -> list[str]:
+    return [line for line in node.lines if line.startswith("vlan-nats up: error:")]
+
+
+@pytest.mark.parametrize("run", range(3))  # it raced: 1 run in 3 said EBADFD
+def test_ip_link_del_is_one_clear_line(run):
+    with Lab(1, tag="vnl") as lab:
+        h1 = lab.nodes[0]
+        h1.ns.run("ip", "link", "del", h1.dev)
+        assert wait_exit(h1) == 1
+        assert error_lines(h1) == [f"vlan-nats up: error: device {h1.dev} was deleted"]
+        assert not any("Traceback" in line or "bad state" in line for line in h1.lines)
+
+
+@pytest.mark.parametrize("run", range(2))
+def test_ip_netns_del_is_one_clear_line(run):
+    with Lab(2, tag="vnl") as lab:
+        h1, h2 = lab.nodes
+        name = h1.ns.name
+        assert ping(h2.ns, h1.ip, count=1).ok
+        h1.ns.run("ip", "netns", "del", name, check=False)
+        h1.ns.alive = False
+        assert wait_exit(h1) == 1
+        assert error_lines(h1) == [f"vlan-nats up: error: namespace {name} was deleted"]
+        # Our sockets held it; with the daemon gone, the namespace (and the
+        # TAP in it) are gone too.
+        assert not Namespace.exists(name)
+
+
+def test_enslaved_without_bridge_mode_is_warned():
+    with Lab(1, tag="vnl") as lab:
+        h1 = lab.nodes[0]
+        br = f"{lab.prefix}br"
+        h1.ns.run("ip", "link", "add", br, "type", "bridge")
+        h1.ns.run("ip", "link", "set", h1.dev, "master", br)
+        deadline = time.monotonic() + 5
+        while not h1.status()["foreign_bridge"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        warned = [line for line in h1.lines if f"port of bridge {br}" in line]
+        assert len(warned) == 1 and " WARNING " in warned[0], h1.lines[-3:]
+        assert f"--bridge {br}" in warned[0]
+        assert h1.status()["foreign_bridge"] == br
+        # Leaving the bridge is news too (and not a deleted device: the bridge
+        # driver reports it as an RTM_DELLINK of family AF_BRIDGE).
+        h1.ns.run("ip", "link", "set", h1.dev, "nomaster")
+        deadline = time.monotonic() + 5
+        while h1.status()["foreign_bridge"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert h1.status()["foreign_bridge"] is None
+        assert h1.proc.poll() is None and any(f"left bridge {br}" in x for x in h1.lines)
