@@ -226,7 +226,7 @@ def test_tap_flood_with_nats_down_does_not_starve_the_loop(monkeypatch):
     """NATS down, the TAP flooded: every full batch is dropped (counted)
     and the loop still answers status at once.  On the pure-Python backend
     the flood outruns the reader, so a pump that re-read full batches
-    without yielding answered status after 1.4-2.9 s here."""
+    without yielding kept status waiting 0.75-2.9 s here."""
     monkeypatch.setenv("VLAN_NATS_FASTPATH", "python")
     with Lab(1, tag="vnf") as lab:
         h1 = lab.nodes[0]
@@ -251,6 +251,7 @@ def test_tap_flood_with_nats_down_does_not_starve_the_loop(monkeypatch):
             for p in flood:
                 p.kill()
                 p.wait()
-        assert slowest < 1.0, f"status took {slowest:.2f} s"
+        # Here: 0.009 s now; 0.75-2.9 s for a pump that did not yield.
+        assert slowest < 0.3, f"status took {slowest:.2f} s"
         assert st["connected"] is False
         assert st["counters"]["drops"]["disconnected"] > 100_000
