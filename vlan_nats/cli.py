@@ -185,7 +185,8 @@ def make_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--mac",
         metavar="MAC",
-        help="MAC address, or 'random' (default: stable, from /etc/machine-id, network and device)",
+        help="MAC address, or 'random' (default: stable, from /etc/machine-id, network, device "
+        "and namespace)",
     )
     up.add_argument("--mtu", type=int, metavar="N", help="MTU (default 1500)")
     up.add_argument(

@@ -217,7 +217,13 @@ class Daemon:
             for path in cfg.auth.loose_files:
                 log.warning("secret readable by others path=%s (chmod 600 it)", path)
             options = connect_options(cfg.auth)
-            link = NatsLink(cfg.servers, name, self.counters, options=options)
+            link = NatsLink(
+                cfg.servers,
+                name,
+                self.counters,
+                options=options,
+                inbox_prefix=f"_INBOX.{cfg.mac.hex()}",
+            )
             stack.push_async_callback(link.close)
             self.link = link
             self.tunnel = Tunnel(
@@ -432,7 +438,7 @@ class Daemon:
 
     async def _lookup_peers(self, timeout: float) -> list[NodeInfo]:
         link = self.link
-        if link is None or not link.is_connected:
+        if link is None or not link.is_connected or link.inbox_refused:
             return []
         return await gather_peers(link.nc, self.scheme, timeout)
 

@@ -251,15 +251,28 @@ def clean_stale(base: str | None = None) -> None:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def _leftover_servers() -> list[int]:
+def _leftover_servers(port: int | None = None) -> list[int]:
     """nats-server processes started by a hub (their config in a hub's
-    private directory), whoever runs them."""
+    private directory), whoever runs them; with ``port``, those whose
+    configuration listens on it."""
     pids = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            argv = _cmdline(int(entry.name))
-            if argv and Path(argv[0]).name == "nats-server" and WORKDIR_PREFIX in " ".join(argv):
-                pids.append(int(entry.name))
+        if not entry.name.isdigit():
+            continue
+        argv = _cmdline(int(entry.name))
+        if not argv or Path(argv[0]).name != "nats-server":
+            continue
+        confs = [a for a in argv if WORKDIR_PREFIX in a]
+        if not confs:
+            continue
+        if port is not None:
+            try:
+                text = Path(confs[0]).read_text()
+            except OSError:
+                continue
+            if f':{port}"' not in text:
+                continue
+        pids.append(int(entry.name))
     return sorted(pids)
 
 
@@ -276,7 +289,7 @@ def check_listen_free(listen: str) -> None:
         except OSError as e:
             if e.errno != errno.EADDRINUSE:
                 return  # let nats-server report anything else itself
-            others = _leftover_servers()
+            others = _leftover_servers(int(port))
             hint = (
                 f": a nats-server left by an earlier hub is running (pid "
                 f"{', '.join(map(str, others))}); stop it with: kill {' '.join(map(str, others))}"

@@ -147,6 +147,25 @@ def test_wrong_password_never_gets_in_and_says_so(tmp_path):
         assert "disconnected (authorization violation)" in r.stdout, r.stdout
 
 
+def test_a_server_we_cannot_verify_is_a_tls_error_in_status(tmp_path):
+    c = make_certs(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    stranger = make_certs(other)  # another CA: the server's certificate does not verify
+    server = NatsServer(
+        config=f'tls {{ cert_file: "{c["server"]}", key_file: "{c["server_key"]}" }}\n'
+    )
+    with Lab(1, tag="vna", server=server, start_nodes=False) as lab:
+        node = lab.nodes[0]
+        node.args += ["--tls-ca", stranger["ca"]]
+        with pytest.raises(LabError):
+            node.start(timeout=3)
+        st = node.status()
+        assert st["connected"] is False
+        # OpenSSL's reason: "tls: unable to get local issuer certificate"
+        assert st["nats_error"].startswith("tls: ") and "certificate" in st["nats_error"], st
+
+
 def test_wrong_token_is_in_the_metrics(tmp_path):
     server = NatsServer(config='authorization { token: "right-8e1" }\n')
     port = free_port()

@@ -227,5 +227,12 @@ def test_stp_bpdus_reach_the_other_bridge():
             n.address = ""
             n.args += ["--bridge", "br0"]
             n.start()
-        out = h2.ns.run(sys.executable, "-c", CAPTURE_BPDUS, h2.dev, "6").stdout
-        assert int(out) >= 1, out  # hello time 2 s
+        # Only the root bridge keeps sending BPDUs (the other one's port is a
+        # root port), and which one wins depends on the random MACs and on
+        # who heard whom first: capture on both TAPs at once.
+        caps = [
+            n.ns.popen(sys.executable, "-c", CAPTURE_BPDUS, n.dev, "6", stdout=subprocess.PIPE)
+            for n in (h1, h2)
+        ]
+        got = [int(p.communicate(timeout=30)[0]) for p in caps]
+        assert sum(got) >= 1, got  # hello time 2 s

@@ -97,21 +97,7 @@ def test_hub_port_in_use_is_one_clear_error():
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        r = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "vlan_nats",
-                "hub",
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--monitor",
-                "off",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        r = subprocess.run(hub_cmd(port), capture_output=True, text=True, timeout=30)
     assert r.returncode == 1, r.stderr
     assert "is in use" in r.stderr and "Traceback" not in r.stderr
 

@@ -65,3 +65,17 @@ def test_enslaved_without_bridge_mode_is_warned():
             time.sleep(0.1)
         assert h1.status()["foreign_bridge"] is None
         assert h1.proc.poll() is None and any(f"left bridge {br}" in x for x in h1.lines)
+
+
+def test_mtu_mismatch_is_said_by_the_receiver():
+    with Lab(2, tag="vnl") as lab:
+        h1, h2 = lab.nodes
+        h1.ns.run("ip", "link", "set", "dev", h1.dev, "mtu", "9000")
+        assert not ping(h1.ns, h2.ip, count=1, deadline=2, size=8000).ok
+        deadline = time.monotonic() + 5
+        said: list[str] = []
+        while not said and time.monotonic() < deadline:
+            said = [x for x in h2.lines if "frame too large for our MTU" in x]
+            time.sleep(0.1)
+        assert said and "mtu=1500" in said[0] and "same MTU" in said[0], h2.lines[-3:]
+        assert h2.status()["counters"]["drops"]["oversize"] >= 1

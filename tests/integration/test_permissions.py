@@ -19,7 +19,8 @@ def node_user(name: str, mac: str) -> str:
       {{ user: "{name}", password: "pw-{name}", permissions: {{
           publish: {{ allow: ["vlan.0.>"] }},
           subscribe: {{ allow: ["vlan.0.u.{hexmac}", "vlan.0.b", "vlan.0.m.>",
-                               "vlan.0.ctl.peers", "vlan.0.ctl.node.*.ping"] }},
+                               "vlan.0.ctl.peers", "vlan.0.ctl.node.*.ping",
+                               "_INBOX.{hexmac}.>"] }},
           allow_responses: true
       }} }}"""
 
@@ -95,6 +96,9 @@ def test_restricted_nodes_work_and_cannot_read_each_other(tmp_path):
             time.sleep(0.1)
         refused = [ln for ln in h3.lines if "refused subscription" in ln]
         assert len(refused) == 1 and "subject=vlan.0.u.02005e100002" in refused[0], refused
+        # Its reply inbox (under h2's MAC) is refused too: said once.
+        inbox = [ln for ln in h3.lines if "refused our reply inbox" in ln]
+        assert len(inbox) == 1 and "subject=_INBOX.02005e100002.>" in inbox[0], inbox
         time.sleep(1)
         assert h3.proc.poll() is None
         assert ping(h1.ns, h2.ip).ok

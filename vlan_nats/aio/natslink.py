@@ -87,6 +87,7 @@ class NatsLink:
         on_msg: Callable[[Msg], Awaitable[None]] | None = None,
         reconnect_wait: float = 1.0,
         options: dict[str, Any] | None = None,
+        inbox_prefix: str = "_INBOX",
     ) -> None:
         self.servers = servers
         self.name = name
@@ -94,6 +95,10 @@ class NatsLink:
         self.on_msg = on_msg  # the subscription callback; set before set_subjects
         self.reconnect_wait = reconnect_wait
         self.options = options or {}  # authentication and TLS (auth.connect_options)
+        # Replies to our own control requests (duplicate-MAC lookups) come
+        # here; per-node permissions can allow just this (docs/security.md).
+        self.inbox_prefix = inbox_prefix
+        self.inbox_refused = False
         self.nc: Client = Client()
         self._subs: dict[str, Any] = {}
         self._wanted: frozenset[str] = frozenset()
@@ -138,6 +143,7 @@ class NatsLink:
             # Our subjects are built from validated parts (config.py,
             # subjects.py); nats-py would re-check each one per frame.
             skip_subject_validation=True,
+            inbox_prefix=self.inbox_prefix,
             **self.options,
         )
         self.connected.set()
@@ -157,6 +163,18 @@ class NatsLink:
         m = _PERMISSION_RE.search(text)
         if m:
             what, subject = m.group(1).lower(), m.group(2)
+            if what == "subscription" and subject.lower().startswith(self.inbox_prefix.lower()):
+                # Each request has its own inbox subject: say it once, then
+                # stop asking (DuplicateMac checks inbox_refused).
+                if not self.inbox_refused:
+                    self.inbox_refused = True
+                    log.warning(
+                        "nats refused our reply inbox subject=%s.> (server permissions): "
+                        "duplicate-MAC reports cannot name the other node; allow it "
+                        "(docs/security.md)",
+                        self.inbox_prefix,
+                    )
+                return
             if what == "subscription":
                 # Once per subject: the server refuses it again on every reconnect.
                 if subject not in self._refused:
@@ -172,7 +190,12 @@ class NatsLink:
         if "permissions violation" in text.lower():
             self._perm_log.warning("nats refused: %s", text)
             return
-        self.last_error = why = describe_error(e)
+        why = describe_error(e)
+        # A server that refuses our credentials closes the connection: the
+        # reset (or EOF) that follows is not news; the refusal is.
+        aftermath = isinstance(e, (ConnectionResetError, BrokenPipeError)) or "eof" in why
+        if not (aftermath and self.last_error and is_auth_error(self.last_error)):
+            self.last_error = why
         if is_auth_error(why):
             self._auth_log.log(
                 logging.ERROR,

@@ -125,6 +125,7 @@ class Tunnel:
         self.scheme = scheme
         self.forwarder = forwarder
         self.counters = counters
+        self.mtu = mtu
         self.max_frame = max_frame_len(mtu)
         self._compat = scheme.compat
         self._ingress = forwarder.ingress
@@ -138,6 +139,7 @@ class Tunnel:
         self.opener = opener
         self._wall = wall_clock
         self._seal_logs = SealDropLog()
+        self._oversize_log = RateLimitedLog(log, interval=30.0)
         self.reader = FrameReader(tap.fd, batch)
         self.writer = FrameWriter(tap.fd)
         self._loop = asyncio.get_running_loop()
@@ -163,6 +165,7 @@ class Tunnel:
         self._flush_tap()
 
     def set_mtu(self, mtu: int) -> None:
+        self.mtu = mtu
         self.max_frame = max_frame_len(mtu)
 
     def _pump_done(self, task: asyncio.Task[None]) -> None:
@@ -329,6 +332,14 @@ class Tunnel:
                 self._on_dup_mac(msg.subject)
             elif reason is DropReason.SEALED_NO_KEY:
                 self._seal_logs.no_key(msg.subject)
+            elif reason is DropReason.OVERSIZE:
+                self._oversize_log.warning(
+                    "frame too large for our MTU dropped size=%d mtu=%d subject=%s: give every "
+                    "node of the network the same MTU (ip link set dev DEV mtu N)",
+                    len(data),
+                    self.mtu,
+                    msg.subject,
+                )
             return
         if data[off] & 0x01:
             kind = _BROADCAST if data.startswith(_BCAST_MAC, off) else _MULTICAST
