@@ -64,23 +64,25 @@ class NatsAuth:
         return ",".join(parts) or "none"
 
 
-def read_secret(path: str, what: str, loose: list[str]) -> str:
+def read_secret(path: str, what: str, loose: list[str], option: str | None = None) -> str:
     try:
         st = os.stat(path)
         with open(path) as f:
             value = f.read().strip()
     except OSError as e:
-        raise ConfigError(f"cannot read {what} {path}: {e.strerror}") from None
+        raise ConfigError(f"cannot read {what} {path}: {e.strerror}", option=option) from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{what} {path} is not text") from None
+        raise ConfigError(f"{what} {path} is not text", option=option) from None
     if not value:
-        raise ConfigError(f"{what} {path} is empty")
+        raise ConfigError(f"{what} {path} is empty", option=option)
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         loose.append(path)
     return value
 
 
-def _check_file(path: str | None, what: str, loose: list[str] | None = None) -> str | None:
+def _check_file(
+    path: str | None, what: str, option: str, loose: list[str] | None = None
+) -> str | None:
     if path is None:
         return None
     try:
@@ -88,7 +90,7 @@ def _check_file(path: str | None, what: str, loose: list[str] | None = None) -> 
         with open(path, "rb"):
             pass
     except OSError as e:
-        raise ConfigError(f"cannot read {what} {path}: {e.strerror}") from None
+        raise ConfigError(f"cannot read {what} {path}: {e.strerror}", option=option) from None
     if loose is not None and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         loose.append(path)
     return path
@@ -110,27 +112,34 @@ def build_auth(
     """Validate and read the settings.  Raises ConfigError."""
     env = os.environ if environ is None else environ
     loose: list[str] = []
-    password = read_secret(password_file, "password file", loose) if password_file else None
-    password = password or env.get(ENV_PASSWORD) or None
-    token = read_secret(token_file, "token file", loose) if token_file else None
+    pw = (
+        read_secret(password_file, "password file", loose, "password_file")
+        if password_file
+        else None
+    )
+    password = pw or env.get(ENV_PASSWORD) or None
+    token = read_secret(token_file, "token file", loose, "token_file") if token_file else None
     token = token or env.get(ENV_TOKEN) or None
     if password and not user:
-        raise ConfigError("a password needs --user")
+        raise ConfigError("a password needs --user", option="password_file")
     if user and not password:
-        raise ConfigError(f"--user needs a password: --password-file or ${ENV_PASSWORD}")
+        raise ConfigError(
+            f"--user needs a password: --password-file or ${ENV_PASSWORD}", option="user"
+        )
     if sum(map(bool, (token, user, nkey, creds))) > 1:
-        raise ConfigError("use one of a token, --user/password, --nkey or --creds")
+        which = next(k for k, x in (("token_file", token), ("nkey", nkey), ("creds", creds)) if x)
+        raise ConfigError("use one of a token, --user/password, --nkey or --creds", option=which)
     if bool(tls_cert) != bool(tls_key):
-        raise ConfigError("--tls-cert and --tls-key go together")
+        raise ConfigError("--tls-cert and --tls-key go together", option="tls_key")
     return NatsAuth(
         user=user,
         password=password,
         token=token,
-        nkey_seed_file=_check_file(nkey, "nkey seed file", loose),
-        creds_file=_check_file(creds, "credentials file", loose),
-        tls_ca=_check_file(tls_ca, "TLS CA file"),
-        tls_cert=_check_file(tls_cert, "TLS certificate"),
-        tls_key=_check_file(tls_key, "TLS key", loose),
+        nkey_seed_file=_check_file(nkey, "nkey seed file", "nkey", loose),
+        creds_file=_check_file(creds, "credentials file", "creds", loose),
+        tls_ca=_check_file(tls_ca, "TLS CA file", "tls_ca"),
+        tls_cert=_check_file(tls_cert, "TLS certificate", "tls_cert"),
+        tls_key=_check_file(tls_key, "TLS key", "tls_key", loose),
         tls_first=tls_first,
         loose_files=tuple(loose),
     )

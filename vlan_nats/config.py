@@ -6,27 +6,31 @@ ConfigError naming the option, before any device is created.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
-import math
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
 from urllib.parse import urlsplit
 
+from . import options
+from .auth import OPTIONS as AUTH_OPTIONS
 from .auth import NatsAuth, build_auth
 from .core.mac import format_mac, is_unicast_assignable, parse_mac, random_mac, stable_mac
 from .core.subjects import validate_network, validate_prefix
 from .errors import ConfigError
 from .keys import SealKeys
+from .options import DEFAULT_SERVER, LOG_FORMATS, LOG_LEVELS, check_range
 from .privdrop import RunAs, lookup
 
-DEFAULT_SERVER = "nats://127.0.0.1:4222"
+__all__ = ["Config", "DEFAULT_SERVER", "LOG_FORMATS", "LOG_LEVELS", "build", "check_server_url"]
+
 NATS_SCHEMES = ("nats", "tls", "ws", "wss")
 MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id")
 _IFNAME_RE = re.compile(r"^[^\s/:]{1,15}$")
 _HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_][A-Za-z0-9_-]{0,62}(\.[A-Za-z0-9_-]{1,63})*$")
-LOG_LEVELS = ("debug", "info", "warning", "error")
-LOG_FORMATS = ("text", "json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,19 +60,6 @@ class Config:
     @property
     def mac_text(self) -> str:
         return format_mac(self.mac)
-
-
-def check_range(
-    what: str, value: float, low: float, high: float | None = None, unit: str = ""
-) -> float:
-    """The one check for numeric options: finite and within [low, high]."""
-    ok = isinstance(value, (int, float)) and math.isfinite(value) and value >= low
-    if ok and high is not None:
-        ok = value <= high
-    if not ok:
-        bounds = f"{low:g}-{high:g}" if high is not None else f">= {low:g}"
-        raise ConfigError(f"bad {what} {value}: must be {bounds}{' ' + unit if unit else ''}")
-    return value
 
 
 def check_server_url(url: str) -> str:
@@ -146,115 +137,143 @@ def resolve_mac(text: str | None, network: str, dev: str, netns: str | None = No
     return mac
 
 
-def build(
-    *,
-    servers: list[str] | tuple[str, ...] | None = None,
-    network: str = "0",
-    dev: str | None = None,
-    mac: str | None = None,
-    mtu: int = 1500,
-    addresses: list[str] | tuple[str, ...] | None = None,
-    up: bool = True,
-    netns: str | None = None,
-    subject_prefix: str = "vlan",
-    compat: bool = False,
-    offload: bool = True,
-    bridge: str | None = None,
-    mac_ageing: float = 300.0,
-    max_macs: int = 4096,
-    storm_pps: float = 1000.0,
-    log_level: str = "info",
-    log_format: str = "text",
-    user: str | None = None,
-    password_file: str | None = None,
-    token_file: str | None = None,
-    nkey: str | None = None,
-    creds: str | None = None,
-    tls_ca: str | None = None,
-    tls_cert: str | None = None,
-    tls_key: str | None = None,
-    tls_first: bool = False,
-    key_file: str | None = None,
-    accept_key_file: str | None = None,
-    run_as: str | None = None,
-    metrics_listen: str | None = None,
-) -> Config:
-    """Validate raw option values and build a Config.  Raises ConfigError."""
+@contextlib.contextmanager
+def _about(option: str) -> Iterator[None]:
+    """ConfigErrors raised inside are about ``option`` (unless they say)."""
     try:
-        network = validate_network(str(network))
-        subject_prefix = validate_prefix(subject_prefix)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    if compat and not network.isdigit():
-        raise ConfigError("--compat needs a numeric --network (the Go original's VLAN ID)")
-    urls = tuple(check_server_url(u) for u in (servers or [DEFAULT_SERVER]))
-    dev = dev or f"vnats{network}"
-    if not _IFNAME_RE.match(dev):
-        raise ConfigError(
-            f"bad --dev {dev!r}: at most 15 characters, no spaces, '/' or ':'"
-            + (" (a long network name needs --dev)" if dev.startswith("vnats") else "")
-        )
-    check_range("--mtu", mtu, 68, 65535)
+        yield
+    except ConfigError as e:
+        if e.option is None:
+            e.option = option
+        raise
+
+
+def _check_numbers(v: dict[str, Any]) -> None:
+    for o in options.for_command("up"):
+        if o.range is not None:
+            check_range(o.flag, v[o.name], *o.range, unit=o.unit, option=o.name)
+
+
+def _addresses(given: Sequence[str]) -> tuple[str, ...]:
     addrs = []
-    for a in addresses or ():
+    for a in given:
         try:
             addrs.append(str(ipaddress.ip_interface(a)))
         except ValueError:
-            raise ConfigError(f"bad --address {a!r}: expected CIDR such as 198.18.0.1/24") from None
+            raise ConfigError(
+                f"bad --address {a!r}: expected CIDR such as 198.18.0.1/24", option="addresses"
+            ) from None
         if "/" not in a:
-            raise ConfigError(f"bad --address {a!r}: give a prefix length, e.g. {a}/24")
+            raise ConfigError(
+                f"bad --address {a!r}: give a prefix length, e.g. {a}/24", option="addresses"
+            )
+    return tuple(addrs)
+
+
+def _checked_names(v: dict[str, Any]) -> tuple[str, str, str]:
+    """(network, subject prefix, device) of the raw values, checked."""
+    try:
+        network = validate_network(str(v["network"]))
+    except ValueError as e:
+        raise ConfigError(str(e), option="network") from None
+    try:
+        prefix = validate_prefix(v["subject_prefix"])
+    except ValueError as e:
+        raise ConfigError(str(e), option="subject_prefix") from None
+    dev = v["dev"] or f"vnats{network}"
+    if not _IFNAME_RE.match(dev):
+        raise ConfigError(
+            f"bad --dev {dev!r}: at most 15 characters, no spaces, '/' or ':'"
+            + (" (a long network name needs --dev)" if dev.startswith("vnats") else ""),
+            option="dev",
+        )
+    return network, prefix, dev
+
+
+def _check_choices(v: dict[str, Any]) -> None:
+    for o in options.for_command("up"):
+        if o.choices is not None and v[o.name] not in o.choices:
+            raise ConfigError(
+                f"bad {o.flag} {v[o.name]!r}: one of {', '.join(o.choices)}", option=o.name
+            )
+
+
+def _seal(v: dict[str, Any]) -> SealKeys | None:
+    if v["key_file"] is not None:
+        if v["compat"]:
+            raise ConfigError(
+                "--key-file is not available with --compat (the Go original)", option="key_file"
+            )
+        seal = SealKeys(v["key_file"], v["accept_key_file"])
+        try:
+            seal.load()  # errors now, before any device exists
+        except ConfigError as e:
+            raise ConfigError(str(e), option="key_file") from None
+        return seal
+    if v["accept_key_file"] is not None:
+        raise ConfigError(
+            "--accept-key-file needs --key-file (the key that seals)", option="accept_key_file"
+        )
+    return None
+
+
+def build(**given: Any) -> Config:
+    """Validate raw option values (options.py names; None or absent: the
+    default) and build a Config.  Raises ConfigError naming the option."""
+    v = options.defaults("up")
+    unknown = set(given) - set(v)
+    if unknown:
+        raise TypeError(f"build() got unknown options {sorted(unknown)}")
+    v.update({k: x for k, x in given.items() if x is not None})
+    network, prefix, dev = _checked_names(v)
+    if v["compat"] and not network.isdigit():
+        raise ConfigError(
+            "--compat needs a numeric --network (the Go original's VLAN ID)", option="compat"
+        )
+    with _about("servers"):
+        urls = tuple(check_server_url(u) for u in v["servers"])
+    _check_numbers(v)
+    _check_choices(v)
+    netns, bridge = v["netns"], v["bridge"]
     if netns is not None and (not netns or "/" in netns or netns in (".", "..")):
-        raise ConfigError(f"bad --netns {netns!r}: give the name of an existing namespace")
+        raise ConfigError(
+            f"bad --netns {netns!r}: give the name of an existing namespace", option="netns"
+        )
     if bridge is not None:
         if not _IFNAME_RE.match(bridge):
-            raise ConfigError(f"bad --bridge {bridge!r}: give the name of an existing bridge")
-        if compat:
-            raise ConfigError("--bridge is not available with --compat")
-    check_range("--mac-ageing", mac_ageing, 1, 86400, "seconds")
-    check_range("--max-macs", max_macs, 1, 1_000_000)
-    check_range("--storm-pps", storm_pps, 0, unit="(0: off)")
-    if log_level not in LOG_LEVELS:
-        raise ConfigError(f"bad --log-level {log_level!r}: one of {', '.join(LOG_LEVELS)}")
-    if log_format not in LOG_FORMATS:
-        raise ConfigError(f"bad --log-format {log_format!r}: one of {', '.join(LOG_FORMATS)}")
-    seal = None
-    if key_file is not None:
-        if compat:
-            raise ConfigError("--key-file is not available with --compat (the Go original)")
-        seal = SealKeys(key_file, accept_key_file)
-        seal.load()  # errors now, before any device exists
-    elif accept_key_file is not None:
-        raise ConfigError("--accept-key-file needs --key-file (the key that seals)")
+            raise ConfigError(
+                f"bad --bridge {bridge!r}: give the name of an existing bridge", option="bridge"
+            )
+        if v["compat"]:
+            raise ConfigError("--bridge is not available with --compat", option="bridge")
+    with _about("mac"):
+        mac = resolve_mac(v["mac"], network, dev, netns)
+    with _about("user"):  # build_auth names the option it is about
+        auth = build_auth(**{k: v[k] for k in AUTH_OPTIONS})
+    with _about("run_as"):
+        run_as = lookup(v["run_as"]) if v["run_as"] is not None else None
+    with _about("metrics_listen"):
+        listen = (
+            parse_listen(v["metrics_listen"], "--metrics-listen") if v["metrics_listen"] else None
+        )
+    # An option whose value is used as given lands in the Config field of
+    # its name; the others are the values worked out above.
+    same = {f.name: v[f.name] for f in fields(Config) if f.name in v}
     return Config(
-        servers=urls,
-        network=network,
-        dev=dev,
-        mac=resolve_mac(mac, network, dev, netns),
-        mtu=mtu,
-        addresses=tuple(addrs),
-        up=up,
-        netns=netns,
-        subject_prefix=subject_prefix,
-        compat=compat,
-        offload=offload and not compat,  # the Go original knows no virtio header
-        bridge=bridge,
-        mac_ageing=float(mac_ageing),
-        max_macs=max_macs,
-        storm_pps=float(storm_pps),
-        log_level=log_level,
-        log_format=log_format,
-        auth=build_auth(
-            user=user,
-            password_file=password_file,
-            token_file=token_file,
-            nkey=nkey,
-            creds=creds,
-            tls_ca=tls_ca,
-            tls_cert=tls_cert,
-            tls_key=tls_key,
-            tls_first=tls_first,
-        ),
-        seal=seal,
-        run_as=lookup(run_as) if run_as is not None else None,
-        metrics_listen=parse_listen(metrics_listen, "--metrics-listen") if metrics_listen else None,
+        **{
+            **same,
+            "servers": urls,
+            "network": network,
+            "dev": dev,
+            "mac": mac,
+            "addresses": _addresses(v["addresses"] or ()),
+            "subject_prefix": prefix,
+            "offload": v["offload"] and not v["compat"],  # the Go original has no virtio header
+            "mac_ageing": float(v["mac_ageing"]),
+            "storm_pps": float(v["storm_pps"]),
+            "auth": auth,
+            "seal": _seal(v),
+            "run_as": run_as,
+            "metrics_listen": listen,
+        }
     )

@@ -21,7 +21,13 @@ class VlanNatsError(Exception):
 
 
 class ConfigError(VlanNatsError, ValueError):
-    """A configuration value is wrong; the message names it."""
+    """A configuration value is wrong; the message names it, and ``option``
+    (an options.Option name, e.g. "mac_ageing") says which one, where known:
+    check-config turns it into the line of the file."""
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 class PrivilegeError(VlanNatsError, PermissionError):

@@ -33,36 +33,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import sdnotify
+from . import options, sdnotify
 from .auth import build_auth
 from .config import check_server_url
 from .errors import ConfigError, VlanNatsError
+from .options import DEFAULT_LISTEN, DEFAULT_MONITOR, LOG_LEVELS
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LISTEN = "0.0.0.0:4222"
-DEFAULT_MONITOR = "127.0.0.1:8222"
 STOP_TIMEOUT = 10.0
 PR_SET_PDEATHSIG = 1  # include/uapi/linux/prctl.h
 WORKDIR_PREFIX = "vlan-nats-hub-"
 MAX_BACKOFF = 30.0
-# hub --config keys -> build_hub() keywords, accepted TOML types
-HUB_KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
-    "listen": ("listen", (str,)),
-    "monitor": ("monitor", (str,)),
-    "token_file": ("token_file", (str,)),
-    "user": ("user", (str,)),
-    "password_file": ("password_file", (str,)),
-    "tls_cert": ("tls_cert", (str,)),
-    "tls_key": ("tls_key", (str,)),
-    "tls_ca": ("tls_ca", (str,)),
-    "tls_first": ("tls_first", (bool,)),
-    "cluster_listen": ("cluster_listen", (str,)),
-    "cluster_name": ("cluster_name", (str,)),
-    "route": ("routes", (str, list)),
-    "server_name": ("server_name", (str,)),
-    "log_level": ("log_level", (str,)),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,68 +65,80 @@ class HubConfig:
     log_level: str = "info"
 
 
-def _host_port(value: str, what: str) -> str:
+def _host_port(value: str, what: str, option: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"bad {what} {value!r}: expected HOST:PORT, e.g. 0.0.0.0:4222")
+        raise ConfigError(
+            f"bad {what} {value!r}: expected HOST:PORT, e.g. 0.0.0.0:4222", option=option
+        )
     return f"{host or '0.0.0.0'}:{port}"
 
 
-def _readable(path: str | None, what: str) -> str | None:
+def _readable(path: str | None, what: str, option: str) -> str | None:
     if path is not None and not os.access(path, os.R_OK):
-        raise ConfigError(f"cannot read {what} {path}")
+        raise ConfigError(f"cannot read {what} {path}", option=option)
     return path
 
 
-def build_hub(
-    *,
-    listen: str = DEFAULT_LISTEN,
-    monitor: str | None = DEFAULT_MONITOR,
-    token_file: str | None = None,
-    user: str | None = None,
-    password_file: str | None = None,
-    tls_cert: str | None = None,
-    tls_key: str | None = None,
-    tls_ca: str | None = None,
-    tls_first: bool = False,
-    cluster_listen: str | None = None,
-    cluster_name: str = "vlan-nats",
-    routes: list[str] | tuple[str, ...] | None = None,
-    server_name: str | None = None,
-    log_level: str = "info",
-    environ: dict[str, str] | None = None,
-) -> HubConfig:
-    """Validate the hub's options.  Raises ConfigError."""
+def build_hub(*, environ: dict[str, str] | None = None, **given: Any) -> HubConfig:
+    """Validate the hub's options (options.py names; None or absent: the
+    default).  Raises ConfigError naming the option."""
+    v = options.defaults("hub")
+    unknown = set(given) - set(v)
+    if unknown:
+        raise TypeError(f"build_hub() got unknown options {sorted(unknown)}")
+    v.update({k: x for k, x in given.items() if x is not None})
     # The same rules as a client's: files or the environment, one method.
     creds = build_auth(
-        user=user, password_file=password_file, token_file=token_file, environ=environ
+        user=v["user"],
+        password_file=v["password_file"],
+        token_file=v["token_file"],
+        environ=environ,
     )
+    tls_cert, tls_key, tls_ca, monitor = v["tls_cert"], v["tls_key"], v["tls_ca"], v["monitor"]
     if bool(tls_cert) != bool(tls_key):
-        raise ConfigError("--tls-cert and --tls-key go together")
-    if (tls_ca or tls_first) and not tls_cert:
-        raise ConfigError("--tls-ca and --tls-first need the server's --tls-cert/--tls-key")
+        raise ConfigError("--tls-cert and --tls-key go together", option="tls_key")
+    if (tls_ca or v["tls_first"]) and not tls_cert:
+        raise ConfigError(
+            "--tls-ca and --tls-first need the server's --tls-cert/--tls-key", option="tls_cert"
+        )
     if monitor in ("off", "none", ""):
         monitor = None
-    if routes and not cluster_listen:
-        raise ConfigError("--route needs --cluster-listen (this hub's own route port)")
-    if log_level not in ("debug", "info", "warning", "error"):
-        raise ConfigError(f"bad --log-level {log_level!r}")
+    if v["routes"] and not v["cluster_listen"]:
+        raise ConfigError(
+            "--route needs --cluster-listen (this hub's own route port)", option="routes"
+        )
+    if v["log_level"] not in LOG_LEVELS:
+        raise ConfigError(
+            f"bad --log-level {v['log_level']!r}: one of {', '.join(LOG_LEVELS)}",
+            option="log_level",
+        )
+    cluster = v["cluster_listen"]
     return HubConfig(
-        listen=_host_port(listen, "--listen"),
-        monitor=_host_port(monitor, "--monitor") if monitor else None,
+        listen=_host_port(v["listen"], "--listen", "listen"),
+        monitor=_host_port(monitor, "--monitor", "monitor") if monitor else None,
         token=creds.token,
         user=creds.user,
         password=creds.password,
-        tls_cert=_readable(tls_cert, "TLS certificate"),
-        tls_key=_readable(tls_key, "TLS key"),
-        tls_ca=_readable(tls_ca, "TLS CA file"),
-        tls_first=tls_first,
-        cluster_listen=_host_port(cluster_listen, "--cluster-listen") if cluster_listen else None,
-        cluster_name=cluster_name,
-        routes=tuple(check_server_url(r) for r in routes or ()),
-        server_name=server_name or f"{socket.gethostname()}-hub",
-        log_level=log_level,
+        tls_cert=_readable(tls_cert, "TLS certificate", "tls_cert"),
+        tls_key=_readable(tls_key, "TLS key", "tls_key"),
+        tls_ca=_readable(tls_ca, "TLS CA file", "tls_ca"),
+        tls_first=v["tls_first"],
+        cluster_listen=_host_port(cluster, "--cluster-listen", "cluster_listen")
+        if cluster
+        else None,
+        cluster_name=v["cluster_name"],
+        routes=tuple(_route(r) for r in v["routes"] or ()),
+        server_name=v["server_name"] or f"{socket.gethostname()}-hub",
+        log_level=v["log_level"],
     )
+
+
+def _route(url: str) -> str:
+    try:
+        return check_server_url(url)
+    except ConfigError as e:
+        raise ConfigError(str(e), option="routes") from None
 
 
 def server_config(cfg: HubConfig, redact: bool = False) -> str:

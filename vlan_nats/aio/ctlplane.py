@@ -103,6 +103,18 @@ async def ping_node(
     return rtt if ok else None
 
 
+def find_node(peers: list[NodeInfo], target: str) -> tuple[NodeInfo | None, int]:
+    """The node ``target`` names: its node id, a MAC of it, or its hostname
+    (the first of several on one host); and how many others matched."""
+    t = target.lower()
+    match = [p for p in peers if t == p.node_id] or [
+        p for p in peers if t in p.macs or t == p.hostname.lower()
+    ]
+    if not match:
+        return None, 0
+    return match[0], len(match) - 1 if t == match[0].hostname.lower() else 0
+
+
 def new_node_id() -> str:
     return secrets.token_hex(4)
 

@@ -68,3 +68,31 @@ def read(path: Path, timeout: float = 3.0) -> dict[str, object]:
         while chunk := s.recv(65536):
             chunks.append(chunk)
     return json.loads(b"".join(chunks))  # type: ignore[no-any-return]
+
+
+def daemon_key(st: dict[str, object]) -> tuple[str, str]:
+    """Daemons are told apart by (netns, dev): one device name may be used
+    in several namespaces."""
+    return (str(st.get("netns") or ""), str(st.get("dev")))
+
+
+def read_all(dev: str | None = None, run_dir: Path = RUN_DIR) -> list[dict[str, object]]:
+    """Status documents of this host's daemons (of ``dev``'s), in a stable
+    order (netns, dev).  ControlError when there are sockets we may not read."""
+    from ..errors import ControlError
+
+    out = []
+    refused = 0
+    for path in sockets_for(dev, run_dir):
+        try:
+            out.append(read(path))
+        except PermissionError:
+            refused += 1
+        except OSError:
+            continue  # left over by a daemon that was killed
+    if refused and not out:
+        raise ControlError(
+            f"the status sockets in {run_dir} are readable by root only "
+            f"({refused} found): run with sudo"
+        )
+    return sorted(out, key=daemon_key)

@@ -1,0 +1,72 @@
+"""``vlan-nats top``: refresh the rates of this host's daemons (status
+sockets) and, with ``--server``, of every node (control plane)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+
+from nats.aio.client import Client
+
+from .aio import statussock
+from .aio.ctlplane import gather_peers
+from .core.control import NodeInfo
+from .core.subjects import SubjectScheme
+from .errors import ControlError
+from .views import top_local, top_peers
+
+Key = tuple[str, str]
+
+
+async def run(args: argparse.Namespace, scheme: SubjectScheme, nc: Client | None) -> int:
+    """Print ``args.count`` frames (0: until interrupted), every ``args.interval`` s."""
+    tty = sys.stdout.isatty()
+    local = True
+    try:
+        prev_local = _by_daemon(statussock.read_all(args.dev))
+    except ControlError as e:  # not root: the network view still works
+        if nc is None:
+            raise
+        print(f"vlan-nats top: {e}; showing the network only", file=sys.stderr)
+        local, prev_local = False, {}
+    prev_peers = await _peers(nc, scheme, args.timeout)
+    if not prev_local and nc is None:
+        what = f"for {args.dev} " if args.dev else ""
+        raise ControlError(
+            f"no vlan-nats daemon {what}running on this host (give --server for the network)"
+        )
+    t0 = time.monotonic()
+    shown = 0
+    while not args.count or shown < args.count:
+        await asyncio.sleep(args.interval)
+        cur_local = statussock.read_all(args.dev) if local else []
+        cur_peers = await _peers(nc, scheme, args.timeout)
+        t1 = time.monotonic()
+        dt, t0 = t1 - t0, t1
+        parts = [
+            f"vlan-nats top  {time.strftime('%H:%M:%S')}  every {args.interval:g} s"
+            + ("  (Ctrl-C to quit)" if tty else "")
+        ]
+        if cur_local:
+            parts.append(top_local(cur_local, prev_local, dt))
+        if nc is not None:
+            parts.append(f"network {scheme.network}: {len(cur_peers)} nodes")
+            parts.append(top_peers(list(cur_peers.values()), prev_peers, dt))
+        print(("\033[H\033[2J" if tty else "") + "\n\n".join(parts), flush=True)
+        if not tty:
+            print(flush=True)
+        prev_local, prev_peers = _by_daemon(cur_local), cur_peers
+        shown += 1
+    return 0
+
+
+def _by_daemon(statuses: list[dict[str, object]]) -> dict[Key, dict[str, object]]:
+    return {statussock.daemon_key(s): s for s in statuses}
+
+
+async def _peers(nc: Client | None, scheme: SubjectScheme, timeout: float) -> dict[str, NodeInfo]:
+    if nc is None:
+        return {}
+    return {p.node_id: p for p in await gather_peers(nc, scheme, min(timeout, 0.5))}
