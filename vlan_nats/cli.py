@@ -383,7 +383,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         what = f"for {args.dev} " if args.dev else ""
         raise ControlError(f"no vlan-nats daemon {what}running on this host")
     if args.json:
-        print(json.dumps(statuses, indent=2))
+        print(json.dumps([st.to_json() for st in statuses], indent=2))
     else:
         print(status_table(statuses))
         for line in problems_lines(statuses):

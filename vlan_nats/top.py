@@ -13,6 +13,7 @@ from nats.aio.client import Client
 from .aio import statussock
 from .aio.ctlplane import gather_peers
 from .core.control import NodeInfo
+from .core.status import Status
 from .core.subjects import SubjectScheme
 from .errors import ControlError
 from .views import top_local, top_peers
@@ -62,8 +63,8 @@ async def run(args: argparse.Namespace, scheme: SubjectScheme, nc: Client | None
     return 0
 
 
-def _by_daemon(statuses: list[dict[str, object]]) -> dict[Key, dict[str, object]]:
-    return {statussock.daemon_key(s): s for s in statuses}
+def _by_daemon(statuses: list[Status]) -> dict[Key, Status]:
+    return {s.key: s for s in statuses}
 
 
 async def _peers(nc: Client | None, scheme: SubjectScheme, timeout: float) -> dict[str, NodeInfo]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .core.control import NodeInfo
+from .core.status import Status
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -69,64 +70,36 @@ def peers_table(peers: Sequence[NodeInfo]) -> str:
     return table(header, rows)
 
 
-def problems(st: dict[str, object]) -> list[str]:
-    """What is wrong with one daemon, in words (status, metrics)."""
-    out = []
-    if not st.get("connected"):
-        err = st.get("nats_error")
-        out.append(f"not connected to NATS ({err})" if err else "not connected to NATS")
-    dup = st.get("duplicate_mac")
-    if isinstance(dup, dict):
-        others = dup.get("others") or []
-        names = ", ".join(
-            "/".join(str(o[k]) for k in ("hostname", "netns", "dev") if o.get(k))
-            + f" ({o.get('node_id')})"
-            for o in others
-            if isinstance(o, dict)
-        )
-        out.append(
-            f"duplicate MAC {dup.get('mac')}: also used by {names or 'another node'}, "
-            f"{dup.get('frames')} frames, last {dup.get('last_seen_s_ago')} s ago"
-        )
-    br = st.get("foreign_bridge")
-    if br:
-        out.append(f"a port of bridge {br} without --bridge: hosts behind it are unreachable")
-    return out
-
-
-def problems_lines(statuses: Sequence[dict[str, object]]) -> list[str]:
+def problems_lines(statuses: Sequence[Status]) -> list[str]:
     """One line per problem, under the status table."""
     lines = []
     for st in statuses:
-        where = f"{st.get('netns')}/{st.get('dev')}" if st.get("netns") else str(st.get("dev"))
-        lines += [f"{where}: {p}" for p in problems(st)]
+        where = f"{st.netns}/{st.dev}" if st.netns else st.dev
+        lines += [f"{where}: {p}" for p in st.problems()]
     return lines
 
 
-def status_table(statuses: Sequence[dict[str, object]]) -> str:
+def status_table(statuses: Sequence[Status]) -> str:
     rows = []
     for s in statuses:
-        c = s.get("counters") or {}
-        assert isinstance(c, dict)
-        drops = c.get("drops") or {}
-        if s.get("connected"):
-            nats = s.get("server")
+        if s.connected:
+            nats = s.server
         else:
-            nats = f"disconnected ({s['nats_error']})" if s.get("nats_error") else "disconnected"
+            nats = f"disconnected ({s.nats_error})" if s.nats_error else "disconnected"
         rows.append(
             (
-                s.get("dev"),
-                s.get("netns") or "-",
-                s.get("network"),
-                s.get("mac"),
-                s.get("mtu"),
-                "up" if s.get("link_up") else "down",
-                s.get("mode"),
+                s.dev,
+                s.netns or "-",
+                s.network,
+                s.mac,
+                s.mtu,
+                "up" if s.link_up else "down",
+                s.mode,
                 nats,
-                c.get("tap_rx_frames"),
-                c.get("tap_tx_frames"),
-                sum(drops.values()) if isinstance(drops, dict) else "-",
-                uptime(float(s.get("uptime_s") or 0)),  # type: ignore[arg-type]
+                s.counters.get("tap_rx_frames"),
+                s.counters.get("tap_tx_frames"),
+                s.drops,
+                uptime(s.uptime_s),
             )
         )
     header = (
@@ -151,21 +124,12 @@ def status_table(statuses: Sequence[dict[str, object]]) -> str:
 _KINDS = ("unicast", "broadcast", "multicast")
 
 
-def _delta(cur: dict[str, object], prev: dict[str, object] | None, key: str, kind: str) -> int:
-    def get(doc: dict[str, object] | None) -> int:
-        if doc is None:
-            return 0
-        by = doc.get(key)
+def _delta(cur: Status, prev: Status | None, key: str, kind: str) -> int:
+    def get(st: Status | None) -> int:
+        by = st.counters.get(key) if st is not None else None
         return int(by.get(kind, 0)) if isinstance(by, dict) else 0
 
     return max(0, get(cur) - get(prev))
-
-
-def _drops(doc: dict[str, object] | None) -> int:
-    if doc is None:
-        return 0
-    d = doc.get("drops")
-    return sum(int(v) for v in d.values()) if isinstance(d, dict) else 0
 
 
 def _rate(n: float, dt: float) -> str:
@@ -173,36 +137,30 @@ def _rate(n: float, dt: float) -> str:
     return f"{r:.0f}" if r >= 10 or r == 0 else f"{r:.1f}"
 
 
-def top_local(
-    cur: Sequence[dict[str, object]], prev: dict[tuple[str, str], dict[str, object]], dt: float
-) -> str:
+def top_local(cur: Sequence[Status], prev: dict[tuple[str, str], Status], dt: float) -> str:
     """One frame of rates for the daemons on this host.  ``prev``: the
-    previous status documents by (netns, dev), counters taken ``dt`` s
-    earlier (one device name may be used in several namespaces)."""
-    with_ns = any(st.get("netns") for st in cur)
+    previous samples by (netns, dev), taken ``dt`` s earlier (one device
+    name may be used in several namespaces)."""
+    with_ns = any(st.netns for st in cur)
     rows = []
     for st in cur:
-        c = st["counters"]
-        assert isinstance(c, dict)
-        before = prev.get((str(st.get("netns") or ""), str(st["dev"])))
-        pc = before["counters"] if before else None
-        assert pc is None or isinstance(pc, dict)
-        out = [_rate(_delta(c, pc, "tx_by_kind", k), dt) for k in _KINDS]
-        inn = [_rate(_delta(c, pc, "rx_by_kind", k), dt) for k in _KINDS]
-        out_bits = sum(_delta(c, pc, "tx_bytes_by_kind", k) for k in _KINDS) * 8 / 1e6
-        in_bits = sum(_delta(c, pc, "rx_bytes_by_kind", k) for k in _KINDS) * 8 / 1e6
+        pc = prev.get(st.key)
+        out = [_rate(_delta(st, pc, "tx_by_kind", k), dt) for k in _KINDS]
+        inn = [_rate(_delta(st, pc, "rx_by_kind", k), dt) for k in _KINDS]
+        out_bits = sum(_delta(st, pc, "tx_bytes_by_kind", k) for k in _KINDS) * 8 / 1e6
+        in_bits = sum(_delta(st, pc, "rx_bytes_by_kind", k) for k in _KINDS) * 8 / 1e6
         rows.append(
             (
-                *((st.get("netns") or "-",) if with_ns else ()),
-                st["dev"],
-                st["network"],
-                "up" if st.get("connected") else "DOWN",
+                *((st.netns or "-",) if with_ns else ()),
+                st.dev,
+                st.network,
+                "up" if st.connected else "DOWN",
                 "/".join(out),
                 "/".join(inn),
                 f"{out_bits / dt:.2f}" if dt > 0 else "0",
                 f"{in_bits / dt:.2f}" if dt > 0 else "0",
-                _rate(max(0, _drops(c) - _drops(pc)), dt),
-                st.get("remote_macs", "-"),
+                _rate(max(0, st.drops - (pc.drops if pc else 0)), dt),
+                st.remote_macs,
             )
         )
     header = (

@@ -11,23 +11,29 @@ DASH = Path(__file__).resolve().parents[2] / "contrib" / "grafana" / "vlan-nats.
 
 def fake_status():
     from vlan_nats.core.counters import Counters
+    from vlan_nats.core.status import Status
 
-    return {
-        "version": "0",
-        "dev": "vn0",
-        "network": "0",
-        "mode": "native",
-        "mac": "02:00:00:00:00:01",
-        "node_id": "abcdef01",
-        "counters": Counters().snapshot(),
-        "connected": True,
-        "learned_macs": 0,
-        "remote_macs": 2,
-        "multicast_groups": ["33:33:00:00:00:01"],
-        "link_up": True,
-        "offloads": ["tso4"],
-        "sealing": {"key": "ab", "accepting": ["ab"], "sessions": 1},
-    }
+    return Status.from_json(
+        {
+            "version": "0",
+            "dev": "vn0",
+            "network": "0",
+            "mode": "native",
+            "mac": "02:00:00:00:00:01",
+            "node_id": "abcdef01",
+            "counters": Counters().snapshot(),
+            "connected": True,
+            "learned_macs": 0,
+            "remote_macs": 2,
+            "multicast_groups": ["33:33:00:00:00:01"],
+            "link_up": True,
+            "offloads": ["tso4"],
+            "sealing": {"key": "ab", "accepting": ["ab"], "sessions": 1},
+            "nats_error": "timeout",
+            "duplicate_mac": {"mac": "02:00:00:00:00:01"},
+            "foreign_bridge": "br0",
+        }
+    )
 
 
 def test_every_queried_metric_exists():

@@ -1,9 +1,9 @@
 """Prometheus metrics (``up --metrics-listen ADDR:PORT``).
 
 A small HTTP server on the daemon's own event loop: each scrape of
-``/metrics`` builds the metric families from the daemon's status document
-at that moment, on the loop, so nothing is read while the data path
-changes it.  prometheus-client formats them.
+``/metrics`` builds the metric families from the daemon's Status at that
+moment, on the loop, so nothing is read while the data path changes it.
+prometheus-client formats them.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..core.counters import DropReason
+from ..core.status import Status
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ MAX_REQUEST_HEAD = 8192
 
 
 class _Collector:
-    def __init__(self, status: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, status: Callable[[], Status]) -> None:
         self._status = status
 
     def describe(self) -> list[object]:
@@ -34,17 +34,17 @@ class _Collector:
 
     def collect(self) -> Iterator[object]:
         st = self._status()
-        c = st["counters"]
+        c = st.counters
         info = InfoMetricFamily("vlan_nats", "This daemon")
         info.add_metric(
             [],
             {
-                "version": str(st["version"]),
-                "dev": str(st["dev"]),
-                "network": str(st["network"]),
-                "mode": str(st["mode"]),
-                "mac": str(st["mac"]),
-                "node_id": str(st["node_id"]),
+                "version": str(st.version),
+                "dev": str(st.dev),
+                "network": str(st.network),
+                "mode": str(st.mode),
+                "mac": str(st.mac),
+                "node_id": str(st.node_id),
             },
         )
         yield info
@@ -75,29 +75,28 @@ class _Collector:
         yield GaugeMetricFamily(
             "vlan_nats_nats_connected",
             "1 while connected to a NATS server",
-            value=1 if st["connected"] else 0,
+            value=1 if st.connected else 0,
         )
         err = GaugeMetricFamily(
             "vlan_nats_nats_error",
             "1 for the last NATS connection error since the last successful connect",
             labels=["error"],
         )
-        if st.get("nats_error"):
-            err.add_metric([str(st["nats_error"])], 1)
+        if st.nats_error:
+            err.add_metric([st.nats_error], 1)
         yield err
-        dup = st.get("duplicate_mac")
         yield GaugeMetricFamily(
             "vlan_nats_duplicate_mac",
             "1 while another node was seen using our MAC (within the last 5 minutes)",
-            value=1 if dup else 0,
+            value=1 if st.duplicate_mac else 0,
         )
         foreign = GaugeMetricFamily(
             "vlan_nats_foreign_bridge",
             "1: the TAP is a port of this bridge but the daemon runs without --bridge",
             labels=["bridge"],
         )
-        if st.get("foreign_bridge"):
-            foreign.add_metric([str(st["foreign_bridge"])], 1)
+        if st.foreign_bridge:
+            foreign.add_metric([st.foreign_bridge], 1)
         yield foreign
         yield CounterMetricFamily(
             "vlan_nats_nats_reconnects", "Reconnections to NATS", value=c["nats_reconnects"]
@@ -108,28 +107,28 @@ class _Collector:
         yield GaugeMetricFamily(
             "vlan_nats_learned_macs",
             "MACs learned behind the bridge (bridge mode)",
-            value=st["learned_macs"],
+            value=st.learned_macs,
         )
         yield GaugeMetricFamily(
             "vlan_nats_peers",
             "Remote MACs heard from within the MAC ageing time",
-            value=st["remote_macs"],
+            value=st.remote_macs,
         )
         yield GaugeMetricFamily(
             "vlan_nats_multicast_groups",
             "Multicast groups subscribed",
-            value=len(st["multicast_groups"]),
+            value=len(st.multicast_groups),
         )
         yield GaugeMetricFamily(
-            "vlan_nats_link_up", "1 while the TAP is up", value=1 if st["link_up"] else 0
+            "vlan_nats_link_up", "1 while the TAP is up", value=1 if st.link_up else 0
         )
         off = GaugeMetricFamily(
             "vlan_nats_offload", "Offloads negotiated on the TAP (1 = on)", labels=["offload"]
         )
-        for name in st["offloads"]:
+        for name in st.offloads:
             off.add_metric([name], 1)
         yield off
-        sealing = st.get("sealing")
+        sealing = st.sealing
         yield GaugeMetricFamily(
             "vlan_nats_sealed", "1 when frames are sealed (--key-file)", value=1 if sealing else 0
         )
@@ -141,13 +140,13 @@ class _Collector:
             )
 
 
-def registry_for(status: Callable[[], dict[str, Any]]) -> CollectorRegistry:
+def registry_for(status: Callable[[], Status]) -> CollectorRegistry:
     reg = CollectorRegistry(auto_describe=False)
     reg.register(_Collector(status))  # type: ignore[arg-type]
     return reg
 
 
-async def serve(host: str, port: int, status: Callable[[], dict[str, Any]]) -> asyncio.Server:
+async def serve(host: str, port: int, status: Callable[[], Status]) -> asyncio.Server:
     """Serve GET /metrics; anything else is a 404."""
     reg = registry_for(status)
 

@@ -15,6 +15,8 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+from ..core.status import Status
+
 RUN_DIR = Path("/run/vlan-nats")
 
 
@@ -70,22 +72,16 @@ def read(path: Path, timeout: float = 3.0) -> dict[str, object]:
     return json.loads(b"".join(chunks))  # type: ignore[no-any-return]
 
 
-def daemon_key(st: dict[str, object]) -> tuple[str, str]:
-    """Daemons are told apart by (netns, dev): one device name may be used
-    in several namespaces."""
-    return (str(st.get("netns") or ""), str(st.get("dev")))
-
-
-def read_all(dev: str | None = None, run_dir: Path = RUN_DIR) -> list[dict[str, object]]:
-    """Status documents of this host's daemons (of ``dev``'s), in a stable
-    order (netns, dev).  ControlError when there are sockets we may not read."""
+def read_all(dev: str | None = None, run_dir: Path = RUN_DIR) -> list[Status]:
+    """The status of this host's daemons (of ``dev``'s), in a stable order
+    (netns, dev).  ControlError when there are sockets we may not read."""
     from ..errors import ControlError
 
     out = []
     refused = 0
     for path in sockets_for(dev, run_dir):
         try:
-            out.append(read(path))
+            out.append(Status.from_json(read(path)))
         except PermissionError:
             refused += 1
         except OSError:
@@ -95,4 +91,4 @@ def read_all(dev: str | None = None, run_dir: Path = RUN_DIR) -> list[dict[str, 
             f"the status sockets in {run_dir} are readable by root only "
             f"({refused} found): run with sudo"
         )
-    return sorted(out, key=daemon_key)
+    return sorted(out, key=lambda st: st.key)

@@ -1,0 +1,105 @@
+"""What the daemon subscribes to, and what bridge-mode learning changes.
+
+``Subscriptions`` holds the inputs of the subject set (our MAC, the
+multicast groups, the MACs learned behind our bridge) and reconciles the
+NATS subscriptions with them.  ``SwitchEvents`` takes the forwarder's
+learning events, once per batch, from the tunnel: it logs moves and a
+full table (rate-limited), resubscribes, and ages MACs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from ..core.counters import Counters
+from ..core.forwarding import Forwarder
+from ..core.mac import format_mac
+from ..core.subjects import SubjectScheme
+from ..ratelog import RateLimitedLog
+from .natslink import NatsLink
+
+log = logging.getLogger(__name__)
+
+
+class Subscriptions:
+    def __init__(self, link: NatsLink, scheme: SubjectScheme, forwarder: Forwarder) -> None:
+        self.link = link
+        self.scheme = scheme
+        self.forwarder = forwarder
+        self.groups: frozenset[bytes] = frozenset()
+
+    async def sync(self) -> None:
+        fwd = self.forwarder
+        bridged = frozenset(fwd.table.local) if fwd.bridge else None
+        await self.link.set_subjects(self.scheme.subscriptions(fwd.mac, self.groups, bridged))
+
+    async def add_local(self, mac: bytes) -> None:
+        """Bridge mode: a MAC just learned behind the bridge gets its
+        subscription before its first frame is published."""
+        await self.link.add_subject(self.scheme.unicast(mac))
+
+
+class SwitchEvents:
+    def __init__(
+        self, subs: Subscriptions, counters: Counters, max_macs: int, bridge: str | None
+    ) -> None:
+        self.subs = subs
+        self.forwarder = subs.forwarder
+        self.counters = counters
+        self.max_macs = max_macs
+        self.bridge = bridge
+        self._moved_log = RateLimitedLog(log, interval=10.0)
+        self._full_log = RateLimitedLog(log, interval=60.0)
+        self._resync: asyncio.Task[None] | None = None
+        self._resync_wanted = False
+
+    def on_events(self) -> None:
+        """Called by the tunnel when learning changed something (per batch)."""
+        events = self.forwarder.events
+        resync = False
+        for kind, mac in events:
+            if kind == "full":
+                self.counters.macs_over_cap += 1
+                self._full_log.warning(
+                    "mac table full max_macs=%d mac=%s (reached by flooding only)",
+                    self.max_macs,
+                    format_mac(mac),
+                )
+                continue
+            resync = True
+            if kind == "moved_local":
+                self._moved_log.warning(
+                    "MAC moved mac=%s from=network to=bridge %s", format_mac(mac), self.bridge
+                )
+            elif kind == "moved_remote":
+                self._moved_log.warning(
+                    "MAC moved mac=%s from=bridge %s to=network", format_mac(mac), self.bridge
+                )
+        events.clear()
+        if resync:
+            self._resync_wanted = True
+            if self._resync is None or self._resync.done():
+                self._resync = asyncio.get_running_loop().create_task(self._resync_loop())
+
+    async def _resync_loop(self) -> None:
+        # Events that arrive while a sync runs are picked up by the next turn.
+        while self._resync_wanted:
+            self._resync_wanted = False
+            await self.subs.sync()
+
+    async def age(self) -> None:
+        """Forget MACs idle longer than the ageing time (a task)."""
+        fwd = self.forwarder
+        interval = max(0.5, min(fwd.table.ageing / 4, 10.0))
+        while True:
+            await asyncio.sleep(interval)
+            gone = fwd.table.expire(time.monotonic())
+            if gone and fwd.bridge:
+                log.debug("macs aged out macs=%s", ",".join(format_mac(m) for m in gone))
+                await self.subs.sync()
+
+    def cancel(self) -> None:
+        if self._resync is not None:
+            self._resync.cancel()

@@ -1,0 +1,88 @@
+"""The status of one daemon: one typed value for ``status``, the status
+socket, metrics, ``top`` and (through NodeInfo) ``peers``.
+
+Its JSON encoding (``to_json``) is what ``vlan-nats status --json`` prints
+and the status socket serves; ``FORMAT`` is its version, documented in
+docs/status.md.  ``from_json`` reads any version: fields it does not know
+are ignored, fields a document lacks take their defaults.  Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    node_id: str = ""
+    dev: str = ""
+    netns: str | None = None
+    network: str = ""
+    mode: str = ""  # native, compat, bridge:<br>
+    mac: str = ""
+    mtu: int = 0
+    link_up: bool | None = None
+    server: str = "-"
+    connected: bool = False
+    nats_error: str | None = None  # the last NATS error since the last connect
+    duplicate_mac: dict[str, Any] | None = None  # another node seen with our MAC
+    foreign_bridge: str | None = None  # a bridge we are a port of without --bridge
+    addresses: list[str] = field(default_factory=list)
+    subjects: int = 0
+    multicast_groups: list[str] = field(default_factory=list)
+    learned_macs: int = 0
+    remote_macs: int = 0
+    offloads: list[str] = field(default_factory=list)
+    sealing: dict[str, Any] | None = None  # key, accepting, sessions
+    uptime_s: float = 0.0
+    version: str = ""  # of vlan-nats
+    counters: dict[str, Any] = field(default_factory=dict)  # Counters.snapshot()
+    format: int = FORMAT
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Status:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in doc.items() if k in known})
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Daemons are told apart by (netns, dev): one device name may be
+        used in several namespaces."""
+        return (self.netns or "", self.dev)
+
+    @property
+    def drops(self) -> int:
+        d = self.counters.get("drops") or {}
+        return sum(int(v) for v in d.values()) if isinstance(d, dict) else 0
+
+    def problems(self) -> list[str]:
+        """What is wrong with this daemon, in words."""
+        out = []
+        if not self.connected:
+            err = self.nats_error
+            out.append(f"not connected to NATS ({err})" if err else "not connected to NATS")
+        dup = self.duplicate_mac
+        if dup:
+            names = ", ".join(
+                "/".join(str(o[k]) for k in ("hostname", "netns", "dev") if o.get(k))
+                + f" ({o.get('node_id')})"
+                for o in dup.get("others") or []
+                if isinstance(o, dict)
+            )
+            out.append(
+                f"duplicate MAC {dup.get('mac')}: also used by {names or 'another node'}, "
+                f"{dup.get('frames')} frames, last {dup.get('last_seen_s_ago')} s ago"
+            )
+        if self.foreign_bridge:
+            out.append(
+                f"a port of bridge {self.foreign_bridge} without --bridge: "
+                "hosts behind it are unreachable"
+            )
+        return out

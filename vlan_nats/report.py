@@ -1,0 +1,76 @@
+"""Reports of a running daemon: its Status (``status``, metrics, ``top``)
+and its NodeInfo (the control plane's ``peers`` reply), read from the
+parts the daemon wires together.  Called on the daemon's loop."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import TYPE_CHECKING
+
+from . import __version__
+from .core.control import NodeInfo
+from .core.mac import format_mac
+from .core.status import Status
+
+if TYPE_CHECKING:
+    from .daemon import Daemon
+
+
+def status(d: Daemon) -> Status:
+    """What ``vlan-nats status``, the metrics and ``top`` show."""
+    cfg, fwd, link, fol = d.cfg, d.forwarder, d.link, d.follower
+    st = fol.state if fol else None
+    t = fwd.table
+    now = time.monotonic()
+    return Status(
+        node_id=d.node_id,
+        dev=cfg.dev,
+        netns=cfg.netns,
+        network=cfg.network,
+        mode=d.mode,
+        mac=format_mac(fwd.mac),
+        mtu=st.mtu if st else cfg.mtu,
+        link_up=st.up if st else None,
+        server=link.server if link else "-",
+        connected=bool(link and link.is_connected),
+        nats_error=link.last_error if link else None,
+        duplicate_mac=d.dup.status(),
+        foreign_bridge=fol.foreign_master if fol else None,
+        addresses=list(fol.addresses) if fol else [],
+        subjects=len(link.subjects) if link else 0,
+        multicast_groups=sorted(format_mac(g) for g in (fol.subs.groups if fol else ())),
+        learned_macs=len(t.local) - 1 if fwd.bridge else 0,
+        # MACs heard from the network within the ageing time (our peers)
+        remote_macs=sum(1 for seen in t.remote.values() if now - seen <= t.ageing),
+        offloads=[o.lower() for o in d.offloads],
+        sealing=d.keys.status(d.tunnel),
+        uptime_s=round(now - d.started, 1),
+        version=__version__,
+        counters=d.counters.snapshot(),
+    )
+
+
+def node_info(d: Daemon) -> NodeInfo:
+    """What this node answers to ``peers``."""
+    fwd, st, c = d.forwarder, status(d), d.counters
+    learned = [m for m in fwd.table.local if m != fwd.mac][:256] if fwd.bridge else []
+    return NodeInfo(
+        node_id=d.node_id,
+        hostname=socket.gethostname(),
+        dev=st.dev,
+        macs=[st.mac] + [format_mac(m) for m in learned],
+        network=st.network,
+        mode=st.mode,
+        version=st.version,
+        uptime_s=st.uptime_s,
+        server=st.server,
+        netns=st.netns,
+        addresses=st.addresses,
+        counters={
+            "tap_rx_frames": c.tap_rx_frames,
+            "tap_tx_frames": c.tap_tx_frames,
+            "drops": sum(c.drops),
+            "nats_reconnects": c.nats_reconnects,
+        },
+    )
