@@ -31,6 +31,14 @@
 #endif
 
 const int VN_IFNAMSIZ = IFNAMSIZ;
+const unsigned long VN_TUNSETIFF = TUNSETIFF;
+const unsigned long VN_TUNSETOFFLOAD = TUNSETOFFLOAD;
+const unsigned long VN_TUNSETVNETHDRSZ = TUNSETVNETHDRSZ;
+const unsigned int VN_IFF_TAP = IFF_TAP;
+const unsigned int VN_IFF_NO_PI = IFF_NO_PI;
+const unsigned int VN_IFF_VNET_HDR = IFF_VNET_HDR;
+const unsigned int VN_IFF_TUN_EXCL = IFF_TUN_EXCL;
+const unsigned int VN_CLONE_NEWNET = CLONE_NEWNET;
 /* We always use the 12-byte header: it is the size virtio 1.0 mandates and
  * the one QEMU and vhost use; 10 vs 12 mismatches lose every frame. */
 const int VN_VNET_HDR_LEN = (int)sizeof(struct virtio_net_hdr_mrg_rxbuf);

@@ -14,6 +14,15 @@ extern const unsigned int VN_TUN_F_TSO6;
 extern const unsigned int VN_TUN_F_TSO_ECN;
 extern const unsigned int VN_TUN_F_USO4;
 extern const unsigned int VN_TUN_F_USO6;
+/* Read by the tests, to check the pure-Python fallback's copies. */
+extern const unsigned long VN_TUNSETIFF;
+extern const unsigned long VN_TUNSETOFFLOAD;
+extern const unsigned long VN_TUNSETVNETHDRSZ;
+extern const unsigned int VN_IFF_TAP;
+extern const unsigned int VN_IFF_NO_PI;
+extern const unsigned int VN_IFF_VNET_HDR;
+extern const unsigned int VN_IFF_TUN_EXCL;
+extern const unsigned int VN_CLONE_NEWNET;
 
 /* Open /dev/net/tun as a non-persistent TAP named `name` (IFF_TAP |
  * IFF_NO_PI | IFF_TUN_EXCL, plus IFF_VNET_HDR with a 12-byte header when

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import json
 import logging
@@ -75,7 +76,7 @@ def check_environment(cfg: Config) -> None:
             "vlan-nats up must run as root (it needs CAP_NET_ADMIN for its TAP device)"
         )
     if not os.path.exists("/dev/net/tun"):
-        raise TapError(2, "/dev/net/tun is missing: load the tun module (modprobe tun)")
+        raise TapError(errno.ENOENT, "/dev/net/tun is missing: load the tun module (modprobe tun)")
     if cfg.netns is not None:
         os.close(netns.open_fd(cfg.netns))  # NetnsError when missing
 

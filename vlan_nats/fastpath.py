@@ -26,13 +26,15 @@ import struct
 from typing import Any
 
 from .core import wire
+from .core.vnet import MAX_GSO_FRAME
 from .errors import NetnsError, TapError
 
 log = logging.getLogger(__name__)
 
 # Fallback copies of kernel ABI values (include/uapi/linux/if_tun.h,
 # include/uapi/linux/if.h, include/uapi/linux/sched.h); the C backend reads
-# them from the kernel headers and a unit test checks both agree.
+# them from the kernel headers and a unit test checks that every one agrees
+# (constants() below).
 IFNAMSIZ = 16
 TUNSETIFF = 0x400454CA
 TUNSETOFFLOAD = 0x400454D0
@@ -44,8 +46,20 @@ IFF_TUN_EXCL = 0x8000
 CLONE_NEWNET = 0x40000000
 TUN_F = {"CSUM": 0x01, "TSO4": 0x02, "TSO6": 0x04, "TSO_ECN": 0x08, "USO4": 0x20, "USO6": 0x40}
 
-# 64 KiB GSO frame + Ethernet header + two VLAN tags, rounded up.
-MAX_FRAME = 65536 + 64
+# A read slot holds the largest frame the receiver accepts (core/vnet.py)
+# and a little more: a longer frame is then read whole and refused by the
+# receiver's check, never cut to a length that looks valid.
+MAX_FRAME = MAX_GSO_FRAME + 64
+_ABI = (
+    "TUNSETIFF",
+    "TUNSETOFFLOAD",
+    "TUNSETVNETHDRSZ",
+    "IFF_TAP",
+    "IFF_NO_PI",
+    "IFF_VNET_HDR",
+    "IFF_TUN_EXCL",
+    "CLONE_NEWNET",
+)
 SLOT_HEADROOM = wire.HEADER_LEN
 
 
@@ -70,6 +84,7 @@ class _CBackend:
             "IFNAMSIZ": lib.VN_IFNAMSIZ,
             "VNET_HDR_LEN": lib.VN_VNET_HDR_LEN,
             **{k: getattr(lib, f"VN_TUN_F_{k}") for k in TUN_F},
+            **{k: getattr(lib, f"VN_{k}") for k in _ABI},
         }
 
     def tap_open(self, name: str, vnet_hdr: bool) -> tuple[int, str]:
@@ -121,7 +136,13 @@ class _PyBackend:
         self._libc = ctypes.CDLL(None, use_errno=True)
 
     def constants(self) -> dict[str, int]:
-        return {"IFNAMSIZ": IFNAMSIZ, "VNET_HDR_LEN": wire.VNET_HDR_LEN, **TUN_F}
+        copies = globals()
+        return {
+            "IFNAMSIZ": IFNAMSIZ,
+            "VNET_HDR_LEN": wire.VNET_HDR_LEN,
+            **TUN_F,
+            **{k: copies[k] for k in _ABI},
+        }
 
     def tap_open(self, name: str, vnet_hdr: bool) -> tuple[int, str]:
         try:

@@ -65,8 +65,8 @@ class LinkFollower:
         """Why the TAP went away: its namespace was deleted, or it was."""
         ns = self.cfg.netns
         if ns is not None and _inode(netns.path_of(ns)) != self._netns_id:
-            return NetnsError(2, f"namespace {ns} was deleted")
-        return LinkError(19, f"device {self.cfg.dev} was deleted")
+            return NetnsError(errno.ENOENT, f"namespace {ns} was deleted")
+        return LinkError(errno.ENODEV, f"device {self.cfg.dev} was deleted")
 
     def tap_failed(self, error: BaseException) -> None:
         # A deleted device reads as EBADFD/ENODEV; that is news, not a bug.

@@ -34,110 +34,129 @@ class _Collector:
 
     def collect(self) -> Iterator[object]:
         st = self._status()
-        c = st.counters
-        info = InfoMetricFamily("vlan_nats", "This daemon")
-        info.add_metric(
-            [],
-            {
-                "version": str(st.version),
-                "dev": str(st.dev),
-                "network": str(st.network),
-                "mode": str(st.mode),
-                "mac": str(st.mac),
-                "node_id": str(st.node_id),
-            },
-        )
-        yield info
-        frames = CounterMetricFamily(
-            "vlan_nats_frames",
-            "Ethernet frames carried, by direction and kind",
-            labels=["direction", "kind"],
-        )
-        nbytes = CounterMetricFamily(
-            "vlan_nats_frame_bytes",
-            "Ethernet bytes carried, by direction and kind",
-            labels=["direction", "kind"],
-        )
-        for direction, key in (("out", "tx"), ("in", "rx")):
-            for kind, n in c[f"{key}_by_kind"].items():
-                frames.add_metric([direction, kind], n)
-            for kind, n in c[f"{key}_bytes_by_kind"].items():
-                nbytes.add_metric([direction, kind], n)
-        yield frames
-        yield nbytes
-        drops = CounterMetricFamily(
-            "vlan_nats_drops", "Frames dropped, by reason", labels=["reason"]
-        )
-        for r in DropReason:  # every reason, zeros too: stable series
-            name = r.name.lower()
-            drops.add_metric([name], c["drops"].get(name, 0))
-        yield drops
+        yield from _identity(st)
+        yield from _traffic(st)
+        yield from _nats(st)
+        yield from _switching(st)
+        yield from _device(st)
+
+
+def _identity(st: Status) -> Iterator[object]:
+    info = InfoMetricFamily("vlan_nats", "This daemon")
+    info.add_metric(
+        [],
+        {
+            "version": str(st.version),
+            "dev": str(st.dev),
+            "network": str(st.network),
+            "mode": str(st.mode),
+            "mac": str(st.mac),
+            "node_id": str(st.node_id),
+        },
+    )
+    yield info
+
+
+def _traffic(st: Status) -> Iterator[object]:
+    c = st.counters
+    frames = CounterMetricFamily(
+        "vlan_nats_frames",
+        "Ethernet frames carried, by direction and kind",
+        labels=["direction", "kind"],
+    )
+    nbytes = CounterMetricFamily(
+        "vlan_nats_frame_bytes",
+        "Ethernet bytes carried, by direction and kind",
+        labels=["direction", "kind"],
+    )
+    for direction, key in (("out", "tx"), ("in", "rx")):
+        for kind, n in c[f"{key}_by_kind"].items():
+            frames.add_metric([direction, kind], n)
+        for kind, n in c[f"{key}_bytes_by_kind"].items():
+            nbytes.add_metric([direction, kind], n)
+    yield frames
+    yield nbytes
+    drops = CounterMetricFamily("vlan_nats_drops", "Frames dropped, by reason", labels=["reason"])
+    for r in DropReason:  # every reason, zeros too: stable series
+        name = r.name.lower()
+        drops.add_metric([name], c["drops"].get(name, 0))
+    yield drops
+
+
+def _nats(st: Status) -> Iterator[object]:
+    c = st.counters
+    yield GaugeMetricFamily(
+        "vlan_nats_nats_connected",
+        "1 while connected to a NATS server",
+        value=1 if st.connected else 0,
+    )
+    err = GaugeMetricFamily(
+        "vlan_nats_nats_error",
+        "1 for the last NATS connection error since the last successful connect",
+        labels=["error"],
+    )
+    if st.nats_error:
+        err.add_metric([st.nats_error], 1)
+    yield err
+    yield GaugeMetricFamily(
+        "vlan_nats_duplicate_mac",
+        "1 while another node was seen using our MAC (within the last 5 minutes)",
+        value=1 if st.duplicate_mac else 0,
+    )
+    foreign = GaugeMetricFamily(
+        "vlan_nats_foreign_bridge",
+        "1: the TAP is a port of this bridge but the daemon runs without --bridge",
+        labels=["bridge"],
+    )
+    if st.foreign_bridge:
+        foreign.add_metric([st.foreign_bridge], 1)
+    yield foreign
+    yield CounterMetricFamily(
+        "vlan_nats_nats_reconnects", "Reconnections to NATS", value=c["nats_reconnects"]
+    )
+    yield CounterMetricFamily(
+        "vlan_nats_nats_disconnects", "Lost NATS connections", value=c["nats_disconnects"]
+    )
+
+
+def _switching(st: Status) -> Iterator[object]:
+    yield GaugeMetricFamily(
+        "vlan_nats_learned_macs",
+        "MACs learned behind the bridge (bridge mode)",
+        value=st.learned_macs,
+    )
+    yield GaugeMetricFamily(
+        "vlan_nats_peers",
+        "Remote MACs heard from within the MAC ageing time",
+        value=st.remote_macs,
+    )
+    yield GaugeMetricFamily(
+        "vlan_nats_multicast_groups",
+        "Multicast groups subscribed",
+        value=len(st.multicast_groups),
+    )
+
+
+def _device(st: Status) -> Iterator[object]:
+    yield GaugeMetricFamily(
+        "vlan_nats_link_up", "1 while the TAP is up", value=1 if st.link_up else 0
+    )
+    off = GaugeMetricFamily(
+        "vlan_nats_offload", "Offloads negotiated on the TAP (1 = on)", labels=["offload"]
+    )
+    for name in st.offloads:
+        off.add_metric([name], 1)
+    yield off
+    sealing = st.sealing
+    yield GaugeMetricFamily(
+        "vlan_nats_sealed", "1 when frames are sealed (--key-file)", value=1 if sealing else 0
+    )
+    if sealing:
         yield GaugeMetricFamily(
-            "vlan_nats_nats_connected",
-            "1 while connected to a NATS server",
-            value=1 if st.connected else 0,
+            "vlan_nats_seal_sessions",
+            "Sender sessions being tracked for replay",
+            value=sealing["sessions"],
         )
-        err = GaugeMetricFamily(
-            "vlan_nats_nats_error",
-            "1 for the last NATS connection error since the last successful connect",
-            labels=["error"],
-        )
-        if st.nats_error:
-            err.add_metric([st.nats_error], 1)
-        yield err
-        yield GaugeMetricFamily(
-            "vlan_nats_duplicate_mac",
-            "1 while another node was seen using our MAC (within the last 5 minutes)",
-            value=1 if st.duplicate_mac else 0,
-        )
-        foreign = GaugeMetricFamily(
-            "vlan_nats_foreign_bridge",
-            "1: the TAP is a port of this bridge but the daemon runs without --bridge",
-            labels=["bridge"],
-        )
-        if st.foreign_bridge:
-            foreign.add_metric([st.foreign_bridge], 1)
-        yield foreign
-        yield CounterMetricFamily(
-            "vlan_nats_nats_reconnects", "Reconnections to NATS", value=c["nats_reconnects"]
-        )
-        yield CounterMetricFamily(
-            "vlan_nats_nats_disconnects", "Lost NATS connections", value=c["nats_disconnects"]
-        )
-        yield GaugeMetricFamily(
-            "vlan_nats_learned_macs",
-            "MACs learned behind the bridge (bridge mode)",
-            value=st.learned_macs,
-        )
-        yield GaugeMetricFamily(
-            "vlan_nats_peers",
-            "Remote MACs heard from within the MAC ageing time",
-            value=st.remote_macs,
-        )
-        yield GaugeMetricFamily(
-            "vlan_nats_multicast_groups",
-            "Multicast groups subscribed",
-            value=len(st.multicast_groups),
-        )
-        yield GaugeMetricFamily(
-            "vlan_nats_link_up", "1 while the TAP is up", value=1 if st.link_up else 0
-        )
-        off = GaugeMetricFamily(
-            "vlan_nats_offload", "Offloads negotiated on the TAP (1 = on)", labels=["offload"]
-        )
-        for name in st.offloads:
-            off.add_metric([name], 1)
-        yield off
-        sealing = st.sealing
-        yield GaugeMetricFamily(
-            "vlan_nats_sealed", "1 when frames are sealed (--key-file)", value=1 if sealing else 0
-        )
-        if sealing:
-            yield GaugeMetricFamily(
-                "vlan_nats_seal_sessions",
-                "Sender sessions being tracked for replay",
-                value=sealing["sessions"],
-            )
 
 
 def registry_for(status: Callable[[], Status]) -> CollectorRegistry:

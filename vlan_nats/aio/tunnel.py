@@ -36,6 +36,7 @@ from ..core import wire
 from ..core.counters import Counters, DropReason
 from ..core.forwarding import Forwarder
 from ..core.frames import ETH_HLEN, FrameKind, max_frame_len
+from ..core.mac import BROADCAST
 from ..core.seal import Opener, Sealer
 from ..core.subjects import SubjectScheme
 from ..core.switching import TokenBucket
@@ -49,7 +50,6 @@ log = logging.getLogger(__name__)
 _VNET = wire.VNET_HDR_LEN
 _HDR = wire.HEADER_LEN
 _MIN_READ = _VNET + ETH_HLEN
-_BCAST_MAC = b"\xff" * 6
 _UNICAST, _BROADCAST, _MULTICAST = FrameKind.UNICAST, FrameKind.BROADCAST, FrameKind.MULTICAST
 
 
@@ -180,120 +180,121 @@ class Tunnel:
 
     async def _pump(self) -> None:
         reader = self.reader
-        view, slot, lens, batch = reader.view, reader.slot, reader.lens, reader.batch
+        batch, lens = reader.batch, reader.lens
         c = self.counters
-        route = self.scheme.route
-        compat = self.scheme.compat
         link = self.link
-        publish = link.nc.publish
-        drops = c.drops
-        by_kind = c.tx_by_kind
-        bytes_by_kind = c.tx_bytes_by_kind
-        fwd = self.forwarder
-        table = fwd.table
-        bridge = fwd.bridge
-        allow = self.storm.allow
-        flood = self._flood
-        unicast = FrameKind.UNICAST
         while True:
             await self._readable.wait()
             self._readable.clear()
             while True:
-                try:
-                    n = reader.read()
-                except TapError as e:
-                    if e.errno in (errno.EBADFD, errno.EBADF, errno.ENODEV):
-                        raise
-                    log.warning("tap read error=%s", e)
-                    n = 0
+                n = self._read()
                 if n == 0:
                     break
                 c.tap_rx_frames += n
-                if not link.is_connected:
-                    drops[DropReason.DISCONNECTED] += n
+                if link.is_connected:
+                    await self._publish_batch(n)
+                else:
+                    c.drops[DropReason.DISCONNECTED] += n
                     c.tap_rx_bytes += sum(lens[i] for i in range(n)) - n * _VNET
-                    if n < batch:
-                        break
-                    # Every full batch yields, dropped or not: reconnecting,
-                    # status and netlink need the loop most exactly now.
-                    await asyncio.sleep(0)
-                    continue
-                nbytes = sent = 0  # added to the counters once per batch
-                now = self._clock()
-                sealer = self.sealer  # swapped only on SIGHUP: once per batch
-                for i in range(n):
-                    base = i * slot
-                    ln = lens[i]
-                    nbytes += ln
-                    if ln < _MIN_READ:
-                        drops[DropReason.TAP_RUNT] += 1
-                        continue
-                    f = base + _HDR + _VNET
-                    end = base + _HDR + ln
-                    dst = bytes(view[f : f + 6])
-                    if compat:
-                        payload = view[f:end]
-                    elif view[base + _HDR] == 0 and view[base + _HDR + 1] == 0:
-                        # No virtio flags, no GSO: omit the virtio header.
-                        view[f - 2] = wire.VERSION
-                        view[f - 1] = 0
-                        payload = view[f - 2 : end]
-                    else:
-                        if view[base + _HDR + 1]:  # gso_type
-                            c.tap_rx_gso_frames += 1
-                            c.tap_rx_gso_bytes += ln - _VNET
-                        view[base] = wire.VERSION
-                        view[base + 1] = wire.FLAG_VNET
-                        view[f - 2 : f] = b"\0\0"  # num_buffers: unused, not written by tun
-                        payload = view[base:end]
-                    subject, kind = route(dst)
-                    flood_too = False
-                    if bridge:
-                        src = bytes(view[f + 6 : f + 12])
-                        known = src in table.local
-                        fwd.learn_local(src, now)
-                        if not known and src in table.local and self._on_new_local:
-                            # Subscribe before the frame that reveals the MAC
-                            # leaves: a peer that learns it from this frame
-                            # sends its answer to a subject we already hold.
-                            await self._on_new_local(src)
-                        if dst in table.local:
-                            drops[DropReason.LOCAL_DST] += 1  # for our own side
-                            continue
-                    if kind is unicast and not compat:  # Go nodes know no flood subject
-                        flood_too = fwd.unknown(dst, now)
-                    if (flood_too or kind is not unicast) and not allow(now):
-                        drops[DropReason.STORM] += 1
-                        if kind is not unicast:
-                            continue
-                        flood_too = False
-                    try:
-                        # nats-py copies the payload into its PUB command
-                        # before it can suspend, so the slot may be reused.
-                        if sealer is None:
-                            await publish(subject, payload)  # type: ignore[arg-type]
-                        else:
-                            await publish(subject, sealer.seal(subject, payload))
-                        if flood_too:
-                            if sealer is None:
-                                await publish(flood, payload)  # type: ignore[arg-type]
-                            else:
-                                await publish(flood, sealer.seal(flood, payload))
-                            c.flooded += 1
-                    except Exception:
-                        drops[DropReason.PUBLISH_ERROR] += 1
-                        continue
-                    sent += 1
-                    by_kind[kind] += 1
-                    bytes_by_kind[kind] += end - f
-                c.tap_rx_bytes += nbytes - n * _VNET
-                c.nats_tx_msgs += sent
-                if fwd.events and self._on_events is not None:
-                    self._on_events()
                 if n < batch:
                     break  # drained: the last read hit EAGAIN
-                await asyncio.sleep(0)  # let the receive side run
+                # Every full batch yields, published or dropped: the receive
+                # side, and when NATS is down reconnecting, status and
+                # netlink, need the loop.
+                await asyncio.sleep(0)
             self._loop.add_reader(self.tap.fd, self._on_readable)
+
+    def _read(self) -> int:
+        try:
+            return self.reader.read()
+        except TapError as e:
+            if e.errno in (errno.EBADFD, errno.EBADF, errno.ENODEV):
+                raise  # the device is gone: the daemon says which way
+            log.warning("tap read error=%s", e)
+            return 0
+
+    async def _bridge_local(self, src: bytes, dst: bytes, now: float) -> bool:
+        """Bridge mode: learn ``src`` behind our bridge; True if the frame is
+        for a host behind it (the bridge delivered it already)."""
+        fwd = self.forwarder
+        known = src in fwd.table.local
+        fwd.learn_local(src, now)
+        if not known and src in fwd.table.local and self._on_new_local:
+            # Subscribe before the frame that reveals the MAC leaves: a peer
+            # that learns it from this frame answers to a subject we hold.
+            await self._on_new_local(src)
+        return dst in fwd.table.local
+
+    async def _publish_batch(self, n: int) -> None:
+        """Publish the ``n`` frames in the read slots: one call per batch."""
+        reader, c = self.reader, self.counters
+        view, slot, lens = reader.view, reader.slot, reader.lens
+        route, compat, flood = self.scheme.route, self.scheme.compat, self._flood
+        publish = self.link.nc.publish
+        drops, by_kind, bytes_by_kind = c.drops, c.tx_by_kind, c.tx_bytes_by_kind
+        fwd = self.forwarder
+        bridge, allow, unicast = fwd.bridge, self.storm.allow, FrameKind.UNICAST
+        nbytes = sent = 0  # added to the counters once per batch
+        now = self._clock()
+        sealer = self.sealer  # swapped only on SIGHUP: once per batch
+        for i in range(n):
+            base = i * slot
+            ln = lens[i]
+            nbytes += ln
+            if ln < _MIN_READ:
+                drops[DropReason.TAP_RUNT] += 1
+                continue
+            f = base + _HDR + _VNET
+            end = base + _HDR + ln
+            dst = bytes(view[f : f + 6])
+            if compat:
+                payload = view[f:end]
+            elif view[base + _HDR] == 0 and view[base + _HDR + 1] == 0:
+                # No virtio flags, no GSO: omit the virtio header.
+                view[f - 2] = wire.VERSION
+                view[f - 1] = 0
+                payload = view[f - 2 : end]
+            else:
+                if view[base + _HDR + 1]:  # gso_type
+                    c.tap_rx_gso_frames += 1
+                    c.tap_rx_gso_bytes += ln - _VNET
+                view[base] = wire.VERSION
+                view[base + 1] = wire.FLAG_VNET
+                view[f - 2 : f] = b"\0\0"  # num_buffers: unused, not written by tun
+                payload = view[base:end]
+            subject, kind = route(dst)
+            if bridge and await self._bridge_local(bytes(view[f + 6 : f + 12]), dst, now):
+                drops[DropReason.LOCAL_DST] += 1  # for our own side
+                continue
+            # Go nodes (compat) know no flood subject.
+            flood_too = kind is unicast and not compat and fwd.unknown(dst, now)
+            if (flood_too or kind is not unicast) and not allow(now):
+                drops[DropReason.STORM] += 1
+                if kind is not unicast:
+                    continue
+                flood_too = False
+            try:
+                # nats-py copies the payload into its PUB command before it
+                # can suspend, so the slot may be reused.
+                if sealer is None:
+                    await publish(subject, payload)  # type: ignore[arg-type]
+                    if flood_too:
+                        await publish(flood, payload)  # type: ignore[arg-type]
+                else:
+                    await publish(subject, sealer.seal(subject, payload))
+                    if flood_too:
+                        await publish(flood, sealer.seal(flood, payload))
+            except Exception:
+                drops[DropReason.PUBLISH_ERROR] += 1
+                continue
+            c.flooded += flood_too
+            sent += 1
+            by_kind[kind] += 1
+            bytes_by_kind[kind] += end - f
+        c.tap_rx_bytes += nbytes - n * _VNET
+        c.nats_tx_msgs += sent
+        if fwd.events and self._on_events is not None:
+            self._on_events()
 
     # -- NATS -> TAP -------------------------------------------------------
     async def on_msg(self, msg: Msg) -> None:
@@ -342,7 +343,7 @@ class Tunnel:
                 )
             return
         if data[off] & 0x01:
-            kind = _BROADCAST if data.startswith(_BCAST_MAC, off) else _MULTICAST
+            kind = _BROADCAST if data.startswith(BROADCAST, off) else _MULTICAST
         else:
             kind = _UNICAST
         c.rx_by_kind[kind] += 1

@@ -10,6 +10,7 @@ then moved: MAC and MTU survive a namespace move; addresses and "up" do not.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 from dataclasses import dataclass
 
@@ -39,7 +40,7 @@ async def _control(
     stack.push_async_callback(ctl.close)
     if await ctl.lookup(dev) is not None:
         where = f" in namespace {ns!r}" if ns is not None else ""
-        raise LinkError(17, f"device {dev} already exists{where}")
+        raise LinkError(errno.EEXIST, f"device {dev} already exists{where}")
     return ctl
 
 
@@ -56,18 +57,18 @@ async def bring_up(cfg: Config, nl: NetlinkThread, stack: contextlib.AsyncExitSt
     )
     index = await here.lookup(tap.name)
     if index is None:
-        raise LinkError(19, f"device {tap.name} vanished after creation")
+        raise LinkError(errno.ENODEV, f"device {tap.name} vanished after creation")
     await here.set(index, mac=cfg.mac, mtu=cfg.mtu)
     if cfg.netns is not None:
         await here.move_to(index, cfg.netns)
         index = await ctl.lookup(tap.name)
         if index is None:
-            raise LinkError(19, f"device {tap.name} vanished moving to {cfg.netns!r}")
+            raise LinkError(errno.ENODEV, f"device {tap.name} vanished moving to {cfg.netns!r}")
     if cfg.bridge is not None:
         bridge = await ctl.lookup(cfg.bridge)
         if bridge is None:
             where = f" in namespace {cfg.netns!r}" if cfg.netns else ""
-            raise LinkError(19, f"bridge {cfg.bridge} does not exist{where}")
+            raise LinkError(errno.ENODEV, f"bridge {cfg.bridge} does not exist{where}")
         await ctl.set(index, master=bridge)
     for cidr in cfg.addresses:
         await ctl.add_address(index, cidr)

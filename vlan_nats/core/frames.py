@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from .mac import BROADCAST
+
 ETH_HLEN = 14  # dst(6) src(6) ethertype(2)
 ETH_ALEN = 6
 # Room for the tags a frame may carry beyond the MTU: 802.1ad outer tag
@@ -21,7 +23,7 @@ def classify(frame: bytes | memoryview) -> FrameKind:
     """Kind of a frame of at least 6 bytes, from its destination MAC."""
     if not frame[0] & 0x01:
         return FrameKind.UNICAST
-    if frame[0:6] == b"\xff\xff\xff\xff\xff\xff":
+    if frame[0:6] == BROADCAST:
         return FrameKind.BROADCAST
     return FrameKind.MULTICAST
 

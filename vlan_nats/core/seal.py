@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from .counters import DropReason
+from .wire import FLAG_SEALED, VERSION
 
 
 class Aead(Protocol):
@@ -52,8 +53,6 @@ AeadFactory = Callable[[bytes], Aead]
 KEY_LEN = 32
 SESSION_LEN = 8
 TAG_LEN = 16
-VERSION = 1
-FLAG_SEALED = 0x02
 _HDR = struct.Struct("!BBB8sQI")
 HEADER_LEN = _HDR.size  # 23
 OVERHEAD = HEADER_LEN + TAG_LEN
