@@ -61,7 +61,13 @@ def describe_error(e: BaseException) -> str:
     if isinstance(e, nats.errors.AuthorizationError):
         return "authorization violation"
     if isinstance(e, ssl.SSLError):
-        reason = getattr(e, "verify_message", None) or e.reason or e.strerror or str(e)
+        # Not every SSLError has a reason (one made without OpenSSL's help).
+        reason = (
+            getattr(e, "verify_message", None)
+            or getattr(e, "reason", None)
+            or e.strerror
+            or str(e)
+        )
         return f"tls: {reason}".lower()
     if isinstance(e, ConnectionRefusedError):
         return "connection refused"
