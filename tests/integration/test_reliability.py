@@ -41,10 +41,10 @@ def test_cluster_failover_keeps_a_tcp_flow(cluster_lab, record_property):
     h1, h2, victim = cluster_lab
     pings = PingLog(h1.ns, h2.ip, interval=0.05)
     flow = TransferRun(h1, h2, 60, rate_mib_s=10).start()  # ~6 s
-    time.sleep(2)
+    pings.wait(20)  # a second of replies with the flow under way
     victim.kill()
     flow_result = flow.result(timeout=90)
-    time.sleep(1)
+    pings.wait(20)  # and a second after it
     outage = PingLog.longest_gap(pings.stop())
     record_property("failover_outage_s", round(outage, 3))
     print(f"failover outage: {outage:.3f} s")
@@ -57,7 +57,7 @@ def test_cluster_failover_when_a_server_hangs(cluster_lab, record_property):
     """A hung server keeps our socket open: only PINGs notice (PING_INTERVAL)."""
     h1, h2, victim = cluster_lab
     pings = PingLog(h1.ns, h2.ip, interval=0.05)
-    time.sleep(1)
+    pings.wait(20)
     seen = len(h1.lines)
     victim.proc.send_signal(signal.SIGSTOP)
     try:
@@ -65,7 +65,7 @@ def test_cluster_failover_when_a_server_hangs(cluster_lab, record_property):
         while not any("nats reconnected" in line for line in h1.lines[seen:]):
             assert time.monotonic() < deadline, "never failed over"
             time.sleep(0.1)
-        time.sleep(1)  # a second of replies after the failover
+        pings.wait(20)  # a second of replies after the failover
         outage = PingLog.longest_gap(pings.stop())
     finally:
         victim.proc.send_signal(signal.SIGCONT)
@@ -82,7 +82,10 @@ def test_server_restart_during_200mb_transfer():
     with Lab(2, tag="vnr") as lab:
         h1, h2 = lab.nodes
         flow = TransferRun(h1, h2, 200, rate_mib_s=50).start()  # ~4 s
-        time.sleep(1.5)
+        deadline = time.monotonic() + 30
+        while h1.status()["counters"]["tap_rx_bytes"] < 50 << 20:  # a quarter of it
+            assert time.monotonic() < deadline, "the transfer did not start"
+            time.sleep(0.05)
         lab.server.kill()
         lab.server.start()  # same port
         t = flow.result(timeout=120)

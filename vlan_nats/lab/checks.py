@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -160,10 +161,13 @@ def transfer(src: Node, dst: Node, mib: int, port: int = 5201, timeout: float = 
 
 
 class PingLog:
-    """A background ``ping -D`` whose replies give the longest outage."""
+    """A background ``ping -D`` whose replies give the longest outage.
+    Replies are collected as they come, so a test can wait for them."""
 
     def __init__(self, ns: Namespace, target: str, interval: float = 0.05) -> None:
         self.interval = interval
+        self.times: list[float] = []
+        self._more = threading.Condition()
         self._proc = ns.popen(
             "ping",
             "-n",
@@ -176,12 +180,32 @@ class PingLog:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            m = _REPLY_RE.match(line)
+            if m:
+                with self._more:
+                    self.times.append(float(m.group(1)))
+                    self._more.notify_all()
+
+    def wait(self, replies: int, timeout: float = 15.0) -> None:
+        """Until ``replies`` more replies than now have come (LabError after
+        ``timeout``)."""
+        with self._more:
+            want = len(self.times) + replies
+            if not self._more.wait_for(lambda: len(self.times) >= want, timeout):
+                raise LabError(f"ping: {len(self.times)} of {want} replies in {timeout} s")
 
     def stop(self) -> list[float]:
         """Stop pinging; the arrival times of the replies (seconds)."""
         self._proc.send_signal(signal.SIGINT)
-        out, _ = self._proc.communicate(timeout=10)
-        return [float(m.group(1)) for m in _REPLY_RE.finditer(out)]
+        self._proc.wait(timeout=10)
+        self._reader.join(timeout=10)
+        return list(self.times)
 
     @staticmethod
     def longest_gap(times: list[float]) -> float:

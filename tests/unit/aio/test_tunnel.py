@@ -15,6 +15,7 @@ from vlan_nats.fastpath import Tap
 ME = bytes.fromhex("020000000001")
 PEER = bytes.fromhex("020000000002")
 BCAST = b"\xff" * 6
+MARK = bytes.fromhex("0200000000ee")
 
 
 def frame(dst, src, n=46):
@@ -38,9 +39,18 @@ class FakeNC:
 
 
 class FakeLink:
+    """``checked`` is set each time the pump asks whether we are connected
+    (once per batch): what a test awaits instead of sleeping."""
+
     def __init__(self):
         self.nc = FakeNC()
-        self.is_connected = True
+        self.connected = True
+        self.checked = asyncio.Event()
+
+    @property
+    def is_connected(self):
+        self.checked.set()
+        return self.connected
 
 
 async def make(fake_tap, compat=False, bridge=False, storm=None, on_events=None):
@@ -69,12 +79,23 @@ async def published(link, n):
 
 
 async def recv(kernel):
-    for _ in range(200):
-        try:
-            return kernel.recv(70000)
-        except BlockingIOError:
-            await asyncio.sleep(0.005)
-    raise AssertionError("nothing written to the TAP")
+    """The next frame the tunnel wrote to the TAP (awaited, 2 s at most)."""
+    loop = asyncio.get_running_loop()
+    try:
+        return await asyncio.wait_for(loop.sock_recv(kernel, 70000), 2)
+    except TimeoutError:
+        raise AssertionError("nothing written to the TAP") from None
+
+
+async def nothing_more(t, link, kernel, n):
+    """After ``n`` publications, prove no other one is pending: a marker
+    frame read after them is published next (the pump keeps order).  The
+    marker's MAC is made known first, so it is not flooded itself."""
+    await t.on_msg(Msg(wire.encode(frame(ME, MARK))))
+    kernel.send(bytes(12) + frame(MARK, ME))
+    got = await published(link, n + 1)
+    assert got[n][0] == "vlan.0.u.0200000000ee" and len(got) == n + 1, got[n:]
+    return got[:n]
 
 
 def run(coro):
@@ -164,13 +185,13 @@ def test_mtu_change_raises_the_limit(backend, fake_tap):
 def test_disconnected_frames_are_counted_drops(backend, fake_tap):
     async def body():
         t, link, c, kernel = await make(fake_tap)
-        link.is_connected = False
+        link.connected = False
+        link.checked.clear()
         for _ in range(3):
             kernel.send(bytes(12) + frame(PEER, ME))
-        for _ in range(100):
-            if c.tap_rx_frames == 3:
-                break
-            await asyncio.sleep(0.01)
+        while c.tap_rx_frames < 3:
+            await asyncio.wait_for(link.checked.wait(), 2)  # a batch was handled
+            link.checked.clear()
         await t.stop()
         assert link.nc.published == []
         assert c.snapshot()["drops"] == {"disconnected": 3}
@@ -196,8 +217,8 @@ def test_known_destinations_are_not_flooded(backend, fake_tap):
         t, link, c, kernel = await make(fake_tap)
         await t.on_msg(Msg(wire.encode(frame(ME, PEER))))  # PEER is now known
         kernel.send(bytes(12) + frame(PEER, ME))
-        got = await published(link, 1)
-        await asyncio.sleep(0.05)
+        await published(link, 1)
+        got = await nothing_more(t, link, kernel, 1)
         await t.stop()
         assert [s for s, _ in got] == ["vlan.0.u.020000000002"] and c.flooded == 0
 
@@ -214,8 +235,8 @@ def test_storm_control_caps_broadcast_not_unicast(backend, fake_tap):
             kernel.send(bytes(12) + frame(BCAST, ME))
         for _ in range(20):
             kernel.send(bytes(12) + frame(PEER, ME))
-        got = await published(link, 25)
-        await asyncio.sleep(0.05)
+        await published(link, 25)
+        got = await nothing_more(t, link, kernel, 25)
         await t.stop()
         assert sum(s == "vlan.0.b" for s, _ in got) == 5
         assert sum(s == "vlan.0.u.020000000002" for s, _ in got) == 20
