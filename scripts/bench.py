@@ -37,9 +37,6 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vlan_nats.keys import write_new_key  # noqa: E402
 from vlan_nats.lab.hosts import Lab, Namespace, run, unique_prefix  # noqa: E402

@@ -26,9 +26,6 @@ import argparse
 import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 TARGET_NAMES = ("wire", "vnet", "seal", "control")
 

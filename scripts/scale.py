@@ -24,9 +24,6 @@ import signal
 import statistics
 import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vlan_nats.lab.checks import ping  # noqa: E402
 from vlan_nats.lab.hosts import Lab  # noqa: E402

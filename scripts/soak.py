@@ -19,9 +19,6 @@ import re
 import sys
 import threading
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vlan_nats.errors import LabError  # noqa: E402
 from vlan_nats.lab.checks import TransferRun, ping  # noqa: E402
