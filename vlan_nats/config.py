@@ -35,27 +35,29 @@ _HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_][A-Za-z0-9_-]{0,62}(\.[A-Z
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    servers: tuple[str, ...] = (DEFAULT_SERVER,)
-    network: str = "0"
-    dev: str = "vnats0"
-    mac: bytes = b""
-    mtu: int = 1500
-    addresses: tuple[str, ...] = ()
-    up: bool = True
-    netns: str | None = None
-    subject_prefix: str = "vlan"
-    compat: bool = False
-    offload: bool = True
-    bridge: str | None = None
-    mac_ageing: float = 300.0
-    max_macs: int = 4096
-    storm_pps: float = 1000.0
-    log_level: str = "info"
-    log_format: str = "text"
-    auth: NatsAuth = NatsAuth()
-    seal: SealKeys | None = None
-    run_as: RunAs | None = None
-    metrics_listen: tuple[str, int] | None = None
+    """Defaults live in options.py only: build() fills every field."""
+
+    servers: tuple[str, ...]
+    network: str
+    dev: str
+    mac: bytes
+    mtu: int
+    addresses: tuple[str, ...]
+    up: bool
+    netns: str | None
+    subject_prefix: str
+    compat: bool
+    offload: bool
+    bridge: str | None
+    mac_ageing: float
+    max_macs: int
+    storm_pps: float
+    log_level: str
+    log_format: str
+    auth: NatsAuth
+    seal: SealKeys | None
+    run_as: RunAs | None
+    metrics_listen: tuple[str, int] | None
 
     @property
     def mac_text(self) -> str:
@@ -149,9 +151,12 @@ def _about(option: str) -> Iterator[None]:
 
 
 def _check_numbers(v: dict[str, Any]) -> None:
+    """Range-check, and give float options float values (TOML has ints)."""
     for o in options.for_command("up"):
         if o.range is not None:
             check_range(o.flag, v[o.name], *o.range, unit=o.unit, option=o.name)
+        if o.kind is float:
+            v[o.name] = float(v[o.name])
 
 
 def _addresses(given: Sequence[str]) -> tuple[str, ...]:
@@ -269,8 +274,6 @@ def build(**given: Any) -> Config:
             "addresses": _addresses(v["addresses"] or ()),
             "subject_prefix": prefix,
             "offload": v["offload"] and not v["compat"],  # the Go original has no virtio header
-            "mac_ageing": float(v["mac_ageing"]),
-            "storm_pps": float(v["storm_pps"]),
             "auth": auth,
             "seal": _seal(v),
             "run_as": run_as,

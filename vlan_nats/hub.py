@@ -37,7 +37,7 @@ from . import options, sdnotify
 from .auth import build_auth
 from .config import check_server_url
 from .errors import ConfigError, VlanNatsError
-from .options import DEFAULT_LISTEN, DEFAULT_MONITOR, LOG_LEVELS
+from .options import LOG_LEVELS
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +49,22 @@ MAX_BACKOFF = 30.0
 
 @dataclass(frozen=True, slots=True)
 class HubConfig:
-    listen: str = DEFAULT_LISTEN
-    monitor: str | None = DEFAULT_MONITOR
-    token: str | None = field(default=None, repr=False)
-    user: str | None = None
-    password: str | None = field(default=None, repr=False)
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    tls_ca: str | None = None
-    tls_first: bool = False
-    cluster_listen: str | None = None
-    cluster_name: str = "vlan-nats"
-    routes: tuple[str, ...] = ()
-    server_name: str = ""
-    log_level: str = "info"
+    """Defaults live in options.py only: build_hub() fills every field."""
+
+    listen: str
+    monitor: str | None
+    token: str | None = field(repr=False)
+    user: str | None
+    password: str | None = field(repr=False)
+    tls_cert: str | None
+    tls_key: str | None
+    tls_ca: str | None
+    tls_first: bool
+    cluster_listen: str | None
+    cluster_name: str
+    routes: tuple[str, ...]
+    server_name: str
+    log_level: str
 
 
 def _host_port(value: str, what: str, option: str) -> str:
