@@ -35,18 +35,7 @@ def test_hub_serves_restarts_and_stops(tmp_path):
     tok.chmod(0o600)
     port, mon = free_port(), free_port()
     hub = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vlan_nats",
-            "hub",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--monitor",
-            f"127.0.0.1:{mon}",
-            "--token-file",
-            str(tok),
-        ],
+        [*hub_cmd(port, f"127.0.0.1:{mon}"), "--token-file", str(tok)],
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
@@ -102,7 +91,7 @@ def test_hub_port_in_use_is_one_clear_error():
     assert "is in use" in r.stderr and "Traceback" not in r.stderr
 
 
-def hub_cmd(port: int) -> list[str]:
+def hub_cmd(port: int, monitor: str = "off") -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -111,7 +100,7 @@ def hub_cmd(port: int) -> list[str]:
         "--listen",
         f"127.0.0.1:{port}",
         "--monitor",
-        "off",
+        monitor,
     ]
 
 

@@ -83,6 +83,14 @@ def _traffic(st: Status) -> Iterator[object]:
     yield drops
 
 
+def _flag(name: str, doc: str, label: str, value: str | None) -> GaugeMetricFamily:
+    """A problem as a gauge: one series at 1, labelled with what it is, or none."""
+    g = GaugeMetricFamily(name, doc, labels=[label])
+    if value:
+        g.add_metric([value], 1)
+    return g
+
+
 def _nats(st: Status) -> Iterator[object]:
     c = st.counters
     yield GaugeMetricFamily(
@@ -90,27 +98,23 @@ def _nats(st: Status) -> Iterator[object]:
         "1 while connected to a NATS server",
         value=1 if st.connected else 0,
     )
-    err = GaugeMetricFamily(
+    yield _flag(
         "vlan_nats_nats_error",
         "1 for the last NATS connection error since the last successful connect",
-        labels=["error"],
+        "error",
+        st.nats_error,
     )
-    if st.nats_error:
-        err.add_metric([st.nats_error], 1)
-    yield err
     yield GaugeMetricFamily(
         "vlan_nats_duplicate_mac",
         "1 while another node was seen using our MAC (within the last 5 minutes)",
         value=1 if st.duplicate_mac else 0,
     )
-    foreign = GaugeMetricFamily(
+    yield _flag(
         "vlan_nats_foreign_bridge",
         "1: the TAP is a port of this bridge but the daemon runs without --bridge",
-        labels=["bridge"],
+        "bridge",
+        st.foreign_bridge,
     )
-    if st.foreign_bridge:
-        foreign.add_metric([st.foreign_bridge], 1)
-    yield foreign
     yield CounterMetricFamily(
         "vlan_nats_nats_reconnects", "Reconnections to NATS", value=c["nats_reconnects"]
     )

@@ -63,10 +63,7 @@ def describe_error(e: BaseException) -> str:
     if isinstance(e, ssl.SSLError):
         # Not every SSLError has a reason (one made without OpenSSL's help).
         reason = (
-            getattr(e, "verify_message", None)
-            or getattr(e, "reason", None)
-            or e.strerror
-            or str(e)
+            getattr(e, "verify_message", None) or getattr(e, "reason", None) or e.strerror or str(e)
         )
         return f"tls: {reason}".lower()
     if isinstance(e, ConnectionRefusedError):
