@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .vmimage import build_image, build_payload, ensure_tools, log, run  # noqa: F401
+from .vmimage import build_image, build_payload, ensure_tools, log, run
 
 QEMU = ["-accel", "tcg,tb-size=128", "-M", "q35", "-m", "256", "-smp", "1"]
 UNDERLAY = "198.18.200"
