@@ -11,6 +11,12 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v iperf3 >/dev/null || need+=(iperf3)
 command -v cc >/dev/null || need+=(gcc libc6-dev)
+# The C datapath (csrc/vn_datapath.c) builds when libnats' header is there;
+# without it vlan-nats still installs and runs on the python datapath.
+if [ -z "${VLAN_NATS_NO_LIBNATS:-}" ]; then
+  [ -e /usr/include/nats/nats.h ] || need+=(libnats-dev)
+  [ -e /usr/include/openssl/evp.h ] || need+=(libssl-dev)
+fi
 if ! "$PY" -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
   need+=(python3-dev)
 fi

@@ -9,6 +9,7 @@ that others can read are reported, so the daemon can warn at start.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from typing import Any
@@ -178,3 +179,39 @@ def _connect_options(auth: NatsAuth, ssl: Any) -> dict[str, Any]:
         opts["tls"] = ctx
         opts["tls_handshake_first"] = auth.tls_first
     return opts
+
+
+_CREDS_BLOCK = re.compile(r"-{3,}[^\n]*BEGIN[^\n]*-{3,}\r?\n\s*(\S+?)\s*\r?\n\s*-{3,}[^\n]*END")
+
+
+def data_connection_secrets(auth: NatsAuth) -> dict[str, Any]:
+    """The C datapath's libnats connection takes the same credentials
+    (cdatapath.ConnOptions keywords), read now, before --run-as drops root.
+    A creds file holds the user JWT and its seed; an nkey seed file gives
+    the public key it signs for.  Raises ConfigError."""
+    out: dict[str, Any] = {
+        "user": auth.user,
+        "password": auth.password,
+        "token": auth.token,
+        "tls": auth.tls,
+        "tls_ca": auth.tls_ca,
+        "tls_cert": auth.tls_cert,
+        "tls_key": auth.tls_key,
+    }
+    if auth.nkey_seed_file:
+        import nkeys
+
+        seed = read_secret(auth.nkey_seed_file, "nkey seed file", [])
+        try:
+            out["nkey_public"] = nkeys.from_seed(seed.encode()).public_key.decode()
+        except Exception:
+            raise ConfigError(f"{auth.nkey_seed_file} holds no nkey seed", option="nkey") from None
+        out["seed"] = seed
+    if auth.creds_file:
+        blocks = _CREDS_BLOCK.findall(read_secret(auth.creds_file, "credentials file", []))
+        if len(blocks) < 2:
+            raise ConfigError(
+                f"{auth.creds_file} is not a .creds file (a user JWT and a seed)", option="creds"
+            )
+        out["jwt"], out["seed"] = blocks[0], blocks[1]
+    return out

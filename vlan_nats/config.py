@@ -48,6 +48,7 @@ class Config:
     subject_prefix: str
     compat: bool
     offload: bool
+    dataplane: str
     bridge: str | None
     mac_ageing: float
     max_macs: int

@@ -7,7 +7,8 @@ the tunnel, and subscribes; then it logs one ``ready`` line and tells
 systemd.  The work is done by the parts it wires together:
 
     bring_up      control/bringup.py   the TAP, MAC, MTU, netns, bridge, addresses
-    Tunnel        aio/tunnel.py        frames TAP <-> NATS
+    Tunnel        aio/tunnel.py        frames TAP <-> NATS: the python datapath, or
+    CTunnel       aio/ctunnel.py       the C one (--dataplane, aio/datapath.py)
     Subscriptions aio/switchctl.py     what we subscribe to; SwitchEvents: learning
     LinkFollower  aio/linkfollow.py    `ip` changes, a deleted device or namespace
     DuplicateMac  aio/dupmac.py        another node with our MAC
@@ -27,6 +28,7 @@ import signal
 import socket
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__, privdrop, report, sdnotify
 from .aio import statussock
@@ -35,8 +37,10 @@ from .aio.dupmac import DuplicateMac
 from .aio.linkfollow import LinkFollower
 from .aio.natslink import NatsLink
 from .aio.switchctl import Subscriptions, SwitchEvents
+from .aio.datapath import Datapath, SubjectSink
 from .aio.tunnel import Tunnel
-from .auth import connect_options
+from .auth import connect_options, data_connection_secrets
+from .cdatapath import ConnOptions, choose
 from .config import Config
 from .control import netns
 from .control.bringup import bring_up
@@ -50,6 +54,9 @@ from .core.subjects import SubjectScheme
 from .core.switching import MacTable, TokenBucket
 from .errors import ConfigError, PrivilegeError, TapError
 from .keyring import KeyRing
+
+if TYPE_CHECKING:
+    from .aio.ctunnel import CTunnel
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +106,10 @@ class Daemon:
         self.dup = DuplicateMac(lambda: self.forwarder.mac, self.node_id, self._lookup_peers)
         self.keys = KeyRing(cfg.seal)
         self.link: NatsLink | None = None
-        self.tunnel: Tunnel | None = None
+        self.tunnel: Datapath | None = None
+        self.dataplane, self.dataplane_why = choose(
+            cfg.dataplane, cfg.servers, cfg.auth.tls_first
+        )
         self.follower: LinkFollower | None = None
         self.offloads: tuple[str, ...] = ()
         self._stop = asyncio.Event()
@@ -114,6 +124,8 @@ class Daemon:
 
     def log_counters(self) -> None:
         """SIGUSR1: one line ``counters {json}`` with every counter."""
+        if self.tunnel is not None:
+            self.tunnel.refresh_counters()
         log.info("counters %s", json.dumps(self.counters.snapshot(), sort_keys=True))
 
     async def run(self) -> None:
@@ -150,28 +162,54 @@ class Daemon:
         stack.callback(mcast.close)
         watcher = await stack.enter_async_context(LinkWatcher(nl, cfg.netns, dev.index))
         await self._serve(stack)
+        log.info("datapath %s (%s)", self.dataplane, self.dataplane_why)
         link = self.link = self._nats_link()
         stack.push_async_callback(link.close)
-        subs = Subscriptions(link, self.scheme, self.forwarder)
+        ctunnel: CTunnel | None = None
+        sink: SubjectSink = link
+        if self.dataplane == "c":
+            from .aio.ctunnel import CTunnel
+
+            ctunnel = CTunnel(
+                dev.tap.fd,
+                self._data_connection(),
+                self.scheme,
+                self.forwarder,
+                self.counters,
+                cfg.mtu,
+                storm=TokenBucket(cfg.storm_pps),
+                on_dup_mac=self.dup.seen,
+            )
+            stack.push_async_callback(ctunnel.stop)
+            sink = ctunnel
+        subs = Subscriptions(sink, self.scheme, self.forwarder)
         subs.groups = mcast.read(dev.index)
         switch = SwitchEvents(subs, self.counters, cfg.max_macs, cfg.bridge)
         stack.callback(switch.cancel)
-        tunnel = self.tunnel = Tunnel(
-            dev.tap,
-            link,
-            self.scheme,
-            self.forwarder,
-            self.counters,
-            cfg.mtu,
-            storm=TokenBucket(cfg.storm_pps),
-            on_events=switch.on_events,
-            on_new_local=subs.add_local,
-            on_dup_mac=self.dup.seen,
-        )
-        link.on_msg = tunnel.on_msg
+        tunnel: Datapath
+        if ctunnel is not None:
+            ctunnel._on_events = switch.on_events
+            switch.expire = ctunnel.expire
+            tunnel = ctunnel
+        else:
+            pytunnel = Tunnel(
+                dev.tap,
+                link,
+                self.scheme,
+                self.forwarder,
+                self.counters,
+                cfg.mtu,
+                storm=TokenBucket(cfg.storm_pps),
+                on_events=switch.on_events,
+                on_new_local=subs.add_local,
+                on_dup_mac=self.dup.seen,
+            )
+            link.on_msg = pytunnel.on_msg
+            stack.push_async_callback(pytunnel.stop)
+            tunnel = pytunnel
+        self.tunnel = tunnel
         self.keys.load(tunnel)
         tunnel.start()
-        stack.push_async_callback(tunnel.stop)
         follower = self.follower = LinkFollower(cfg, dev, subs, tunnel, self.fail)
         if cfg.run_as is not None:
             privdrop.drop(cfg.run_as)
@@ -220,12 +258,24 @@ class Daemon:
             log.warning("secret readable by others path=%s (chmod 600 it)", path)
         return NatsLink(
             cfg.servers,
-            f"vlan-nats {socket.gethostname()} {cfg.dev}",
+            f"{self._conn_name} {'ctl' if self.dataplane == 'c' else 'data+ctl'}",
             self.counters,
             options=connect_options(cfg.auth),
             # Replies to our own lookups: a per-node permission can allow
             # exactly this (docs/security.md).
             inbox_prefix=f"_INBOX.{cfg.mac.hex()}",
+        )
+
+    @property
+    def _conn_name(self) -> str:
+        return f"vlan-nats {socket.gethostname()} {self.cfg.dev}"
+
+    def _data_connection(self) -> ConnOptions:
+        """The C datapath's own connection: the same servers and credentials."""
+        return ConnOptions(
+            servers=self.cfg.servers,
+            name=f"{self._conn_name} data",
+            **data_connection_secrets(self.cfg.auth),
         )
 
     @property
@@ -235,6 +285,8 @@ class Daemon:
 
     def status(self) -> Status:
         """What ``vlan-nats status``, the metrics and ``top`` show."""
+        if self.tunnel is not None:
+            self.tunnel.refresh_counters()
         return report.status(self)
 
     def node_info(self) -> NodeInfo:
@@ -261,9 +313,14 @@ class Daemon:
         await self.dup.check_at_start()
         await subs.sync()
         await ControlResponder(self.scheme, self.node_id, self.node_info).start(link.nc)
+        data = getattr(self.tunnel, "connected", None)
+        if isinstance(data, asyncio.Event) and not data.is_set():
+            log.info("waiting for the data connection")
+            await data.wait()
         st = self.status()
         log.info(
-            "ready dev=%s mac=%s network=%s server=%s netns=%s mtu=%d mode=%s auth=%s version=%s",
+            "ready dev=%s mac=%s network=%s server=%s netns=%s mtu=%d mode=%s datapath=%s "
+            "auth=%s version=%s",
             cfg.dev,
             st.mac,
             cfg.network,
@@ -271,6 +328,7 @@ class Daemon:
             cfg.netns or "-",
             st.mtu,
             self.mode,
+            self.dataplane,
             cfg.auth.describe(),
             __version__,
         )

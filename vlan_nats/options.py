@@ -200,6 +200,14 @@ OPTIONS: tuple[Option, ...] = (
         switch=False,
         toml=(bool,),
     ),
+    Option(
+        "dataplane",
+        "--dataplane",
+        "which datapath moves the frames: c (libnats, own threads), python (asyncio), "
+        "auto: c when this installation has it and the settings allow it",
+        default="auto",
+        choices=("auto", "c", "python"),
+    ),
     # -- switching ----------------------------------------------------------
     Option(
         "bridge",

@@ -21,7 +21,6 @@ def status(d: Daemon) -> Status:
     """What ``vlan-nats status``, the metrics and ``top`` show."""
     cfg, fwd, link, fol = d.cfg, d.forwarder, d.link, d.follower
     st = fol.state if fol else None
-    t = fwd.table
     now = time.monotonic()
     return Status(
         node_id=d.node_id,
@@ -38,17 +37,38 @@ def status(d: Daemon) -> Status:
         duplicate_mac=d.dup.status(),
         foreign_bridge=fol.foreign_master if fol else None,
         addresses=list(fol.addresses) if fol else [],
-        subjects=len(link.subjects) if link else 0,
+        subjects=_subjects(d),
         multicast_groups=sorted(format_mac(g) for g in (fol.subs.groups if fol else ())),
-        learned_macs=len(t.local) - 1 if fwd.bridge else 0,
+        learned_macs=len(fwd.table.local) - 1 if fwd.bridge else 0,
         # MACs heard from the network within the ageing time (our peers)
-        remote_macs=sum(1 for seen in t.remote.values() if now - seen <= t.ageing),
+        remote_macs=d.tunnel.remote_macs(now) if d.tunnel else 0,
         offloads=[o.lower() for o in d.offloads],
         sealing=d.keys.status(d.tunnel),
         uptime_s=round(now - d.started, 1),
         version=__version__,
         counters=d.counters.snapshot(),
+        dataplane=d.dataplane,
+        data_connection=_data_connection(d),
     )
+
+
+def _subjects(d: Daemon) -> int:
+    sink = getattr(d.tunnel, "subjects", None)  # the C datapath's subscriptions
+    if isinstance(sink, frozenset):
+        return len(sink)
+    return len(d.link.subjects) if d.link else 0
+
+
+def _data_connection(d: Daemon) -> dict[str, object] | None:
+    """The C datapath's own connection (the python one shares the link)."""
+    t = d.tunnel
+    if d.dataplane != "c" or t is None:
+        return None
+    return {
+        "server": getattr(t, "server", "-"),
+        "connected": bool(getattr(t, "is_connected", False)),
+        "error": getattr(t, "last_error", None),
+    }
 
 
 def node_info(d: Daemon) -> NodeInfo:

@@ -27,7 +27,7 @@ from ..control.watch import AddressEvent, LinkEvent, LinkWatcher, McastList
 from ..core.mac import format_mac
 from ..errors import LinkError, NetnsError, TapError
 from .switchctl import Subscriptions
-from .tunnel import Tunnel
+from .datapath import Datapath
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class LinkFollower:
         cfg: Config,
         device: Device,
         subs: Subscriptions,
-        tunnel: Tunnel,
+        tunnel: Datapath,
         fail: Callable[[BaseException], None],
     ) -> None:
         self.cfg = cfg
@@ -99,6 +99,7 @@ class LinkFollower:
             if st.mac and st.mac != fwd.mac:
                 log.info("mac changed old=%s new=%s", format_mac(fwd.mac), format_mac(st.mac))
                 fwd.mac = st.mac
+                self.tunnel.set_mac(st.mac)
                 await self.subs.sync()
             if st.mtu != old.mtu:
                 self.tunnel.set_mtu(st.mtu)

@@ -12,20 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from ..core.counters import Counters
 from ..core.forwarding import Forwarder
 from ..core.mac import format_mac
 from ..core.subjects import SubjectScheme
 from ..ratelog import RateLimitedLog
-from .natslink import NatsLink
+from .datapath import SubjectSink
 
 log = logging.getLogger(__name__)
 
 
 class Subscriptions:
-    def __init__(self, link: NatsLink, scheme: SubjectScheme, forwarder: Forwarder) -> None:
-        self.link = link
+    def __init__(self, link: SubjectSink, scheme: SubjectScheme, forwarder: Forwarder) -> None:
+        self.link = link  # the NATS link, or the C datapath's data connection
         self.scheme = scheme
         self.forwarder = forwarder
         self.groups: frozenset[bytes] = frozenset()
@@ -54,6 +55,8 @@ class SwitchEvents:
         self._full_log = RateLimitedLog(log, interval=60.0)
         self._resync: asyncio.Task[None] | None = None
         self._resync_wanted = False
+        # The datapath's ageing (the C one keeps the last-seen times).
+        self.expire: Callable[[float], list[bytes]] = self.forwarder.table.expire
 
     def on_events(self) -> None:
         """Called by the tunnel when learning changed something (per batch)."""
@@ -95,7 +98,7 @@ class SwitchEvents:
         interval = max(0.5, min(fwd.table.ageing / 4, 10.0))
         while True:
             await asyncio.sleep(interval)
-            gone = fwd.table.expire(time.monotonic())
+            gone = self.expire(time.monotonic())
             if gone and fwd.bridge:
                 log.debug("macs aged out macs=%s", ",".join(format_mac(m) for m in gone))
                 await self.subs.sync()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 
@@ -37,12 +38,13 @@ from ..core.counters import Counters, DropReason
 from ..core.forwarding import Forwarder
 from ..core.frames import ETH_HLEN, FrameKind, max_frame_len
 from ..core.mac import BROADCAST
-from ..core.seal import Opener, Sealer
+from ..core.seal import SESSION_LEN, Opener, Sealer
 from ..core.subjects import SubjectScheme
 from ..core.switching import TokenBucket
+from ..crypto import aes_gcm
 from ..errors import TapError
 from ..fastpath import FrameReader, FrameWriter, Tap
-from ..ratelog import RateLimitedLog
+from .droplog import DropLog
 from .natslink import NatsLink
 
 log = logging.getLogger(__name__)
@@ -51,54 +53,6 @@ _VNET = wire.VNET_HDR_LEN
 _HDR = wire.HEADER_LEN
 _MIN_READ = _VNET + ETH_HLEN
 _UNICAST, _BROADCAST, _MULTICAST = FrameKind.UNICAST, FrameKind.BROADCAST, FrameKind.MULTICAST
-
-
-class SealDropLog:
-    """Sealed traffic we cannot take is logged, not only counted: a node
-    with the wrong key (or none) is otherwise silently deaf.  Rate-limited
-    per reason; called only on the drop path."""
-
-    def __init__(self) -> None:
-        self._logs = {r: RateLimitedLog(log, interval=30.0) for r in DropReason}
-
-    def refused(self, reason: DropReason, data: bytes, subject: str, opener: Opener) -> None:
-        kid = f"{data[2]:02x}" if len(data) > 2 else "-"
-        ours = ",".join(f"{k:02x}" for k in opener.key_ids)
-        lg = self._logs[reason]
-        if reason is DropReason.SEAL_KEY:
-            lg.warning(
-                "sealed frame under a key we do not hold key=%s accepting=%s subject=%s: "
-                "the sender has another --key-file",
-                kid,
-                ours,
-                subject,
-            )
-        elif reason is DropReason.SEAL_AUTH:
-            lg.warning(
-                "sealed frame failed authentication key=%s subject=%s: a different key with "
-                "the same id, or altered on the way",
-                kid,
-                subject,
-            )
-        elif reason is DropReason.SEAL_STALE:
-            lg.warning(
-                "sealed frame from a clock %+d s away from ours (limit %d s) key=%s "
-                "subject=%s: check NTP on both hosts",
-                opener.last_stale,
-                opener.skew,
-                kid,
-                subject,
-            )
-
-    def unsealed(self, subject: str) -> None:
-        self._logs[DropReason.UNSEALED].warning(
-            "plain frame on a sealed network subject=%s: the sender has no --key-file", subject
-        )
-
-    def no_key(self, subject: str) -> None:
-        self._logs[DropReason.SEALED_NO_KEY].warning(
-            "sealed frame but we have no --key-file subject=%s: the network is sealed", subject
-        )
 
 
 class Tunnel:
@@ -138,8 +92,7 @@ class Tunnel:
         self._on_dup_mac = on_dup_mac  # (subject): a frame came back with our source MAC
         self.opener = opener
         self._wall = wall_clock
-        self._seal_logs = SealDropLog()
-        self._oversize_log = RateLimitedLog(log, interval=30.0)
+        self._drop_log = DropLog()
         self.reader = FrameReader(tap.fd, batch)
         self.writer = FrameWriter(tap.fd)
         self._loop = asyncio.get_running_loop()
@@ -167,6 +120,34 @@ class Tunnel:
     def set_mtu(self, mtu: int) -> None:
         self.mtu = mtu
         self.max_frame = max_frame_len(mtu)
+
+    def set_mac(self, mac: bytes) -> None:
+        """Our MAC changed: the forwarder (shared with the control plane)
+        has it already."""
+
+    def set_keys(self, key: bytes, new_session: bool, accept: list[bytes]) -> None:
+        """Seal with ``key`` (a new sender session if asked, or if none
+        yet), open what ``accept`` sealed."""
+        if self.sealer is None or new_session:
+            self.sealer = Sealer(key, os.urandom(SESSION_LEN), self._wall, aead=aes_gcm)
+        if self.opener is None:
+            self.opener = Opener(accept, aead=aes_gcm)
+        else:
+            self.opener.set_keys(accept)
+
+    def sealing_sessions(self) -> int:
+        return self.opener.sessions if self.opener is not None else 0
+
+    def refresh_counters(self) -> None:
+        """The counters are ours, always current."""
+
+    def expire(self, now: float) -> list[bytes]:
+        """Age the MAC tables; returns the local MACs forgotten."""
+        return self.forwarder.table.expire(now)
+
+    def remote_macs(self, now: float) -> int:
+        t = self.forwarder.table
+        return sum(1 for seen in t.remote.values() if now - seen <= t.ageing)
 
     def _pump_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() and not self.failed.done():
@@ -305,12 +286,19 @@ class Tunnel:
         if opener is not None:
             if len(data) < 2 or not data[1] & wire.FLAG_SEALED:
                 c.drops[DropReason.UNSEALED] += 1
-                self._seal_logs.unsealed(msg.subject)
+                self._drop_log.unsealed(msg.subject)
                 return
             opened = opener.open(data, msg.subject, self._wall())
             if isinstance(opened, DropReason):
                 c.drops[opened] += 1
-                self._seal_logs.refused(opened, data, msg.subject, opener)
+                self._drop_log.sealed(
+                    opened,
+                    data[2] if len(data) > 2 else None,
+                    opener.key_ids,
+                    msg.subject,
+                    opener.last_stale,
+                    opener.skew,
+                )
                 return
             data = opened
 
@@ -332,15 +320,9 @@ class Tunnel:
             if reason is DropReason.DUP_MAC and self._on_dup_mac is not None:
                 self._on_dup_mac(msg.subject)
             elif reason is DropReason.SEALED_NO_KEY:
-                self._seal_logs.no_key(msg.subject)
+                self._drop_log.no_key(msg.subject)
             elif reason is DropReason.OVERSIZE:
-                self._oversize_log.warning(
-                    "frame too large for our MTU dropped size=%d mtu=%d subject=%s: give every "
-                    "node of the network the same MTU (ip link set dev DEV mtu N)",
-                    len(data),
-                    self.mtu,
-                    msg.subject,
-                )
+                self._drop_log.oversize(len(data), self.mtu, msg.subject)
             return
         if data[off] & 0x01:
             kind = _BROADCAST if data.startswith(BROADCAST, off) else _MULTICAST

@@ -15,6 +15,10 @@ the flood subject, so a silent host behind a bridge is reachable.
 
 Source MACs are learned on the way (switching.MacTable); what changed is
 left in ``events`` for the I/O layer (subscribe, unsubscribe, log).
+
+The accept/drop rule for a frame from the network is ``ingress_rule``; the
+python datapath applies it per frame, and the C datapath gets it as the
+table ``ingress_table`` computes from it: written once, here.
 """
 
 from __future__ import annotations
@@ -27,6 +31,34 @@ from .switching import Learn, MacTable
 # moved from behind our bridge to the network (unsubscribe); "full" the
 # table is full (not learned).
 Event = tuple[str, bytes]
+
+# Destination classes of a frame from the network, for ingress_rule.
+DST_GROUP, DST_OURS, DST_SERVED, DST_OTHER = range(4)
+ACCEPT = -1  # an ingress_table entry: write the frame to the TAP
+
+
+def ingress_rule(dst_class: int, flooded: bool, bridge: bool) -> DropReason | None:
+    """Accept (None) or drop a frame whose source is not our MAC, by the
+    class of its destination: a group, our MAC, a MAC served behind our
+    bridge, another MAC; ``flooded``: it came through the flood subject."""
+    if dst_class in (DST_GROUP, DST_OURS):
+        return None
+    if not bridge:
+        return DropReason.NOT_FOR_US
+    if flooded:
+        return DropReason.FLOOD_DUP if dst_class == DST_SERVED else None
+    return None if dst_class == DST_SERVED else DropReason.NOT_FOR_US
+
+
+def ingress_table(bridge: bool) -> list[int]:
+    """ingress_rule as a table: entry ``dst_class * 2 + flooded`` is ACCEPT
+    or a DropReason (what the C datapath executes)."""
+    table = []
+    for cls in (DST_GROUP, DST_OURS, DST_SERVED, DST_OTHER):
+        for flooded in (False, True):
+            r = ingress_rule(cls, flooded, bridge)
+            table.append(ACCEPT if r is None else int(r))
+    return table
 
 
 class Forwarder:
@@ -67,13 +99,11 @@ class Forwarder:
         if t.learn_remote(src, now) is Learn.MOVED:
             self.events.append(("moved_remote", src))
         if msg[off] & 0x01 or msg.startswith(mac, off):
-            return None
+            return None  # the common case, decided inline (ingress_rule agrees)
         if not self.bridge:
             return DropReason.NOT_FOR_US
-        dst = msg[off : off + 6]
-        if flooded:
-            return DropReason.FLOOD_DUP if dst in t.local else None
-        return None if dst in t.local else DropReason.NOT_FOR_US
+        served = msg[off : off + 6] in t.local
+        return ingress_rule(DST_SERVED if served else DST_OTHER, flooded, True)
 
     def learn_local(self, src: bytes, now: float) -> None:
         """Bridge mode: a frame with source ``src`` was read from our TAP."""

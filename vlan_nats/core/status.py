@@ -41,6 +41,9 @@ class Status:
     uptime_s: float = 0.0
     version: str = ""  # of vlan-nats
     counters: dict[str, Any] = field(default_factory=dict)  # Counters.snapshot()
+    dataplane: str = ""  # c or python
+    # The C datapath's own NATS connection: server, connected, error.
+    data_connection: dict[str, Any] | None = None
     format: int = FORMAT
 
     def to_json(self) -> dict[str, Any]:
@@ -68,6 +71,14 @@ class Status:
         if not self.connected:
             err = self.nats_error
             out.append(f"not connected to NATS ({err})" if err else "not connected to NATS")
+        data = self.data_connection
+        if data and not data.get("connected"):
+            err = data.get("error")
+            out.append(
+                f"data connection down ({err}): frames are dropped"
+                if err
+                else "data connection down: frames are dropped"
+            )
         dup = self.duplicate_mac
         if dup:
             names = ", ".join(

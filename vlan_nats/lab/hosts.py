@@ -205,8 +205,12 @@ class Lab:
         start_nodes: bool = True,
         server_urls: list[str] | None = None,
         server: NatsServer | None = None,
+        dataplane: str | None = None,
     ) -> None:
         self.prefix = unique_prefix(tag)
+        # Every node's --dataplane (None: the daemon's default, auto); a
+        # node given its own in ``extra`` keeps that.
+        self.dataplane = dataplane
         # Our own server (or the one given, not yet started, e.g. with an
         # auth config), unless the caller runs them (a cluster, leafnodes):
         # then node i is given server_urls[i % len].
@@ -253,6 +257,8 @@ class Lab:
         )
         if "--mac" not in node.args and not derived_mac:
             node.args += ["--mac", "random"]
+        if self.dataplane is not None and "--dataplane" not in node.args:
+            node.args += ["--dataplane", self.dataplane]
         self.nodes.append(node)
         if start:
             node.start()

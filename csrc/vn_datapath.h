@@ -1,0 +1,159 @@
+/* The C datapath (vlan_nats._datapath): a TAP fd and a libnats data
+ * connection, with its own threads.  The Python control plane programs it
+ * through these calls; each returns a count, 0, or a negative errno, and
+ * none touches a Python object.  Kept free of preprocessor directives so
+ * that cffi parses it as it is.
+ *
+ * Threads: "tx" reads the TAP and publishes; libnats' delivery thread
+ * checks received messages and writes the TAP; "kick" flushes the
+ * connection's buffer once the TAP is drained (see vn_datapath.c).
+ * Counters are atomics, read with vn_dp_counters().  What the datapath
+ * cannot decide alone becomes an event on vn_dp_event_fd(). */
+
+/* -- wire and seal constants, read by vlan_nats.cdatapath and compared
+ *    with core/wire.py and core/seal.py by the unit tests ---------------- */
+extern const int VN_WIRE_VERSION;
+extern const int VN_WIRE_FLAG_VNET;
+extern const int VN_WIRE_FLAG_SEALED;
+extern const int VN_SEAL_HEADER_LEN;
+extern const int VN_SEAL_TAG_LEN;
+extern const int VN_SEAL_WINDOW;
+extern const int VN_NCOUNTERS;   /* length of the vn_dp_counters() array */
+extern const int VN_NDROPS;      /* drop reasons (core.counters.DropReason) */
+extern const char VN_LIBNATS_VERSION[];
+
+/* -- sealing (vn_seal.c), usable on its own: the test vectors feed both
+ *    this and core/seal.py ---------------------------------------------- */
+typedef struct vn_sealer vn_sealer;
+typedef struct vn_opener vn_opener;
+
+/* A sender session: key (32 bytes), session (8 bytes).  NULL on error. */
+vn_sealer *vn_sealer_new(const unsigned char *key, const unsigned char *session);
+void vn_sealer_free(vn_sealer *s);
+/* Seal msg (len bytes) for subject at wall-clock second `stamp` into out
+ * (len + VN_SEAL_HEADER_LEN + VN_SEAL_TAG_LEN bytes).  Uses and advances
+ * the session counter.  Returns the sealed length or -errno. */
+int vn_sealer_seal(vn_sealer *s, const char *subject, const unsigned char *msg,
+                   unsigned int len, unsigned int stamp, unsigned char *out);
+unsigned long long vn_sealer_counter(vn_sealer *s);
+void vn_sealer_set_counter(vn_sealer *s, unsigned long long counter);
+
+/* Accepts nkeys keys of 32 bytes each; a clock skew limit in seconds; at
+ * most max_sessions senders remembered.  NULL on error. */
+vn_opener *vn_opener_new(const unsigned char *keys, unsigned int nkeys, double skew,
+                         unsigned int max_sessions);
+void vn_opener_free(vn_opener *o);
+/* Accept these keys from now on; sessions under other keys are forgotten. */
+int vn_opener_set_keys(vn_opener *o, const unsigned char *keys, unsigned int nkeys);
+/* Open msg into out (at least len bytes).  Returns the plain length (>= 0),
+ * or -(1000 + DropReason) when the message is refused.  *stale receives the
+ * signed clock difference of a SEAL_STALE refusal.  Thread-safe. */
+int vn_opener_open(vn_opener *o, const char *subject, const unsigned char *msg,
+                   unsigned int len, double now, unsigned char *out, int *stale);
+int vn_opener_sessions(vn_opener *o);
+
+/* -- the datapath ------------------------------------------------------- */
+typedef struct vn_dp vn_dp;
+
+struct vn_conn_opts {
+    const char *servers;     /* comma-separated URLs */
+    const char *name;        /* the connection's name, shown by the server */
+    const char *user;
+    const char *password;
+    const char *token;
+    const char *nkey_public; /* nkey: its public key, signed with `seed` */
+    const char *seed;        /* nkey or creds seed (text), kept in memory */
+    const char *jwt;         /* creds: the user JWT */
+    const char *tls_ca;
+    const char *tls_cert;
+    const char *tls_key;
+    int tls;                 /* TLS on (with or without files) */
+    int io_buf;              /* libnats I/O buffer, bytes */
+    int pending_msgs;        /* per-subscription limits */
+    int pending_bytes;
+    int ping_ms;
+    int max_pings_out;
+    int reconnect_wait_ms;
+};
+
+struct vn_event {
+    int kind;                /* VN_EV_* below, mirrored in vlan_nats.cdatapath */
+    int reason;              /* a DropReason (DROP), a verdict id (NEW_LOCAL) */
+    long long value;         /* DROP: size or clock skew; CONN: 1 up, 0 down */
+    unsigned char mac[6];
+    char text[256];          /* a subject, an error or a URL */
+};
+
+/* Event kinds. */
+extern const int VN_EV_NEW_LOCAL;    /* bridge: new source MAC, answer with vn_dp_verdict */
+extern const int VN_EV_MOVED_REMOTE; /* a MAC served here arrived from the network */
+extern const int VN_EV_DUP_MAC;      /* our MAC arrived from the network (text: subject) */
+extern const int VN_EV_DROP;         /* a refused frame worth a log line (rate-limited) */
+extern const int VN_EV_DISCONNECTED;
+extern const int VN_EV_RECONNECTED;  /* text: the server URL */
+extern const int VN_EV_CLOSED;
+extern const int VN_EV_ERROR;        /* an asynchronous error (text) */
+extern const int VN_EV_TAP_ERROR;    /* reading the TAP failed (reason: errno) */
+extern const int VN_EV_CONNECTED;    /* the first connection (text: the URL) */
+/* Verdicts and local-table states. */
+extern const int VN_LOCAL_SERVED;    /* subscribed: frames to it are ours */
+extern const int VN_LOCAL_OVER_CAP;  /* table full: flooding only, counted */
+extern const int VN_LOCAL_PINNED;    /* our own MAC: never moves, never ages */
+
+/* A datapath for the TAP fd (opened with IFF_VNET_HDR).  NULL on ENOMEM. */
+vn_dp *vn_dp_new(int tap_fd, int compat, unsigned int max_frame);
+/* Connect (libnats retries in the background when no server answers yet).
+ * Returns 0, or -(1000 + natsStatus) for an option libnats refused; then
+ * vn_dp_error() says why. */
+int vn_dp_connect(vn_dp *dp, const struct vn_conn_opts *opts);
+int vn_dp_error(vn_dp *dp, char *out, unsigned int cap);
+/* Start the TAP reader and flush threads.  Signals stay blocked in them. */
+int vn_dp_start(vn_dp *dp);
+/* Stop the threads and close the data connection (the TAP fd stays open). */
+void vn_dp_stop(vn_dp *dp);
+void vn_dp_free(vn_dp *dp);
+
+/* Connection state: 1 connected, 0 not; the URL in out. */
+int vn_dp_connected(vn_dp *dp, char *url, unsigned int cap);
+
+/* Programming. */
+int vn_dp_set_mac(vn_dp *dp, const unsigned char *mac);
+int vn_dp_set_max_frame(vn_dp *dp, unsigned int max_frame);
+/* Subject spelling: unicast and multicast prefixes (the MAC is appended:
+ * mac_style 0 = 12 lowercase hex digits, 1 = the Go original's hex of
+ * "aa:bb:.."; an empty multicast prefix sends groups to `broadcast`). */
+int vn_dp_set_subjects(vn_dp *dp, const char *unicast, const char *multicast,
+                       const char *broadcast, const char *flood, int mac_style);
+/* The ingress verdict table from core.forwarding.ingress_table(): entry
+ * [dst_class * 2 + flooded] is -1 (accept) or a DropReason.  dst classes:
+ * 0 group, 1 our MAC, 2 served behind our bridge, 3 another MAC. */
+int vn_dp_set_ingress(vn_dp *dp, const signed char *table, unsigned int n);
+/* Bridge mode: learn local sources (upcalls); ageing of remote MACs. */
+int vn_dp_set_bridge(vn_dp *dp, int bridge, double ageing, unsigned int max_macs);
+int vn_dp_set_storm(vn_dp *dp, double rate, double burst);
+int vn_dp_subscribe(vn_dp *dp, const char *subject);
+int vn_dp_unsubscribe(vn_dp *dp, const char *subject);
+int vn_dp_local_set(vn_dp *dp, const unsigned char *mac, int state);
+int vn_dp_local_del(vn_dp *dp, const unsigned char *mac);
+/* Local MACs and seconds since each was last read from the TAP. */
+int vn_dp_local_dump(vn_dp *dp, unsigned char *macs, double *idle, int *states,
+                     unsigned int max);
+int vn_dp_verdict(vn_dp *dp, int id, int state);
+/* Sealing: the datapath takes ownership of both (NULL: none). */
+int vn_dp_set_sealer(vn_dp *dp, vn_sealer *s);
+int vn_dp_set_opener(vn_dp *dp, vn_opener *o);
+int vn_dp_opener_sessions(vn_dp *dp);
+
+/* Per-subscription pending limits (messages, bytes), for all subscriptions. */
+int vn_dp_set_pending_limits(vn_dp *dp, int msgs, int bytes);
+
+/* The name of counter i ("tap_rx_frames", ..., then the drop reasons in
+ * core.counters.DropReason's order), NULL past the end. */
+const char *vn_counter_name(int i);
+/* Counters, in vn_counter_name()'s order, copied to out. */
+int vn_dp_counters(vn_dp *dp, unsigned long long *out, unsigned int n);
+/* An eventfd, readable while events wait. */
+int vn_dp_event_fd(vn_dp *dp);
+int vn_dp_events(vn_dp *dp, struct vn_event *out, unsigned int max);
+/* Slow-consumer drops of our subscriptions so far (libnats' count). */
+long long vn_dp_dropped(vn_dp *dp);

@@ -1,0 +1,268 @@
+"""The C datapath behind the tunnel's interface: the control plane's side.
+
+csrc/vn_datapath.c moves the frames on its own threads and its own NATS
+connection (the *data* connection); this module programs it with what
+core/ decides and answers what it cannot decide alone:
+
+    programming   our MAC, the subject spelling (core.subjects), the ingress
+                  verdict table (core.forwarding.ingress_table), bridge mode,
+                  the storm rate, the frame limit, sealing keys, subscriptions
+    upcalls       an eventfd the loop watches: a new source MAC behind our
+                  bridge (core.switching.MacTable decides: serve it, or over
+                  the cap; its subscription is sent before the verdict lets
+                  the frame go), a MAC that moved, a duplicate MAC, refused
+                  frames worth a log line, the data connection's state
+    counters      read from C atomics into the same Counters as the python
+                  datapath's, when status, metrics or SIGUSR1 ask
+
+It offers what aio/tunnel.py offers (start, stop, set_mtu, set_mac,
+set_keys, expire, ...) and what aio/natslink.py offers the subscription
+manager (set_subjects, add_subject, subjects), so the daemon wires either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import time
+from collections.abc import Callable
+
+from ..cdatapath import CDatapath, ConnOptions, COpener, CSealer
+from ..core.counters import Counters, DropReason
+from ..core.forwarding import Forwarder, ingress_table
+from ..core.frames import max_frame_len
+from ..core.seal import DEFAULT_SKEW, MAX_SESSIONS, SESSION_LEN, key_id
+from ..core.subjects import SubjectScheme
+from ..core.switching import Learn, TokenBucket
+from ..errors import TapError
+from ..ratelog import RateLimitedLog
+from .droplog import DropLog
+from .natslink import describe_error, is_auth_error
+
+log = logging.getLogger(__name__)
+
+
+def subject_spelling(scheme: SubjectScheme) -> tuple[str, str, str, str, bool]:
+    """(unicast prefix, multicast prefix, broadcast, flood, Go style) for the
+    C datapath, which appends a MAC to a prefix.  Checked against
+    SubjectScheme.route for sample MACs by the unit tests."""
+    if scheme.compat:
+        # Go nodes hear multicast on the broadcast subject: no group prefix.
+        return f"{scheme.base}.", "", scheme.broadcast, scheme.flood, True
+    return f"{scheme.base}.u.", f"{scheme.base}.m.", scheme.broadcast, scheme.flood, False
+
+
+class CTunnel:
+    def __init__(
+        self,
+        tap_fd: int,
+        conn: ConnOptions,
+        scheme: SubjectScheme,
+        forwarder: Forwarder,
+        counters: Counters,
+        mtu: int,
+        storm: TokenBucket | None = None,
+        on_events: Callable[[], None] | None = None,
+        on_dup_mac: Callable[[str], None] | None = None,
+    ) -> None:
+        self.conn = conn
+        self.scheme = scheme
+        self.forwarder = forwarder
+        self.counters = counters
+        self.mtu = mtu
+        self._on_events = on_events
+        self._on_dup_mac = on_dup_mac
+        self._loop = asyncio.get_running_loop()
+        self.failed: asyncio.Future[BaseException] = self._loop.create_future()
+        self.dp = CDatapath(tap_fd, scheme.compat, max_frame_len(mtu))
+        self.kinds = self.dp.kinds
+        self.dp.set_mac(forwarder.mac)
+        self.dp.set_subjects(*subject_spelling(scheme))
+        self.dp.set_ingress(ingress_table(forwarder.bridge))
+        t = forwarder.table
+        self.dp.set_bridge(forwarder.bridge, t.ageing, t.max_macs)
+        storm = storm or TokenBucket(0)
+        self.dp.set_storm(storm.rate, storm.burst)
+        self._opener: COpener | None = None
+        self._key_ids: list[int] = []
+        self._subs: set[str] = set()
+        self._wanted: frozenset[str] = frozenset()
+        self.connected = asyncio.Event()
+        self.last_error: str | None = None
+        self._drop_log = DropLog()
+        self._errlog = RateLimitedLog(log)
+        self._taplog = RateLimitedLog(log)
+        self._started = False
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self) -> None:
+        """Connect the data connection (libnats retries in the background
+        until a server answers) and start the threads."""
+        self.dp.connect(self.conn)
+        self.dp.start()
+        self._started = True
+        self._loop.add_reader(self.dp.event_fd, self._on_event_fd)
+        log.info("datapath c: data connection servers=%s", ",".join(self.conn.servers))
+
+    async def stop(self) -> None:
+        if not self._started:
+            self.dp.close()
+            return
+        self._started = False
+        self._loop.remove_reader(self.dp.event_fd)
+        self.dp.read_counters(self.counters)
+        # Joins the threads and libnats' own: a moment, off the loop.
+        await asyncio.to_thread(self.dp.close)
+
+    # -- the tunnel's interface --------------------------------------------
+    def set_mtu(self, mtu: int) -> None:
+        self.mtu = mtu
+        self.dp.set_max_frame(max_frame_len(mtu))
+
+    def set_mac(self, mac: bytes) -> None:
+        self.dp.set_mac(mac)
+
+    def set_keys(self, key: bytes, new_session: bool, accept: list[bytes]) -> None:
+        if new_session or not self._key_ids:
+            self.dp.set_sealer(CSealer(key, os.urandom(SESSION_LEN)))
+        if self._opener is None:
+            self._opener = COpener(accept, DEFAULT_SKEW, MAX_SESSIONS)
+            self.dp.set_opener(self._opener)
+        else:
+            self._opener.set_keys(accept)
+        self._key_ids = sorted({key_id(k) for k in accept})
+
+    def sealing_sessions(self) -> int:
+        return self.dp.opener_sessions()
+
+    def refresh_counters(self) -> None:
+        self.dp.read_counters(self.counters)
+
+    def expire(self, now: float) -> list[bytes]:
+        """Age local MACs: C keeps when each was last read, core decides."""
+        t, fwd = self.forwarder.table, self.forwarder
+        over_cap = self.kinds.LOCAL_OVER_CAP
+        for mac, idle, state in self.dp.local_dump(t.max_macs):
+            if mac in t.local:
+                t.local[mac] = now - idle
+            elif state == over_cap and idle > t.ageing:
+                self.dp.local_del(mac)  # to be asked about again
+        gone = t.expire(now)
+        for mac in gone:
+            if mac != fwd.mac:
+                self.dp.local_del(mac)
+        return gone
+
+    def remote_macs(self, now: float) -> int:
+        return 0  # kept in C, for its flooding decision only
+
+    # -- what the subscription manager needs (as of NatsLink) ---------------
+    @property
+    def is_connected(self) -> bool:
+        return self.connected.is_set()
+
+    @property
+    def server(self) -> str:
+        up, url = self.dp.connected()
+        return url if up and url else "-"
+
+    @property
+    def subjects(self) -> frozenset[str]:
+        return frozenset(self._subs)
+
+    async def set_subjects(self, wanted: frozenset[str]) -> None:
+        self._wanted = wanted
+        for subject in sorted(self._subs - wanted):
+            self.dp.unsubscribe(subject)
+            self._subs.discard(subject)
+        for subject in sorted(wanted - self._subs):
+            self._subscribe(subject)
+
+    async def add_subject(self, subject: str) -> None:
+        self._wanted = self._wanted | {subject}
+        self._subscribe(subject)
+
+    def _subscribe(self, subject: str) -> None:
+        try:
+            self.dp.subscribe(subject)
+        except OSError as e:
+            self._errlog.warning("data connection: cannot subscribe subject=%s error=%s",
+                                 subject, e)  # fmt: skip
+            return
+        self._subs.add(subject)
+
+    # -- events --------------------------------------------------------------
+    def _on_event_fd(self) -> None:
+        k = self.kinds
+        learned = False
+        for ev in self.dp.events():
+            if ev.kind == k.EV_NEW_LOCAL:
+                self._new_local(ev.reason, ev.mac, bool(ev.value))
+                learned = True
+            elif ev.kind == k.EV_MOVED_REMOTE:
+                t = self.forwarder.table
+                if ev.mac in t.local and ev.mac not in t.pinned:
+                    del t.local[ev.mac]
+                    self.forwarder.events.append(("moved_remote", ev.mac))
+                    learned = True
+            elif ev.kind == k.EV_DUP_MAC:
+                if self._on_dup_mac is not None:
+                    self._on_dup_mac(ev.text)
+            elif ev.kind == k.EV_DROP:
+                self._dropped(DropReason(ev.reason), ev.value, ev.text)
+            elif ev.kind in (k.EV_CONNECTED, k.EV_RECONNECTED):
+                self.connected.set()
+                self.last_error = None
+                what = "connected" if ev.kind == k.EV_CONNECTED else "reconnected"
+                log.info("data connection %s server=%s", what, ev.text)
+            elif ev.kind == k.EV_DISCONNECTED:
+                self.connected.clear()
+                log.warning("data connection lost; frames are dropped until reconnected")
+            elif ev.kind == k.EV_CLOSED:
+                self.connected.clear()
+                self.last_error = self.dp.error() or "closed"
+                log.error("data connection closed error=%r", self.last_error)
+            elif ev.kind == k.EV_ERROR:
+                why = describe_error(Exception(ev.text))
+                self.last_error = why
+                level = logging.ERROR if is_auth_error(why) else logging.WARNING
+                self._errlog.log(level, "data connection problem error=%r", why)
+            elif ev.kind == k.EV_TAP_ERROR:
+                err = TapError(ev.reason, f"tap read: {os.strerror(ev.reason)}")
+                if ev.reason in (errno.EBADFD, errno.EBADF, errno.ENODEV, errno.EIO):
+                    if not self.failed.done():
+                        self.failed.set_result(err)
+                else:
+                    self._taplog.warning("tap read error=%s", err)
+        if learned and self.forwarder.events and self._on_events is not None:
+            self._on_events()
+
+    def _new_local(self, upcall: int, mac: bytes, moved: bool) -> None:
+        """A source MAC read from the TAP behind our bridge, first seen: the
+        table decides; a MAC served is subscribed before the frame goes."""
+        fwd, k = self.forwarder, self.kinds
+        r = fwd.table.learn_local(mac, time.monotonic())
+        if r is Learn.FULL:
+            fwd.events.append(("full", mac))
+            self.dp.local_set(mac, k.LOCAL_OVER_CAP)
+        else:
+            if r is not Learn.KNOWN:
+                fwd.events.append(("moved_local" if moved else "local", mac))
+            self._subscribe(self.scheme.unicast(mac))
+            self.dp.local_set(mac, k.LOCAL_SERVED)
+        self.dp.verdict(upcall, 0)
+
+    def _dropped(self, reason: DropReason, value: int, subject: str) -> None:
+        if reason is DropReason.OVERSIZE:
+            self._drop_log.oversize(value, self.mtu, subject)
+        elif reason is DropReason.SEALED_NO_KEY:
+            self._drop_log.no_key(subject)
+        elif reason is DropReason.UNSEALED:
+            self._drop_log.unsealed(subject)
+        elif reason is DropReason.SEAL_STALE:
+            self._drop_log.sealed(reason, None, self._key_ids, subject, value, DEFAULT_SKEW)
+        else:
+            kid = value if value >= 0 else None
+            self._drop_log.sealed(reason, kid, self._key_ids, subject)
