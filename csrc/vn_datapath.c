@@ -890,6 +890,15 @@ static void spell(char *out, const char *prefix, const unsigned char *mac, int s
     out[n] = 0;
 }
 
+int vn_subject(const char *prefix, const unsigned char *mac, int style, char *out,
+               unsigned int cap)
+{
+    if (strlen(prefix) + 40 > cap)
+        return -ENAMETOOLONG;
+    spell(out, prefix, mac, style);
+    return (int)strlen(out);
+}
+
 static int storm_allow(vn_dp *dp, double now)
 {
     if (dp->storm_rate <= 0)

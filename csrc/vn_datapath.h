@@ -116,6 +116,10 @@ void vn_dp_free(vn_dp *dp);
 /* Connection state: 1 connected, 0 not; the URL in out. */
 int vn_dp_connected(vn_dp *dp, char *url, unsigned int cap);
 
+/* The subject vn_dp_set_subjects' spelling gives `mac` (for the tests). */
+int vn_subject(const char *prefix, const unsigned char *mac, int style, char *out,
+               unsigned int cap);
+
 /* Programming. */
 int vn_dp_set_mac(vn_dp *dp, const unsigned char *mac);
 int vn_dp_set_max_frame(vn_dp *dp, unsigned int max_frame);

@@ -119,6 +119,7 @@ static int aead(EVP_CIPHER_CTX *c, int enc, const unsigned char *iv, const unsig
         return -1;
     if (EVP_CipherUpdate(c, NULL, &n, (const unsigned char *)subject, (int)strlen(subject)) != 1)
         return -1;
+    n = 0;
     if (len > 0 && EVP_CipherUpdate(c, out, &n, in, len) != 1)
         return -1;
     if (!enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, VN_SEAL_TAG, tag) != 1)

@@ -7,21 +7,25 @@ Builds its own namespaces and a private nats-server (all removed at the
 end) and measures side by side:
 
   veth        two namespaces joined by a veth pair: the baseline
-  offload     the tunnel with GSO/checksum offloads (the default)
-  no-offload  the tunnel with --no-offload (frames <= MTU)
-  sealed      (with --sealed) the default tunnel with --key-file: every
-              frame sealed with AES-256-GCM (docs/security.md)
+  python      the tunnel on the python datapath (--dataplane python), with
+              GSO/checksum offloads (the default)
+  c           the same on the C datapath (--dataplane c, libnats)
+  no-offload  (--only ...,no-offload) both datapaths with --no-offload
+  sealed      (with --sealed) both datapaths with --key-file: every frame
+              sealed with AES-256-GCM (docs/security.md)
   relay       the NATS relay ceiling: a bare publisher -> subscriber stream
-              of 64 KiB messages through the same kind of server; and the
-              latency floor: a nats-py request -> echo -> reply round trip
-              (two Python processes, two server hops: what a ping through the
-              tunnel pays before any TAP work)
+              of 64 KiB messages on raw sockets through the same kind of
+              server; and the latency floor: a nats-py request -> echo ->
+              reply round trip (two Python processes, two server hops)
+  libnats     the same two with libnats (scripts/natsbench.c, compiled
+              here): the ceiling and the floor of a datapath on libnats
 
 For each: iperf3 TCP Gbit/s and 64-byte UDP packets per second delivered
 (counted by the receiving iperf3), each over ``runs`` x ``seconds`` (median,
-min, max); ping RTT over 100 pings 10 ms apart (avg, min); CPU seconds per
-GB moved during the TCP runs, by the daemons and by nats-server.  Ratios
-are to veth measured in the same run.
+min, max); ping RTT over 100 pings 10 ms apart (avg, min) and 20 pings
+200 ms apart (avg: idle wake-ups); CPU seconds per GB moved during the TCP
+runs, by the daemons and by nats-server.  Ratios are to veth measured in
+the same run, and c to python.
 """
 
 from __future__ import annotations
@@ -96,8 +100,8 @@ def measure(pair: Pair, seconds: int, runs: int) -> dict:
             udp.append((s["packets"] - s["lost_packets"]) / s["seconds"])
         # 100 pings 10 ms apart.  Idle wake-ups dominate here: wider spacing
         # lets CPUs sleep deeper and reads slower (see docs/performance.md).
-        pr = pair.a.run("ping", "-n", "-q", "-c", "100", "-i", "0.01", pair.b_ip, check=False)
-        rtt = pr.stdout.strip().rsplit("=", 1)[-1].split("/") if "rtt" in pr.stdout else None
+        rtt = ping(pair, 100, 0.01)
+        idle = ping(pair, 20, 0.2)
     finally:
         server.kill()
         server.wait()
@@ -109,10 +113,22 @@ def measure(pair: Pair, seconds: int, runs: int) -> dict:
         "udp64_kpps": statistics.median(udp) / 1e3,
         "udp64_kpps_min": min(udp) / 1e3,
         "udp64_kpps_max": max(udp) / 1e3,
-        "ping_avg_ms": float(rtt[1]) if rtt else None,
-        "ping_min_ms": float(rtt[0].strip()) if rtt else None,
+        "ping_avg_ms": rtt[0] if rtt else None,
+        "ping_min_ms": rtt[1] if rtt else None,
+        "ping200_avg_ms": idle[0] if idle else None,
         "cpu_s_per_gb": {k: round(v / gb, 3) for k, v in cpu.items()} if gb else {},
     }
+
+
+def ping(pair: Pair, count: int, interval: float) -> tuple[float, float] | None:
+    """(avg, min) ms of ``count`` pings ``interval`` s apart."""
+    pr = pair.a.run(
+        "ping", "-n", "-q", "-c", str(count), "-i", str(interval), pair.b_ip, check=False
+    )
+    if "rtt" not in pr.stdout:
+        return None
+    low, avg = pr.stdout.strip().rsplit("=", 1)[-1].split("/")[:2]
+    return float(avg), float(low.strip())
 
 
 def bench_veth(prefix: str, seconds: int, runs: int) -> dict:
@@ -267,12 +283,66 @@ def bench_relay(seconds: int) -> dict:
         }
 
 
+def bench_libnats(seconds: int) -> dict:
+    """A datapath on libnats at best: its relay ceiling and echo floor."""
+    with tempfile.TemporaryDirectory() as d:
+        exe = os.path.join(d, "natsbench")
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "natsbench.c")
+        cc = subprocess.run(["cc", "-O2", "-o", exe, src, "-lnats"], capture_output=True, text=True)
+        if cc.returncode != 0:
+            return {"error": f"cannot build natsbench.c (libnats-dev?): {cc.stderr[-200:]}"}
+        with NatsServer() as server:
+            pid = server.proc.pid if server.proc else 0
+            c0 = cpu_seconds([pid])
+            out = subprocess.run(
+                [exe, "relay", server.url, str(seconds)], capture_output=True, text=True
+            ).stdout.split()
+            moved, secs = int(out[0]), float(out[1])
+            server_cpu = cpu_seconds([pid]) - c0
+            echo = subprocess.run(
+                [exe, "echo", server.url, "100", "10"], capture_output=True, text=True
+            ).stdout.split()
+        return {
+            "tcp_gbit_median": moved * 8 / secs / 1e9,
+            "ping_avg_ms": float(echo[0]),
+            "ping_min_ms": float(echo[1]),
+            "cpu_s_per_gb": {"nats-server": round(server_cpu / (moved / 1e9), 3)},
+        }
+
+
+def compare(results: dict) -> str:
+    """c against python, and c against the libnats relay ceiling."""
+    lines = []
+    for suffix in ("", "-sealed", "-no-offload"):
+        c, py = results.get(f"c{suffix}"), results.get(f"python{suffix}")
+        if not c or not py:
+            continue
+
+        def ratio(key: str, r1: dict = c, r2: dict = py) -> str:
+            a, b = r1.get(key), r2.get(key)
+            return f"{a / b:.2f}x" if a and b else "-"
+
+        cpu_c = c.get("cpu_s_per_gb", {}).get("daemons")
+        cpu_py = py.get("cpu_s_per_gb", {}).get("daemons")
+        cpu = f"{cpu_c / cpu_py:.2f}x" if cpu_c and cpu_py else "-"
+        lines.append(
+            f"c{suffix} / python{suffix}: ping(10 ms) {ratio('ping_avg_ms')}, "
+            f"ping(200 ms) {ratio('ping200_avg_ms')}, UDP64 {ratio('udp64_kpps')}, "
+            f"TCP {ratio('tcp_gbit_median')}, daemon CPU/GB {cpu}"
+        )
+    c, ceiling = results.get("c"), results.get("libnats")
+    if c and ceiling and ceiling.get("tcp_gbit_median"):
+        share = c["tcp_gbit_median"] / ceiling["tcp_gbit_median"]
+        lines.append(f"c TCP / libnats relay ceiling: {share:.2f}x")
+    return "\n".join(lines)
+
+
 def table(results: dict) -> str:
     veth = results.get("veth", {})
     base = veth.get("tcp_gbit_median")
     rows = [
         f"{'system':<12} {'TCP Gbit/s (med min-max)':<26} {'x veth':>7} {'UDP64 kpps':>10} "
-        f"{'x veth':>7} {'ping avg/min ms':>16}  CPU s/GB"
+        f"{'x veth':>7} {'ping avg/min ms':>16} {'ping200':>8}  CPU s/GB"
     ]
     for name, r in results.items():
         tcp = r.get("tcp_gbit_median")
@@ -284,12 +354,17 @@ def table(results: dict) -> str:
         ratio = f"{tcp / base:.3f}" if base else "-"
         udp = r.get("udp64_kpps")
         uratio = f"{udp / veth['udp64_kpps']:.3f}" if udp and veth.get("udp64_kpps") else "-"
+        if "error" in r:
+            rows.append(f"{name:<12} {r['error']}")
+            continue
         png = f"{r['ping_avg_ms']:.3f}/{r['ping_min_ms']:.3f}" if r.get("ping_avg_ms") else "-"
+        idle = f"{r['ping200_avg_ms']:.3f}" if r.get("ping200_avg_ms") else "-"
         cpu = ", ".join(f"{k} {v}" for k, v in r.get("cpu_s_per_gb", {}).items()) or "-"
         rows.append(
-            f"{name:<12} {rng:<26} {ratio:>7} {udp or 0:>10.1f} {uratio:>7} {png:>16}  {cpu}"
+            f"{name:<12} {rng:<26} {ratio:>7} {udp or 0:>10.1f} {uratio:>7} {png:>16} "
+            f"{idle:>8}  {cpu}"
         )
-    return "\n".join(rows)
+    return "\n".join(rows) + "\n" + compare(results)
 
 
 def main() -> int:
@@ -302,8 +377,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3, help="TCP runs per system (median reported)")
     ap.add_argument(
         "--only",
-        default="veth,offload,no-offload,relay",
-        help="comma-separated subset of veth,offload,no-offload,relay,sealed",
+        default="veth,python,c,relay,libnats",
+        help="comma-separated subset of veth,python,c,no-offload,sealed,relay,libnats",
     )
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ap.add_argument(
@@ -326,17 +401,27 @@ def main() -> int:
     wanted = args.only.split(",") + (["sealed"] if args.sealed else [])
     if "veth" in wanted:
         results["veth"] = bench_veth(prefix, args.seconds, args.runs)
-    if "offload" in wanted:
-        results["offload"] = bench_tunnel([], args.seconds, args.runs)
+    datapaths = [d for d in ("python", "c") if d in wanted] or ["python", "c"]
+    for dp in ("python", "c"):
+        if dp in wanted:
+            results[dp] = bench_tunnel(["--dataplane", dp], args.seconds, args.runs)
     if "sealed" in wanted:
         with tempfile.TemporaryDirectory() as d:
             key = os.path.join(d, "bench.key")
             write_new_key(key)
-            results["sealed"] = bench_tunnel(["--key-file", key], args.seconds, args.runs)
+            for dp in datapaths:
+                results[f"{dp}-sealed"] = bench_tunnel(
+                    ["--dataplane", dp, "--key-file", key], args.seconds, args.runs
+                )
     if "no-offload" in wanted:
-        results["no-offload"] = bench_tunnel(["--no-offload"], args.seconds, args.runs)
+        for dp in datapaths:
+            results[f"{dp}-no-offload"] = bench_tunnel(
+                ["--dataplane", dp, "--no-offload"], args.seconds, args.runs
+            )
     if "relay" in wanted:
         results["relay"] = bench_relay(args.seconds)
+    if "libnats" in wanted:
+        results["libnats"] = bench_libnats(args.seconds)
     print(json.dumps(results, indent=2) if args.json else table(results))
     return 0
 

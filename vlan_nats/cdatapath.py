@@ -80,6 +80,14 @@ def counter_names() -> list[str]:
     return [ffi.string(lib.vn_counter_name(i)).decode() for i in range(lib.VN_NCOUNTERS)]
 
 
+def subject(prefix: str, mac: bytes, go_style: bool) -> str:
+    """The subject the datapath spells for ``mac`` after ``prefix``."""
+    lib, ffi = _lib(), _ffi()
+    out = ffi.new("char[]", 320)
+    _check(lib.vn_subject(prefix.encode(), mac, int(go_style), out, 320), "subject")
+    return str(ffi.string(out).decode())
+
+
 # -- sealing, on its own (the test vectors feed it and core/seal.py) ---------
 class CSealer:
     def __init__(self, key: bytes, session: bytes) -> None:
@@ -284,8 +292,9 @@ class CDatapath:
         ffi, ev = self._ffi, self._events
         n = self._lib.vn_dp_events(self._dp, ev, 64)
         return [
-            Event(e.kind, e.reason, e.value, bytes(e.mac),
-                  ffi.string(e.text).decode(errors="replace"))  # fmt: skip
+            Event(
+                e.kind, e.reason, e.value, bytes(e.mac), ffi.string(e.text).decode(errors="replace")
+            )  # fmt: skip
             for e in (ev[i] for i in range(n))
         ]
 

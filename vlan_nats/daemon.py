@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING
 from . import __version__, privdrop, report, sdnotify
 from .aio import statussock
 from .aio.ctlplane import ControlResponder, gather_peers, new_node_id
+from .aio.datapath import Datapath, SubjectSink
 from .aio.dupmac import DuplicateMac
 from .aio.linkfollow import LinkFollower
 from .aio.natslink import NatsLink
 from .aio.switchctl import Subscriptions, SwitchEvents
-from .aio.datapath import Datapath, SubjectSink
 from .aio.tunnel import Tunnel
 from .auth import connect_options, data_connection_secrets
 from .cdatapath import ConnOptions, choose
@@ -107,9 +107,7 @@ class Daemon:
         self.keys = KeyRing(cfg.seal)
         self.link: NatsLink | None = None
         self.tunnel: Datapath | None = None
-        self.dataplane, self.dataplane_why = choose(
-            cfg.dataplane, cfg.servers, cfg.auth.tls_first
-        )
+        self.dataplane, self.dataplane_why = choose(cfg.dataplane, cfg.servers, cfg.auth.tls_first)
         self.follower: LinkFollower | None = None
         self.offloads: tuple[str, ...] = ()
         self._stop = asyncio.Event()

@@ -8,8 +8,21 @@ from vlan_nats.keys import SealKeys
 
 
 class FakeTunnel:
-    sealer = None
-    opener = None
+    """Records what the key ring hands a datapath (either has set_keys)."""
+
+    def __init__(self):
+        self.sealer = None  # the sealing key and its session number
+        self.sessions = 0
+        self.accept = []
+
+    def set_keys(self, key, new_session, accept):
+        if self.sealer is None or new_session:
+            self.sessions += 1
+            self.sealer = (key, self.sessions)
+        self.accept = accept
+
+    def sealing_sessions(self):
+        return 0
 
 
 def test_load_and_rollover(tmp_path):

@@ -26,8 +26,8 @@ from ..control.link import LinkState
 from ..control.watch import AddressEvent, LinkEvent, LinkWatcher, McastList
 from ..core.mac import format_mac
 from ..errors import LinkError, NetnsError, TapError
-from .switchctl import Subscriptions
 from .datapath import Datapath
+from .switchctl import Subscriptions
 
 log = logging.getLogger(__name__)
 
