@@ -251,7 +251,8 @@ struct vn_dp {
     atomic_uint max_frame;
     _Atomic unsigned long long c[C_COUNT];
     long long dropped_gone;
-    int pend_msgs, pend_bytes;  /* slow-consumer drops of subscriptions since removed */
+    int pend_msgs, pend_bytes;
+    int flush;               /* vn_conn_opts.flush */  /* slow-consumer drops of subscriptions since removed */
     char error[256];
 
     /* Config, read per frame under cfg (a read lock), set by the control plane. */
@@ -480,6 +481,7 @@ int vn_dp_connect(vn_dp *dp, const struct vn_conn_opts *o)
         ret = -(1000 + (int)s);
         goto out;
     }
+    dp->flush = o->flush;
     dp->pend_msgs = o->pending_msgs;
     dp->pend_bytes = o->pending_bytes;
     ret = -ENOMEM;
@@ -521,6 +523,8 @@ int vn_dp_connect(vn_dp *dp, const struct vn_conn_opts *o)
         OPT(natsOptions_SetPingInterval(op, o->ping_ms));
         OPT(natsOptions_SetMaxPingsOut(op, o->max_pings_out));
         OPT(natsOptions_SetIOBufSize(op, o->io_buf));
+        if (o->flush == 1)
+            OPT(natsOptions_SetSendAsap(op, true));
         /* Frames published while disconnected are dropped and counted (the
          * tx thread checks first); nothing stale is replayed later. */
         OPT(natsOptions_SetReconnectBufSize(op, 1));
@@ -791,6 +795,17 @@ int vn_dp_local_dump(vn_dp *dp, unsigned char *macs, double *idle, int *states, 
         }
     pthread_mutex_unlock(&dp->tab);
     return (int)n;
+}
+
+int vn_dp_remote_count(vn_dp *dp, double ageing)
+{
+    int n = 0;
+    double now = mono();
+    pthread_mutex_lock(&dp->tab);
+    for (unsigned int i = 0; i < dp->remote.cap; i++)
+        n += dp->remote.keys[i] && now - dp->remote.seen[i] <= ageing;
+    pthread_mutex_unlock(&dp->tab);
+    return n;
 }
 
 int vn_dp_verdict(vn_dp *dp, int id, int state)
@@ -1092,6 +1107,8 @@ static void tx_frame(vn_dp *dp, unsigned char *b, size_t len, char *subject, cha
 
 static void kick(vn_dp *dp)
 {
+    if (dp->flush != 0)
+        return;
     pthread_mutex_lock(&dp->kick_mu);
     if (!dp->kick_wanted) {
         dp->kick_wanted = 1;

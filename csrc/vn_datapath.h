@@ -74,6 +74,7 @@ struct vn_conn_opts {
     int ping_ms;
     int max_pings_out;
     int reconnect_wait_ms;
+    int flush;               /* 0 kick thread (default), 1 send-asap, 2 libnats' flusher only */
 };
 
 struct vn_event {
@@ -143,6 +144,8 @@ int vn_dp_local_del(vn_dp *dp, const unsigned char *mac);
 int vn_dp_local_dump(vn_dp *dp, unsigned char *macs, double *idle, int *states,
                      unsigned int max);
 int vn_dp_verdict(vn_dp *dp, int id, int state);
+/* MACs heard from the network within `ageing` seconds (our peers). */
+int vn_dp_remote_count(vn_dp *dp, double ageing);
 /* Sealing: the datapath takes ownership of both (NULL: none). */
 int vn_dp_set_sealer(vn_dp *dp, vn_sealer *s);
 int vn_dp_set_opener(vn_dp *dp, vn_opener *o);

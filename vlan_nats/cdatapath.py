@@ -119,7 +119,8 @@ class CSealer:
 
     def detach(self) -> Any:
         """Hand the sealer to a datapath, which frees it."""
-        ptr, self.ptr = self._ffi.gc(self.ptr, None), None
+        ptr, self.ptr = self.ptr, None
+        self._ffi.gc(ptr, None)  # no destructor any more
         return ptr
 
 
@@ -153,7 +154,7 @@ class COpener:
     def detach(self) -> Any:
         """Hand the opener to a datapath, which frees it; set_keys still
         works on it while the datapath lives."""
-        self.ptr = self._ffi.gc(self.ptr, None)
+        self._ffi.gc(self.ptr, None)  # no destructor any more
         return self.ptr
 
 
@@ -186,6 +187,10 @@ class ConnOptions:
     ping_ms: int = 1000
     max_pings_out: int = 2
     reconnect_wait_ms: int = 1000
+    # How published frames leave libnats' buffer (docs/performance.md has the
+    # measurements): "kick" flushes once the TAP is drained, "asap" writes
+    # each publish, "flusher" leaves it to libnats' flusher thread (~1 ms).
+    flush: str = "kick"
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +264,7 @@ class CDatapath:
         opts.pending_msgs, opts.pending_bytes = o.pending_msgs, o.pending_bytes
         opts.ping_ms, opts.max_pings_out = o.ping_ms, o.max_pings_out
         opts.reconnect_wait_ms = o.reconnect_wait_ms
+        opts.flush = ("kick", "asap", "flusher").index(o.flush)
         r = self._lib.vn_dp_connect(self._dp, opts)
         self._keep = []
         if r < 0:
@@ -364,6 +370,9 @@ class CDatapath:
         n = self._lib.vn_dp_local_dump(self._dp, macs, idle, states, cap)
         raw = bytes(ffi.buffer(macs, 6 * n))
         return [(raw[6 * i : 6 * i + 6], float(idle[i]), int(states[i])) for i in range(n)]
+
+    def remote_count(self, ageing: float) -> int:
+        return int(self._lib.vn_dp_remote_count(self._dp, ageing))
 
     def verdict(self, upcall: int, state: int) -> None:
         self._lib.vn_dp_verdict(self._dp, upcall, state)

@@ -88,6 +88,24 @@ def check_environment(cfg: Config) -> None:
         os.close(netns.open_fd(cfg.netns))  # NetnsError when missing
 
 
+def _datapath_knobs() -> dict[str, object]:
+    """Knobs of the C datapath for measurements (docs/performance.md), from
+    the environment: VLAN_NATS_DP_FLUSH=kick|asap|flusher,
+    VLAN_NATS_DP_IOBUF=bytes."""
+    knobs: dict[str, object] = {}
+    flush = os.environ.get("VLAN_NATS_DP_FLUSH")
+    if flush:
+        if flush not in ("kick", "asap", "flusher"):
+            raise ConfigError(f"VLAN_NATS_DP_FLUSH={flush!r}: use kick, asap or flusher")
+        knobs["flush"] = flush
+    iobuf = os.environ.get("VLAN_NATS_DP_IOBUF")
+    if iobuf:
+        if not iobuf.isdigit() or not 4096 <= int(iobuf) <= 1 << 24:
+            raise ConfigError(f"VLAN_NATS_DP_IOBUF={iobuf!r}: bytes, 4096-16777216")
+        knobs["io_buf"] = int(iobuf)
+    return knobs
+
+
 def _unlink_quietly(path: Path) -> None:
     with contextlib.suppress(OSError):
         path.unlink(missing_ok=True)
@@ -274,6 +292,7 @@ class Daemon:
             servers=self.cfg.servers,
             name=f"{self._conn_name} data",
             **data_connection_secrets(self.cfg.auth),
+            **_datapath_knobs(),
         )
 
     @property

@@ -9,7 +9,11 @@ import shutil
 
 import pytest
 
+from vlan_nats import cdatapath
 from vlan_nats.lab.hosts import Lab
+
+# Every test that moves frames runs on both datapaths (--dataplane).
+DATAPATHS = ("python", "c")
 
 
 def _missing() -> str | None:
@@ -45,16 +49,27 @@ def _root_only():
     require_root()
 
 
+@pytest.fixture(scope="module", params=DATAPATHS)
+def dataplane(request):
+    """The datapath a test's daemons run (both, one after the other).  The C
+    one must be built in CI (scripts/install.sh installs libnats-dev)."""
+    if request.param == "c" and not cdatapath.available():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the C datapath is missing in CI: {cdatapath.why_missing()}")
+        pytest.skip(cdatapath.why_missing())
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def lab3():
+def lab3(dataplane):
     """A nats-server and three hosts (198.18.0.1-3/24), shared by a module."""
     require_root()
-    with Lab(3, tag="vnt") as lab:
+    with Lab(3, tag="vnt", dataplane=dataplane) as lab:
         yield lab
 
 
 @pytest.fixture
-def lab2():
+def lab2(dataplane):
     require_root()
-    with Lab(2, tag="vnt") as lab:
+    with Lab(2, tag="vnt", dataplane=dataplane) as lab:
         yield lab

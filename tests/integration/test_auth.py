@@ -91,28 +91,32 @@ def make_certs(d):
     }
 
 
-def two_nodes_talk(server, args):
-    with Lab(2, tag="vna", server=server, node_args=args) as lab:
+def two_nodes_talk(server, args, dataplane):
+    with Lab(2, dataplane=dataplane, tag="vna", server=server, node_args=args) as lab:
         h1, h2 = lab.nodes
         assert ping(h1.ns, h2.ip).ok
         return [line for line in h1.lines if " ready " in line][0]
 
 
-def test_user_and_password(tmp_path):
+def test_user_and_password(tmp_path, dataplane):
     server = NatsServer(config='authorization { user: "lan", password: "pw-9f3a" }\n')
     ready = two_nodes_talk(
-        server, ["--user", "lan", "--password-file", secret_file(tmp_path, "pw", "pw-9f3a")]
+        server,
+        ["--user", "lan", "--password-file", secret_file(tmp_path, "pw", "pw-9f3a")],
+        dataplane,
     )
     assert "auth=user:lan" in ready
 
 
-def test_token(tmp_path):
+def test_token(tmp_path, dataplane):
     server = NatsServer(config='authorization { token: "tok-51c2" }\n')
-    ready = two_nodes_talk(server, ["--token-file", secret_file(tmp_path, "tok", "tok-51c2")])
+    ready = two_nodes_talk(
+        server, ["--token-file", secret_file(tmp_path, "tok", "tok-51c2")], dataplane
+    )
     assert "auth=token" in ready
 
 
-def test_mutual_tls(tmp_path):
+def test_mutual_tls(tmp_path, dataplane):
     c = make_certs(tmp_path)
     server = NatsServer(
         config=(
@@ -121,14 +125,16 @@ def test_mutual_tls(tmp_path):
         )
     )
     ready = two_nodes_talk(
-        server, ["--tls-ca", c["ca"], "--tls-cert", c["client"], "--tls-key", c["client_key"]]
+        server,
+        ["--tls-ca", c["ca"], "--tls-cert", c["client"], "--tls-key", c["client_key"]],
+        dataplane,
     )
     assert "auth=mtls" in ready
 
 
-def test_wrong_password_never_gets_in_and_says_so(tmp_path):
+def test_wrong_password_never_gets_in_and_says_so(tmp_path, dataplane):
     server = NatsServer(config='authorization { user: "lan", password: "right" }\n')
-    with Lab(1, tag="vna", server=server, start_nodes=False) as lab:
+    with Lab(1, dataplane=dataplane, tag="vna", server=server, start_nodes=False) as lab:
         node = lab.nodes[0]
         node.args += ["--user", "lan", "--password-file", secret_file(tmp_path, "pw", "wrong")]
         with pytest.raises(LabError):
@@ -147,7 +153,7 @@ def test_wrong_password_never_gets_in_and_says_so(tmp_path):
         assert "disconnected (authorization violation)" in r.stdout, r.stdout
 
 
-def test_a_server_we_cannot_verify_is_a_tls_error_in_status(tmp_path):
+def test_a_server_we_cannot_verify_is_a_tls_error_in_status(tmp_path, dataplane):
     c = make_certs(tmp_path)
     other = tmp_path / "other"
     other.mkdir()
@@ -155,7 +161,7 @@ def test_a_server_we_cannot_verify_is_a_tls_error_in_status(tmp_path):
     server = NatsServer(
         config=f'tls {{ cert_file: "{c["server"]}", key_file: "{c["server_key"]}" }}\n'
     )
-    with Lab(1, tag="vna", server=server, start_nodes=False) as lab:
+    with Lab(1, dataplane=dataplane, tag="vna", server=server, start_nodes=False) as lab:
         node = lab.nodes[0]
         node.args += ["--tls-ca", stranger["ca"]]
         with pytest.raises(LabError):
@@ -166,10 +172,10 @@ def test_a_server_we_cannot_verify_is_a_tls_error_in_status(tmp_path):
         assert st["nats_error"].startswith("tls: ") and "certificate" in st["nats_error"], st
 
 
-def test_wrong_token_is_in_the_metrics(tmp_path):
+def test_wrong_token_is_in_the_metrics(tmp_path, dataplane):
     server = NatsServer(config='authorization { token: "right-8e1" }\n')
     port = free_port()
-    with Lab(1, tag="vna", server=server, start_nodes=False) as lab:
+    with Lab(1, dataplane=dataplane, tag="vna", server=server, start_nodes=False) as lab:
         node = lab.nodes[0]
         node.args += [
             "--token-file",
@@ -185,10 +191,12 @@ def test_wrong_token_is_in_the_metrics(tmp_path):
         assert "vlan_nats_nats_connected 0.0" in text
 
 
-def test_peers_with_a_token(tmp_path):
+def test_peers_with_a_token(tmp_path, dataplane):
     server = NatsServer(config='authorization { token: "tok-77" }\n')
     tok = secret_file(tmp_path, "tok", "tok-77")
-    with Lab(2, tag="vna", server=server, node_args=["--token-file", tok]) as lab:
+    with Lab(
+        2, dataplane=dataplane, tag="vna", server=server, node_args=["--token-file", tok]
+    ) as lab:
         r = subprocess.run(
             [
                 sys.executable,
@@ -213,7 +221,7 @@ def test_peers_with_a_token(tmp_path):
         assert bad.returncode == 1 and bad.stderr.count("\n") == 1
 
 
-def test_nkey(tmp_path):
+def test_nkey(tmp_path, dataplane):
     import os
 
     import nkeys
@@ -224,7 +232,7 @@ def test_nkey(tmp_path):
     seed_file.write_bytes(seed)
     seed_file.chmod(0o600)
     server = NatsServer(config=f'authorization {{ users = [ {{ nkey: "{public}" }} ] }}\n')
-    ready = two_nodes_talk(server, ["--nkey", str(seed_file)])
+    ready = two_nodes_talk(server, ["--nkey", str(seed_file)], dataplane)
     assert "auth=nkey" in ready
 
 
@@ -254,7 +262,7 @@ def _jwt(issuer, subject: str, nats_claims: dict) -> str:
     return f"{head}.{body}.{_b64url(issuer.sign(f'{head}.{body}'.encode()))}"
 
 
-def test_creds_operator_mode(tmp_path):
+def test_creds_operator_mode(tmp_path, dataplane):
     """Operator -> account -> user JWTs, generated here; the server resolves
     the account from memory, the daemons log in with a .creds file."""
     import os
@@ -291,12 +299,13 @@ def test_creds_operator_mode(tmp_path):
         config=f'operator: "{op_jwt}"\nresolver: MEMORY\n'
         f'resolver_preload: {{ {acc.public_key.decode()}: "{acc_jwt}" }}\n'
     )
-    ready = two_nodes_talk(server, ["--creds", str(creds)])
+    ready = two_nodes_talk(server, ["--creds", str(creds)], dataplane)
     assert "auth=creds" in ready
 
 
 def test_tls_first_server_only_tls(tmp_path):
-    """A server that wants the TLS handshake first; no client certificate."""
+    """A server that wants the TLS handshake first; no client certificate.
+    libnats 3.4 cannot: auto picks the python datapath and says why."""
     c = make_certs(tmp_path)
     server = NatsServer(
         config=(
@@ -304,5 +313,5 @@ def test_tls_first_server_only_tls(tmp_path):
             "handshake_first: true }\n"
         )
     )
-    ready = two_nodes_talk(server, ["--tls-ca", c["ca"], "--tls-first"])
-    assert "auth=tls" in ready
+    ready = two_nodes_talk(server, ["--tls-ca", c["ca"], "--tls-first"], None)
+    assert "auth=tls" in ready and "datapath=python" in ready

@@ -22,10 +22,10 @@ def subjects_of(server, name_part: str) -> set[str]:
 
 
 @pytest.fixture
-def bridged():
+def bridged(dataplane):
     """Host A bridges a segment (br0, with hosts 'behind' and 'silent');
     host B is a plain node.  A's TAP is a port of br0, br0 holds .1."""
-    with Lab(2, tag="vnb", start_nodes=False) as lab:
+    with Lab(2, dataplane=dataplane, tag="vnb", start_nodes=False) as lab:
         a, b = lab.nodes
         p = lab.prefix
         a.ns.run("ip", "link", "add", "br0", "type", "bridge")
@@ -158,8 +158,8 @@ def test_tagged_frames_pass_untouched(lab2, outer, vid):
         assert all(g["data"] == struct.pack("!HH", 0x8100, 100).hex() for g in got)
 
 
-def test_broadcast_storm_is_capped_while_unicast_flows():
-    with Lab(2, tag="vns", node_args=["--storm-pps", "100"]) as lab:
+def test_broadcast_storm_is_capped_while_unicast_flows(dataplane):
+    with Lab(2, dataplane=dataplane, tag="vns", node_args=["--storm-pps", "100"]) as lab:
         h1, h2 = lab.nodes
         assert ping(h1.ns, h2.ip).ok
         before = h2.link_stats()["rx"]
@@ -201,14 +201,14 @@ print(n)
 """
 
 
-def test_stp_bpdus_reach_the_other_bridge():
+def test_stp_bpdus_reach_the_other_bridge(dataplane):
     """Two nodes bridging with STP on: the BPDUs one bridge sends (to
     01:80:c2:00:00:00) arrive in the other node's TAP, for its bridge.
 
     (Whether the bridges then break a loop is the kernel's STP: on this
     machine it does not converge even over a plain veth, so that part is
     not tested here; see docs/bridging.md.)"""
-    with Lab(2, tag="vnp", start_nodes=False) as lab:
+    with Lab(2, dataplane=dataplane, tag="vnp", start_nodes=False) as lab:
         h1, h2 = lab.nodes
         for n in lab.nodes:
             n.ns.run(

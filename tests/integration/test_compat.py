@@ -10,8 +10,8 @@ from vlan_nats.lab.checks import ping
 from vlan_nats.lab.hosts import Lab
 
 
-def test_two_compat_nodes_talk_with_go_subjects():
-    with Lab(2, tag="vnc", node_args=["--compat"]) as lab:
+def test_two_compat_nodes_talk_with_go_subjects(dataplane):
+    with Lab(2, dataplane=dataplane, tag="vnc", node_args=["--compat"]) as lab:
         h1, h2 = lab.nodes
         mac2 = bytes.fromhex(h2.mac().replace(":", ""))
         subject = f"vlan.0.{go_hex_mac(mac2)}"

@@ -44,10 +44,10 @@ def wait_for(cond, timeout=10.0, step=0.2):
     return cond()
 
 
-def test_two_nodes_forced_onto_one_mac_are_reported():
+def test_two_nodes_forced_onto_one_mac_are_reported(dataplane):
     mac = "02:5e:00:00:00:42"
     port = free_port()
-    with Lab(3, tag="vnd", start_nodes=False) as lab:
+    with Lab(3, dataplane=dataplane, tag="vnd", start_nodes=False) as lab:
         h1, h2, h3 = lab.nodes
         h2.args += ["--mac", mac, "--metrics-listen", f"127.0.0.1:{port}"]
         h3.args += ["--mac", mac]

@@ -222,13 +222,13 @@ while time.monotonic() < end:
 """
 
 
-def test_tap_flood_with_nats_down_does_not_starve_the_loop(monkeypatch):
+def test_tap_flood_with_nats_down_does_not_starve_the_loop(monkeypatch, dataplane):
     """NATS down, the TAP flooded: every full batch is dropped (counted)
     and the loop still answers status at once.  On the pure-Python backend
     the flood outruns the reader, so a pump that re-read full batches
     without yielding kept status waiting 0.75-2.9 s here."""
     monkeypatch.setenv("VLAN_NATS_FASTPATH", "python")
-    with Lab(1, tag="vnf") as lab:
+    with Lab(1, dataplane=dataplane, tag="vnf") as lab:
         h1 = lab.nodes[0]
         lab.server.stop()
         deadline = time.monotonic() + 10

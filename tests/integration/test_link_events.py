@@ -20,8 +20,8 @@ def error_lines(node: Node) -> list[str]:
 
 
 @pytest.mark.parametrize("run", range(3))  # it raced: 1 run in 3 said EBADFD
-def test_ip_link_del_is_one_clear_line(run):
-    with Lab(1, tag="vnl") as lab:
+def test_ip_link_del_is_one_clear_line(run, dataplane):
+    with Lab(1, dataplane=dataplane, tag="vnl") as lab:
         h1 = lab.nodes[0]
         h1.ns.run("ip", "link", "del", h1.dev)
         assert wait_exit(h1) == 1
@@ -30,8 +30,8 @@ def test_ip_link_del_is_one_clear_line(run):
 
 
 @pytest.mark.parametrize("run", range(2))
-def test_ip_netns_del_is_one_clear_line(run):
-    with Lab(2, tag="vnl") as lab:
+def test_ip_netns_del_is_one_clear_line(run, dataplane):
+    with Lab(2, dataplane=dataplane, tag="vnl") as lab:
         h1, h2 = lab.nodes
         name = h1.ns.name
         assert ping(h2.ns, h1.ip, count=1).ok
@@ -44,8 +44,8 @@ def test_ip_netns_del_is_one_clear_line(run):
         assert not Namespace.exists(name)
 
 
-def test_enslaved_without_bridge_mode_is_warned():
-    with Lab(1, tag="vnl") as lab:
+def test_enslaved_without_bridge_mode_is_warned(dataplane):
+    with Lab(1, dataplane=dataplane, tag="vnl") as lab:
         h1 = lab.nodes[0]
         br = f"{lab.prefix}br"
         h1.ns.run("ip", "link", "add", br, "type", "bridge")
@@ -67,8 +67,8 @@ def test_enslaved_without_bridge_mode_is_warned():
         assert h1.proc.poll() is None and any(f"left bridge {br}" in x for x in h1.lines)
 
 
-def test_mtu_mismatch_is_said_by_the_receiver():
-    with Lab(2, tag="vnl") as lab:
+def test_mtu_mismatch_is_said_by_the_receiver(dataplane):
+    with Lab(2, dataplane=dataplane, tag="vnl") as lab:
         h1, h2 = lab.nodes
         h1.ns.run("ip", "link", "set", "dev", h1.dev, "mtu", "9000")
         assert not ping(h1.ns, h2.ip, count=1, deadline=2, size=8000).ok

@@ -22,9 +22,9 @@ def scrape(port: int) -> dict[tuple[str, tuple], float]:
     return out
 
 
-def test_scrape_counts_what_happened():
+def test_scrape_counts_what_happened(dataplane):
     port = free_port()
-    with Lab(2, tag="vnm", start_nodes=False) as lab:
+    with Lab(2, dataplane=dataplane, tag="vnm", start_nodes=False) as lab:
         h1, h2 = lab.nodes
         h1.args += ["--metrics-listen", f"127.0.0.1:{port}"]
         h1.start()

@@ -68,9 +68,9 @@ async def try_subscribe(url, user, password, subject):
     return errors, seen
 
 
-def test_restricted_nodes_work_and_cannot_read_each_other(tmp_path):
+def test_restricted_nodes_work_and_cannot_read_each_other(tmp_path, dataplane):
     server = NatsServer(config=CONFIG)
-    with Lab(2, tag="vnp", server=server, start_nodes=False) as lab:
+    with Lab(2, dataplane=dataplane, tag="vnp", server=server, start_nodes=False) as lab:
         for node, (name, mac) in zip(lab.nodes, MACS.items(), strict=True):
             node.args = [a for a in node.args if a not in ("--mac", "random")]
             node.args += ["--mac", mac, "--user", name, "--password-file", pw(tmp_path, name)]

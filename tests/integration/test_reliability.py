@@ -24,12 +24,17 @@ def connected_url(node) -> str:
 
 
 @pytest.fixture
-def cluster_lab():
+def cluster_lab(dataplane):
     """A 3-server cluster; two hosts, each given one seed URL.  Yields the
     hosts and the server host 1 is connected to."""
     with (
         NatsCluster(3) as cluster,
-        Lab(2, tag="vnr", server_urls=[cluster.servers[0].url, cluster.servers[1].url]) as lab,
+        Lab(
+            2,
+            dataplane=dataplane,
+            tag="vnr",
+            server_urls=[cluster.servers[0].url, cluster.servers[1].url],
+        ) as lab,
     ):
         h1, h2 = lab.nodes
         assert ping(h1.ns, h2.ip).ok
@@ -78,8 +83,8 @@ def test_cluster_failover_when_a_server_hangs(cluster_lab, record_property):
     assert outage <= 6.0
 
 
-def test_server_restart_during_200mb_transfer():
-    with Lab(2, tag="vnr") as lab:
+def test_server_restart_during_200mb_transfer(dataplane):
+    with Lab(2, dataplane=dataplane, tag="vnr") as lab:
         h1, h2 = lab.nodes
         flow = TransferRun(h1, h2, 200, rate_mib_s=50).start()  # ~4 s
         deadline = time.monotonic() + 30
@@ -100,7 +105,7 @@ def leaf_config(hub_leaf_port: int) -> str:
     return f'leafnodes {{ remotes = [ {{ url: "nats-leaf://127.0.0.1:{hub_leaf_port}" }} ] }}\n'
 
 
-def test_leafnode_sites_share_one_lan_and_local_traffic_stays_local():
+def test_leafnode_sites_share_one_lan_and_local_traffic_stays_local(dataplane):
     hub = NatsServer(config=HUB).start()
     leaves = []
     try:
@@ -112,7 +117,7 @@ def test_leafnode_sites_share_one_lan_and_local_traffic_stays_local():
             time.sleep(0.1)
         # a1, a2 on site A's leaf; b1 on site B's.
         urls = [leaves[0].url, leaves[0].url, leaves[1].url]
-        with Lab(3, tag="vnl", server_urls=urls) as lab:
+        with Lab(3, dataplane=dataplane, tag="vnl", server_urls=urls) as lab:
             a1, a2, b1 = lab.nodes
             assert ping(a1.ns, b1.ip).ok  # across sites, through the hub
             assert ping(b1.ns, a2.ip).ok
@@ -131,8 +136,8 @@ def test_leafnode_sites_share_one_lan_and_local_traffic_stays_local():
         hub.close()
 
 
-def test_restart_with_stable_mac_needs_no_relearning():
-    with Lab(2, tag="vnr", start_nodes=False) as lab:
+def test_restart_with_stable_mac_needs_no_relearning(dataplane):
+    with Lab(2, dataplane=dataplane, tag="vnr", start_nodes=False) as lab:
         h1, h2 = lab.nodes
         h1.start()
         h2.args = [a for a in h2.args if a != "random"]
@@ -151,11 +156,11 @@ def test_restart_with_stable_mac_needs_no_relearning():
         assert mac in h1.ns.run("ip", "neigh", "show", h2.ip, "dev", h1.dev).stdout
 
 
-def test_flooded_receiver_has_bounded_memory_and_recovers(record_property):
+def test_flooded_receiver_has_bounded_memory_and_recovers(record_property, dataplane):
     """Two hosts flood a third with 64-byte UDP, far beyond what it can take.
     CI floods 20 s; VLAN_NATS_FLOOD_SECONDS=120 for the long version."""
     seconds = int(os.environ.get("VLAN_NATS_FLOOD_SECONDS", "20"))
-    with Lab(3, tag="vnf") as lab:
+    with Lab(3, dataplane=dataplane, tag="vnf") as lab:
         h1, h2, h3 = lab.nodes
         servers = [
             h2.ns.popen("iperf3", "-s", "-B", h2.ip, "-p", str(p), stdout=subprocess.DEVNULL)

@@ -72,9 +72,9 @@ async def publish(url, subject, data):
     await nc.close()
 
 
-def test_sealed_lan_hides_everything_and_refuses_strangers(tmp_path):
+def test_sealed_lan_hides_everything_and_refuses_strangers(tmp_path, dataplane):
     key = keyfile(tmp_path, "lab.key")
-    with Lab(2, tag="vns", start_nodes=False) as lab:
+    with Lab(2, dataplane=dataplane, tag="vns", start_nodes=False) as lab:
         h1, h2 = lab.nodes
         for n in lab.nodes:
             n.args += ["--key-file", key]
@@ -133,7 +133,7 @@ def test_sealed_lan_hides_everything_and_refuses_strangers(tmp_path):
         assert ping(h1.ns, h2.ip, count=2).ok
 
 
-def test_key_rollover_loses_no_pings(tmp_path):
+def test_key_rollover_loses_no_pings(tmp_path, dataplane):
     old = keyfile(tmp_path, "old")
     new = keyfile(tmp_path, "new")
     nodes_keys = []
@@ -141,7 +141,7 @@ def test_key_rollover_loses_no_pings(tmp_path):
         k, a = tmp_path / f"h{i}.key", tmp_path / f"h{i}.accept.key"
         os.link(old, k)
         nodes_keys.append((k, a))
-    with Lab(2, tag="vns", start_nodes=False) as lab:
+    with Lab(2, dataplane=dataplane, tag="vns", start_nodes=False) as lab:
         for node, (k, a) in zip(lab.nodes, nodes_keys, strict=True):
             node.args += ["--key-file", str(k), "--accept-key-file", str(a)]
             node.start()

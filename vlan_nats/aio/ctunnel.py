@@ -39,7 +39,7 @@ from ..core.switching import Learn, TokenBucket
 from ..errors import TapError
 from ..ratelog import RateLimitedLog
 from .droplog import DropLog
-from .natslink import describe_error, is_auth_error
+from .natslink import Refusals, describe_error, is_auth_error
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,7 @@ class CTunnel:
         self.last_error: str | None = None
         self._drop_log = DropLog()
         self._errlog = RateLimitedLog(log)
+        self.refusals = Refusals()
         self._taplog = RateLimitedLog(log)
         self._started = False
 
@@ -156,7 +157,7 @@ class CTunnel:
         return gone
 
     def remote_macs(self, now: float) -> int:
-        return 0  # kept in C, for its flooding decision only
+        return self.dp.remote_count(self.forwarder.table.ageing)
 
     # -- what the subscription manager needs (as of NatsLink) ---------------
     @property
@@ -225,6 +226,8 @@ class CTunnel:
                 self.last_error = self.dp.error() or "closed"
                 log.error("data connection closed error=%r", self.last_error)
             elif ev.kind == k.EV_ERROR:
+                if self.refusals.handle(ev.text):
+                    continue
                 why = describe_error(Exception(ev.text))
                 self.last_error = why
                 level = logging.ERROR if is_auth_error(why) else logging.WARNING

@@ -81,6 +81,53 @@ def is_auth_error(text: str) -> bool:
     return "authorization" in text or "authentication" in text or "user credentials" in text
 
 
+class Refusals:
+    """Permission violations a server reports, said once per subject (it
+    refuses again on every reconnect); shared by both connections."""
+
+    def __init__(self) -> None:
+        self._refused: set[str] = set()
+        self._perm_log = RateLimitedLog(log)
+        self.inbox_refused = False
+
+    def handle(self, text: str, inbox_prefix: str | None = None) -> bool:
+        """Log ``text`` if it is a permission violation; True if it was."""
+        m = _PERMISSION_RE.search(text)
+        if m:
+            what, subject = m.group(1).lower(), m.group(2)
+            if (
+                what == "subscription"
+                and inbox_prefix
+                and subject.lower().startswith(inbox_prefix.lower())
+            ):
+                # Each request has its own inbox subject: say it once, then
+                # stop asking (DuplicateMac checks inbox_refused).
+                if not self.inbox_refused:
+                    self.inbox_refused = True
+                    log.warning(
+                        "nats refused our reply inbox subject=%s.> (server permissions): "
+                        "duplicate-MAC reports cannot name the other node; allow it "
+                        "(docs/security.md)",
+                        inbox_prefix,
+                    )
+                return True
+            if what == "subscription":
+                if subject not in self._refused:
+                    self._refused.add(subject)
+                    log.error(
+                        "nats refused subscription subject=%s (server permissions); "
+                        "running without it",
+                        subject,
+                    )
+            else:
+                self._perm_log.warning("nats refused %s subject=%s", what, subject)
+            return True
+        if "permissions violation" in text.lower():
+            self._perm_log.warning("nats refused: %s", text)
+            return True
+        return False
+
+
 class NatsLink:
     def __init__(
         self,
@@ -109,8 +156,7 @@ class NatsLink:
         self._sync_lock = asyncio.Lock()
         self._errlog = RateLimitedLog(log)
         self._bug_log = RateLimitedLog(log)
-        self._perm_log = RateLimitedLog(log)
-        self._refused: set[str] = set()
+        self.refusals = Refusals()
         self._auth_log = RateLimitedLog(log, interval=AUTH_LOG_INTERVAL)
         # The last connection error since the last successful connect.
         self.last_error: str | None = None
@@ -163,35 +209,9 @@ class NatsLink:
             self._bug_log.warning("message handler failed error=%r", e)
             return
         text = str(e) or type(e).__name__
-        m = _PERMISSION_RE.search(text)
-        if m:
-            what, subject = m.group(1).lower(), m.group(2)
-            if what == "subscription" and subject.lower().startswith(self.inbox_prefix.lower()):
-                # Each request has its own inbox subject: say it once, then
-                # stop asking (DuplicateMac checks inbox_refused).
-                if not self.inbox_refused:
-                    self.inbox_refused = True
-                    log.warning(
-                        "nats refused our reply inbox subject=%s.> (server permissions): "
-                        "duplicate-MAC reports cannot name the other node; allow it "
-                        "(docs/security.md)",
-                        self.inbox_prefix,
-                    )
-                return
-            if what == "subscription":
-                # Once per subject: the server refuses it again on every reconnect.
-                if subject not in self._refused:
-                    self._refused.add(subject)
-                    log.error(
-                        "nats refused subscription subject=%s (server permissions); "
-                        "running without it",
-                        subject,
-                    )
-            else:
-                self._perm_log.warning("nats refused %s subject=%s", what, subject)
-            return
-        if "permissions violation" in text.lower():
-            self._perm_log.warning("nats refused: %s", text)
+        if self.refusals.handle(text, self.inbox_prefix):
+            if self.refusals.inbox_refused:
+                self.inbox_refused = True
             return
         why = describe_error(e)
         # A server that refuses our credentials closes the connection: the
@@ -284,6 +304,11 @@ class NatsLink:
 
     async def close(self) -> None:
         self._closing = True
+        if not self.connected.is_set() and not self.nc.is_reconnecting:
+            if self.nc.is_connecting or self.nc.is_closed:
+                return
+            if not getattr(self.nc, "_flush_queue", None):
+                return  # connect() never got far: nothing to close
         try:
             await asyncio.wait_for(self.nc.close(), timeout=3)
         except (TimeoutError, nats.errors.Error, OSError) as e:
