@@ -21,7 +21,10 @@ ffibuilder.cdef((HERE / "vn_datapath.h").read_text())
 ffibuilder.set_source(
     "vlan_nats._datapath",
     '#include "vn_datapath.h"',
-    sources=["csrc/vn_datapath.c", "csrc/vn_seal.c"],
+    sources=[
+        f"csrc/{name}.c"
+        for name in ("vn_datapath", "vn_conn", "vn_tx", "vn_rx", "vn_mactab", "vn_seal")
+    ],
     include_dirs=["csrc"],
     libraries=["nats", "crypto", "pthread"],
     extra_compile_args=["-O2", "-Wall", "-Wextra"],
@@ -35,7 +38,9 @@ def available() -> bool:
     cc = shutil.which(os.environ.get("CC", "cc"))
     if cc is None:
         return False
-    src = "#include <nats/nats.h>\n#include <openssl/evp.h>\nint main(void){return nats_Open(-1);}\n"
+    src = (
+        "#include <nats/nats.h>\n#include <openssl/evp.h>\nint main(void){return nats_Open(-1);}\n"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         c = Path(tmp, "probe.c")
         c.write_text(src)

@@ -45,7 +45,7 @@ import time
 from vlan_nats.keys import write_new_key  # noqa: E402
 from vlan_nats.lab.hosts import Lab, Namespace, run, unique_prefix  # noqa: E402
 from vlan_nats.lab.natsserver import NatsServer  # noqa: E402
-from vlan_nats.lab.procstat import cpu_seconds  # noqa: E402
+from vlan_nats.lab.procstat import cpu_seconds, thread_cpu  # noqa: E402
 
 
 class Pair:
@@ -82,6 +82,7 @@ def measure(pair: Pair, seconds: int, runs: int) -> dict:
     try:
         tcp, cpu = [], {k: 0.0 for k in pair.pids}
         moved = 0
+        threads0 = thread_cpu(pair.pids.get("daemons", []))
         for _ in range(runs):
             before = {k: cpu_seconds(v) for k, v in pair.pids.items()}
             out = iperf3(pair, [], seconds)
@@ -90,6 +91,7 @@ def measure(pair: Pair, seconds: int, runs: int) -> dict:
             recv = out["end"]["sum_received"]
             tcp.append(recv["bits_per_second"] / 1e9)
             moved += recv["bytes"]
+        threads1 = thread_cpu(pair.pids.get("daemons", []))
         udp = []
         for _ in range(runs):  # single UDP runs vary by +-30 % here: take the median
             out = iperf3(pair, ["-u", "-l", "64", "-b", "0"], seconds)
@@ -117,6 +119,14 @@ def measure(pair: Pair, seconds: int, runs: int) -> dict:
         "ping_min_ms": rtt[1] if rtt else None,
         "ping200_avg_ms": idle[0] if idle else None,
         "cpu_s_per_gb": {k: round(v / gb, 3) for k, v in cpu.items()} if gb else {},
+        # Where the daemons' CPU went during the TCP runs, by thread.
+        "threads_s_per_gb": {
+            k: round((v - threads0.get(k, 0.0)) / gb, 3)
+            for k, v in sorted(threads1.items(), key=lambda kv: -kv[1])
+            if v - threads0.get(k, 0.0) > 0
+        }
+        if gb
+        else {},
     }
 
 
@@ -364,7 +374,13 @@ def table(results: dict) -> str:
             f"{name:<12} {rng:<26} {ratio:>7} {udp or 0:>10.1f} {uratio:>7} {png:>16} "
             f"{idle:>8}  {cpu}"
         )
-    return "\n".join(rows) + "\n" + compare(results)
+    prof = [
+        f"{name} daemons' CPU s/GB by thread: "
+        + ", ".join(f"{t} {v}" for t, v in r["threads_s_per_gb"].items())
+        for name, r in results.items()
+        if r.get("threads_s_per_gb")
+    ]
+    return "\n".join(rows + [compare(results)] + prof)
 
 
 def main() -> int:

@@ -50,6 +50,7 @@ def _identity(st: Status) -> Iterator[object]:
             "dev": str(st.dev),
             "network": str(st.network),
             "mode": str(st.mode),
+            "datapath": str(st.dataplane),
             "mac": str(st.mac),
             "node_id": str(st.node_id),
         },
@@ -104,6 +105,19 @@ def _nats(st: Status) -> Iterator[object]:
         "error",
         st.nats_error,
     )
+    data = st.data_connection  # the C datapath's own connection
+    if data is not None:
+        yield GaugeMetricFamily(
+            "vlan_nats_data_connected",
+            "1 while the C datapath's data connection is up",
+            value=1 if data.get("connected") else 0,
+        )
+        yield _flag(
+            "vlan_nats_data_error",
+            "1 for the data connection's last error since it last connected",
+            "error",
+            data.get("error"),
+        )
     yield GaugeMetricFamily(
         "vlan_nats_duplicate_mac",
         "1 while another node was seen using our MAC (within the last 5 minutes)",

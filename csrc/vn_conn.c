@@ -1,0 +1,306 @@
+/* The C datapath's data connection: libnats options from the control
+ * plane's settings (the same servers and credentials as the control
+ * connection), its callbacks (turned into events), and the subscriptions.
+ * libnats' threads start with every signal blocked: the daemon's asyncio
+ * loop takes SIGINT/SIGTERM/SIGHUP. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vn_dp.h"
+
+int vn_dp_error(vn_dp *dp, char *out, unsigned int cap)
+{
+    const char *text = NULL;
+    if (dp->nc && natsConnection_GetLastError(dp->nc, &text) != NATS_OK && text && *text)
+        snprintf(out, cap, "%s", text);
+    else
+        snprintf(out, cap, "%s", dp->error);
+    return (int)strlen(out);
+}
+
+/* -- connection callbacks (libnats' threads) ------------------------------ */
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+    vn_dp *dp = closure;
+    (void)nc;
+    if (atomic_exchange(&dp->connected, 0) && !atomic_load(&dp->stopping)) {
+        INC(dp, C_DISCONNECTS, 1);
+        vn_push_event(dp, EV_DISCONNECTED, 0, 0, NULL, NULL);
+    }
+}
+
+static void on_connected(natsConnection *nc, void *closure, int reconnect)
+{
+    vn_dp *dp = closure;
+    char url[256] = "";
+    natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+    atomic_store(&dp->connected, 1);
+    if (reconnect)
+        INC(dp, C_RECONNECTS, 1);
+    vn_push_event(dp, reconnect ? EV_RECONNECTED : EV_CONNECTED, 0, 1, NULL, url);
+}
+
+static void on_reconnected(natsConnection *nc, void *closure) { on_connected(nc, closure, 1); }
+static void on_first_connect(natsConnection *nc, void *closure) { on_connected(nc, closure, 0); }
+
+static void on_closed(natsConnection *nc, void *closure)
+{
+    vn_dp *dp = closure;
+    (void)nc;
+    atomic_store(&dp->connected, 0);
+    if (!atomic_load(&dp->stopping))
+        vn_push_event(dp, EV_CLOSED, 0, 0, NULL, NULL);
+}
+
+static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+    vn_dp *dp = closure;
+    (void)sub;
+    if (err == NATS_SLOW_CONSUMER)
+        return;  /* counted from natsSubscription_GetDropped() */
+    const char *text = NULL;
+    natsConnection_GetLastError(nc, &text);
+    vn_push_event(dp, EV_ERROR, (int)err, 0, NULL, text && *text ? text : natsStatus_GetText(err));
+}
+
+static natsStatus user_jwt(char **jwt, char **custom, void *closure)
+{
+    (void)custom;
+    *jwt = strdup((const char *)closure);
+    return *jwt ? NATS_OK : NATS_NO_MEMORY;
+}
+
+static natsStatus sign_cb(char **custom, unsigned char **sig, int *len, const char *nonce,
+                          void *closure)
+{
+    (void)custom;
+    return nats_Sign((const char *)closure, nonce, sig, len);
+}
+
+static char *keep(const char *s)
+{
+    return s && *s ? strdup(s) : NULL;
+}
+
+/* Seeds and JWTs live as long as the datapath (libnats calls back for
+ * them on every reconnect, after --run-as may have dropped root). */
+static char *kept_seed, *kept_jwt;
+
+int vn_dp_connect(vn_dp *dp, const struct vn_conn_opts *o)
+{
+    /* libnats starts threads (timers, delivery, reader, flusher): they
+     * must not take the daemon's signals, which the asyncio loop handles. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int ret = 0;
+    natsStatus s = nats_Open(-1);
+    if (s == NATS_OK)
+        s = nats_SetMessageDeliveryPoolSize(1);
+    if (s != NATS_OK) {
+        snprintf(dp->error, sizeof(dp->error), "nats_Open: %s", natsStatus_GetText(s));
+        ret = -(1000 + (int)s);
+        goto out;
+    }
+    dp->flush = o->flush;
+    dp->pend_msgs = o->pending_msgs;
+    dp->pend_bytes = o->pending_bytes;
+    ret = -ENOMEM;
+    if (natsOptions_Create(&dp->opts) != NATS_OK)
+        goto out;
+    ret = 0;
+    {
+        natsOptions *op = dp->opts;
+        char *urls = strdup(o->servers), *save = NULL;
+        const char *list[64];
+        int n = 0;
+        for (char *t = strtok_r(urls, ",", &save); t && n < 64; t = strtok_r(NULL, ",", &save))
+            list[n++] = t;
+        natsStatus st = natsOptions_SetServers(op, list, n);
+        free(urls);
+        if (st != NATS_OK) {
+            snprintf(dp->error, sizeof(dp->error), "servers: %s", natsStatus_GetText(st));
+            ret = -(1000 + (int)st);
+            goto out;
+        }
+#define OPT(call)                                                                     \
+        do {                                                                          \
+            natsStatus s_ = (call);                                                   \
+            if (s_ != NATS_OK) {                                                      \
+                const char *why_ = nats_GetLastError(NULL);                           \
+                snprintf(dp->error, sizeof(dp->error), "%s", why_ && *why_ ? why_     \
+                         : natsStatus_GetText(s_));                                   \
+                ret = -(1000 + (int)s_);                                              \
+                goto out;                                                             \
+            }                                                                         \
+        } while (0)
+        OPT(natsOptions_SetNoRandomize(op, true));
+        OPT(natsOptions_SetName(op, o->name));
+        OPT(natsOptions_SetNoEcho(op, true));
+        OPT(natsOptions_SetAllowReconnect(op, true));
+        OPT(natsOptions_SetMaxReconnect(op, -1));
+        OPT(natsOptions_SetReconnectWait(op, o->reconnect_wait_ms));
+        OPT(natsOptions_SetTimeout(op, 2000));
+        OPT(natsOptions_SetPingInterval(op, o->ping_ms));
+        OPT(natsOptions_SetMaxPingsOut(op, o->max_pings_out));
+        OPT(natsOptions_SetIOBufSize(op, o->io_buf));
+        if (o->flush == 1)
+            OPT(natsOptions_SetSendAsap(op, true));
+        /* Frames published while disconnected are dropped and counted (the
+         * tx thread checks first); nothing stale is replayed later. */
+        OPT(natsOptions_SetReconnectBufSize(op, 1));
+        OPT(natsOptions_SetMaxPendingMsgs(op, o->pending_msgs));
+        OPT(natsOptions_UseGlobalMessageDelivery(op, true));
+        OPT(natsOptions_SetDisconnectedCB(op, on_disconnected, dp));
+        OPT(natsOptions_SetReconnectedCB(op, on_reconnected, dp));
+        OPT(natsOptions_SetClosedCB(op, on_closed, dp));
+        OPT(natsOptions_SetErrorHandler(op, on_error, dp));
+        OPT(natsOptions_SetRetryOnFailedConnect(op, true, on_first_connect, dp));
+        if (o->user)
+            OPT(natsOptions_SetUserInfo(op, o->user, o->password));
+        if (o->token)
+            OPT(natsOptions_SetToken(op, o->token));
+        if (o->seed) {
+            free(kept_seed);
+            kept_seed = keep(o->seed);
+        }
+        if (o->jwt) {
+            free(kept_jwt);
+            kept_jwt = keep(o->jwt);
+            OPT(natsOptions_SetUserCredentialsCallbacks(op, user_jwt, kept_jwt, sign_cb,
+                                                        kept_seed));
+        } else if (o->nkey_public) {
+            OPT(natsOptions_SetNKey(op, o->nkey_public, sign_cb, kept_seed));
+        }
+        if (o->tls) {
+            OPT(natsOptions_SetSecure(op, true));
+            if (o->tls_ca)
+                OPT(natsOptions_LoadCATrustedCertificates(op, o->tls_ca));
+            if (o->tls_cert)
+                OPT(natsOptions_LoadCertificatesChain(op, o->tls_cert, o->tls_key));
+        }
+#undef OPT
+        s = natsConnection_Connect(&dp->nc, op);
+        if (s == NATS_OK) {
+            char url[256] = "";
+            natsConnection_GetConnectedUrl(dp->nc, url, sizeof(url));
+            if (!atomic_exchange(&dp->connected, 1))
+                vn_push_event(dp, EV_CONNECTED, 0, 1, NULL, url);
+        } else if (s != NATS_NOT_YET_CONNECTED) {
+            const char *why = nats_GetLastError(NULL);
+            snprintf(dp->error, sizeof(dp->error), "%s", why && *why ? why : natsStatus_GetText(s));
+            ret = -(1000 + (int)s);
+        }
+    }
+out:
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return ret;
+}
+
+int vn_dp_connected(vn_dp *dp, char *url, unsigned int cap)
+{
+    if (cap)
+        url[0] = 0;
+    if (dp->nc && cap)
+        natsConnection_GetConnectedUrl(dp->nc, url, cap);
+    return atomic_load(&dp->connected);
+}
+
+
+int vn_dp_subscribe(vn_dp *dp, const char *subject)
+{
+    if (!dp->nc)
+        return -ENOTCONN;
+    pthread_mutex_lock(&dp->subs_mu);
+    for (unsigned int i = 0; i < dp->nsubs; i++)
+        if (!strcmp(dp->subs[i].subject, subject)) {
+            pthread_mutex_unlock(&dp->subs_mu);
+            return 0;
+        }
+    int r = -ENOSPC;
+    if (dp->nsubs < MAX_SUBS) {
+        natsSubscription *sub = NULL;
+        natsStatus s = natsConnection_Subscribe(&sub, dp->nc, subject, vn_on_msg, dp);
+        if (s == NATS_OK) {
+            natsSubscription_SetPendingLimits(sub, dp->pend_msgs, dp->pend_bytes);
+            r = 1;
+            dp->subs[dp->nsubs].subject = strdup(subject);
+            dp->subs[dp->nsubs++].sub = sub;
+        } else {
+            r = -(1000 + (int)s);
+        }
+    }
+    pthread_mutex_unlock(&dp->subs_mu);
+    return r;
+}
+
+static void drop_sub(vn_dp *dp, unsigned int i)
+{
+    int64_t dropped = 0;
+    if (natsSubscription_GetDropped(dp->subs[i].sub, &dropped) == NATS_OK)
+        dp->dropped_gone += dropped;
+    natsSubscription_Unsubscribe(dp->subs[i].sub);
+    natsSubscription_Destroy(dp->subs[i].sub);
+    free(dp->subs[i].subject);
+    dp->subs[i] = dp->subs[--dp->nsubs];
+}
+
+int vn_dp_unsubscribe(vn_dp *dp, const char *subject)
+{
+    int r = 0;
+    pthread_mutex_lock(&dp->subs_mu);
+    for (unsigned int i = 0; i < dp->nsubs; i++)
+        if (!strcmp(dp->subs[i].subject, subject)) {
+            drop_sub(dp, i);
+            r = 1;
+            break;
+        }
+    pthread_mutex_unlock(&dp->subs_mu);
+    return r;
+}
+
+long long vn_dp_dropped(vn_dp *dp)
+{
+    long long n;
+    pthread_mutex_lock(&dp->subs_mu);
+    n = dp->dropped_gone;
+    for (unsigned int i = 0; i < dp->nsubs; i++) {
+        int64_t d = 0;
+        if (natsSubscription_GetDropped(dp->subs[i].sub, &d) == NATS_OK)
+            n += d;
+    }
+    pthread_mutex_unlock(&dp->subs_mu);
+    return n;
+}
+
+int vn_dp_set_pending_limits(vn_dp *dp, int msgs, int bytes)
+{
+    int r = 0;
+    pthread_mutex_lock(&dp->subs_mu);
+    for (unsigned int i = 0; i < dp->nsubs; i++)
+        if (natsSubscription_SetPendingLimits(dp->subs[i].sub, msgs, bytes) != NATS_OK)
+            r = -EINVAL;
+    pthread_mutex_unlock(&dp->subs_mu);
+    return r;
+}
+
+
+void vn_drop_subs(vn_dp *dp)
+{
+    pthread_mutex_lock(&dp->subs_mu);
+    while (dp->nsubs)
+        drop_sub(dp, dp->nsubs - 1);
+    pthread_mutex_unlock(&dp->subs_mu);
+}

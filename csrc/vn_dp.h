@@ -1,0 +1,149 @@
+/* The C datapath's own declarations, shared by its sources (not for cffi):
+ *
+ *   vn_datapath.c  the datapath object: programming, events, counters, lifecycle
+ *   vn_mactab.c    MAC tables (open addressing)
+ *   vn_conn.c      the data connection (libnats options, callbacks, subscriptions)
+ *   vn_tx.c        TAP -> NATS: the reader and flush threads
+ *   vn_rx.c        NATS -> TAP: message delivery
+ *   vn_seal.c      sealed frames (libcrypto) */
+#ifndef VN_DP_H
+#define VN_DP_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#include <nats/nats.h>
+
+#include "vn_datapath.h"
+#include "vn_internal.h"
+
+enum { EV_NEW_LOCAL = 1, EV_MOVED_REMOTE, EV_DUP_MAC, EV_DROP, EV_DISCONNECTED,
+       EV_RECONNECTED, EV_CLOSED, EV_ERROR, EV_TAP_ERROR, EV_CONNECTED };
+enum { L_SERVED = 1, L_OVER_CAP, L_PINNED, L_PENDING };
+
+/* Counters, in the order vn_counter_name() spells them. */
+enum {
+    C_TAP_RX_FRAMES, C_TAP_RX_BYTES, C_TAP_RX_GSO_FRAMES, C_TAP_RX_GSO_BYTES,
+    C_TAP_TX_FRAMES, C_TAP_TX_BYTES, C_NATS_TX, C_NATS_RX,
+    C_TX_KIND, C_TX_BYTES_KIND = C_TX_KIND + 3, C_RX_KIND = C_TX_BYTES_KIND + 3,
+    C_RX_BYTES_KIND = C_RX_KIND + 3, C_FLOODED = C_RX_BYTES_KIND + 3, C_OVER_CAP,
+    C_DISCONNECTS, C_RECONNECTS, C_EVENTS_LOST, C_DROPS,
+    C_COUNT = C_DROPS + VN_D_COUNT
+};
+
+#define VNET 12
+#define ETH_HLEN 14
+#define MAX_FRAME (65535 + ETH_HLEN + 8)
+/* A read slot: 2 bytes of wire header room, the virtio header, the frame. */
+#define SLOT (2 + VNET + MAX_FRAME)
+#define SEAL_SLOT (SLOT + VN_SEAL_HDR + VN_SEAL_TAG)
+#define SUBJ 256
+#define NEVENTS 256
+#define MAX_SUBS 8192
+#define DRAIN_KICK 64        /* kick a flush at least every this many frames */
+#define UPCALL_WAIT_MS 500
+
+
+/* -- MAC tables (vn_mactab.c): open addressing, linear probing,
+ *    backward-shift delete; the caller locks --------------------------------- */
+struct mtab {
+    uint64_t *keys;          /* mac + 1 (0: empty) */
+    double *seen;
+    unsigned char *state;
+    unsigned int cap, count; /* cap: a power of two */
+};
+
+uint64_t mac_key(const unsigned char *m);
+void key_mac(uint64_t k, unsigned char *m);
+int mtab_init(struct mtab *t, unsigned int cap);
+void mtab_free(struct mtab *t);
+int mtab_find(const struct mtab *t, uint64_t k);
+int mtab_put(struct mtab *t, uint64_t k, int *added);
+void mtab_del_at(struct mtab *t, unsigned int i);
+void mtab_clear(struct mtab *t);
+
+/* -- the datapath ---------------------------------------------------------- */
+struct sub {
+    char *subject;
+    natsSubscription *sub;
+};
+
+struct vn_dp {
+    int tap;
+    int compat;
+    natsOptions *opts;
+    natsConnection *nc;
+    atomic_int connected;
+    atomic_int stopping;
+    atomic_uint max_frame;
+    _Atomic unsigned long long c[C_COUNT];
+    long long dropped_gone;
+    int pend_msgs, pend_bytes;
+    int flush;               /* vn_conn_opts.flush */  /* slow-consumer drops of subscriptions since removed */
+    char error[256];
+
+    /* Config, read per frame under cfg (a read lock), set by the control plane. */
+    pthread_rwlock_t cfg;
+    unsigned char mac[6];
+    char ucast[SUBJ], mcast[SUBJ], bcast[SUBJ], flood[SUBJ];
+    int mac_style;
+    signed char ingress[8];
+    int bridge;
+    double ageing;
+    double storm_rate, storm_burst, tokens, storm_last;
+    vn_sealer *sealer;       /* under seal_mu: replaced by the control plane */
+    pthread_mutex_t seal_mu;
+    vn_opener *opener;
+
+    /* MAC tables, under tab. */
+    pthread_mutex_t tab;
+    struct mtab local, remote;
+    unsigned int remote_limit;
+
+    /* Subscriptions (control plane only). */
+    pthread_mutex_t subs_mu;
+    struct sub *subs;
+    unsigned int nsubs;
+
+    /* Events and upcalls. */
+    pthread_mutex_t ev_mu;
+    pthread_cond_t ev_cond;
+    struct vn_event ev[NEVENTS];
+    unsigned int ev_head, ev_len;
+    int efd;
+    int upcall_id, upcall_done;
+    double last_event[VN_D_COUNT + 1];  /* per drop reason (+ dup MAC), rate limit */
+
+    /* Threads. */
+    int stop_efd;
+    pthread_t tx, kick;
+    int started;
+    pthread_mutex_t kick_mu;
+    pthread_cond_t kick_cond;
+    int kick_wanted;
+
+    unsigned char *txbuf, *txseal, *rxbuf;
+};
+
+
+#define INC(dp, i, n) atomic_fetch_add_explicit(&(dp)->c[(i)], (unsigned long long)(n), \
+                                                memory_order_relaxed)
+#define DROP(dp, r) INC(dp, C_DROPS + (r), 1)
+
+/* vn_datapath.c */
+double vn_mono(void);
+double vn_wall(void);
+void vn_push_event(vn_dp *dp, int kind, int reason, long long value,
+                   const unsigned char *mac, const char *text);
+void vn_drop_event(vn_dp *dp, int reason, long long value, const char *subject, int slot);
+/* vn_conn.c */
+void vn_drop_subs(vn_dp *dp);
+/* vn_tx.c */
+void *vn_tx_main(void *arg);
+void *vn_kick_main(void *arg);
+/* vn_rx.c */
+void vn_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
+
+#endif
