@@ -115,6 +115,7 @@ int vn_dp_connect(vn_dp *dp, const struct vn_conn_opts *o)
         goto out;
     }
     dp->flush = o->flush;
+    dp->kick_idle = o->kick_idle_us / 1e6;
     dp->pend_msgs = o->pending_msgs;
     dp->pend_bytes = o->pending_bytes;
     ret = -ENOMEM;
@@ -162,7 +163,7 @@ int vn_dp_connect(vn_dp *dp, const struct vn_conn_opts *o)
          * tx thread checks first); nothing stale is replayed later. */
         OPT(natsOptions_SetReconnectBufSize(op, 1));
         OPT(natsOptions_SetMaxPendingMsgs(op, o->pending_msgs));
-        OPT(natsOptions_UseGlobalMessageDelivery(op, true));
+        OPT(natsOptions_UseGlobalMessageDelivery(op, o->delivery == 0));
         OPT(natsOptions_SetDisconnectedCB(op, on_disconnected, dp));
         OPT(natsOptions_SetReconnectedCB(op, on_reconnected, dp));
         OPT(natsOptions_SetClosedCB(op, on_closed, dp));

@@ -162,9 +162,8 @@ vn_dp *vn_dp_new(int tap_fd, int compat, unsigned int max_frame)
     dp->stop_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     dp->txbuf = malloc(SLOT);
     dp->txseal = malloc(SEAL_SLOT);
-    dp->rxbuf = malloc(SEAL_SLOT);
     dp->subs = calloc(MAX_SUBS, sizeof(*dp->subs));
-    if (dp->efd < 0 || dp->stop_efd < 0 || !dp->txbuf || !dp->txseal || !dp->rxbuf ||
+    if (dp->efd < 0 || dp->stop_efd < 0 || !dp->txbuf || !dp->txseal ||
         !dp->subs || mtab_init(&dp->local, 64) < 0 || mtab_init(&dp->remote, 1 << 15) < 0) {
         vn_dp_free(dp);
         return NULL;
@@ -465,7 +464,6 @@ void vn_dp_free(vn_dp *dp)
     mtab_free(&dp->remote);
     free(dp->txbuf);
     free(dp->txseal);
-    free(dp->rxbuf);
     free(dp->subs);
     free(dp);
 }

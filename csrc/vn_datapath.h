@@ -75,6 +75,8 @@ struct vn_conn_opts {
     int max_pings_out;
     int reconnect_wait_ms;
     int flush;               /* 0 kick thread (default), 1 send-asap, 2 libnats' flusher only */
+    int kick_idle_us;        /* kick: flush at once a batch after this much quiet */
+    int delivery;            /* 0 libnats' one delivery thread, 1 one per subscription */
 };
 
 struct vn_event {

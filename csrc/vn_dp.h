@@ -42,7 +42,6 @@ enum {
 #define SUBJ 256
 #define NEVENTS 256
 #define MAX_SUBS 8192
-#define DRAIN_KICK 64        /* kick a flush at least every this many frames */
 #define UPCALL_WAIT_MS 500
 
 
@@ -81,7 +80,9 @@ struct vn_dp {
     _Atomic unsigned long long c[C_COUNT];
     long long dropped_gone;
     int pend_msgs, pend_bytes;
-    int flush;               /* vn_conn_opts.flush */  /* slow-consumer drops of subscriptions since removed */
+    int flush;               /* vn_conn_opts.flush */
+    double kick_idle;        /* seconds of quiet before a batch is flushed at once */
+    double last_tx;          /* when the reader last published (its own) */  /* slow-consumer drops of subscriptions since removed */
     char error[256];
 
     /* Config, read per frame under cfg (a read lock), set by the control plane. */
@@ -124,7 +125,7 @@ struct vn_dp {
     pthread_cond_t kick_cond;
     int kick_wanted;
 
-    unsigned char *txbuf, *txseal, *rxbuf;
+    unsigned char *txbuf, *txseal;
 };
 
 

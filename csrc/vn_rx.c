@@ -145,6 +145,22 @@ static void deliver(vn_dp *dp, const char *subject, const unsigned char *data, s
     INC(dp, C_TAP_TX_BYTES, n - off);
 }
 
+/* Each delivery thread opens sealed messages into its own buffer (with
+ * one thread per subscription there are several). */
+static pthread_key_t rxbuf_key;
+static pthread_once_t rxbuf_once = PTHREAD_ONCE_INIT;
+
+static void rxbuf_key_make(void) { pthread_key_create(&rxbuf_key, free); }
+
+static unsigned char *rxbuf(void)
+{
+    pthread_once(&rxbuf_once, rxbuf_key_make);
+    unsigned char *b = pthread_getspecific(rxbuf_key);
+    if (!b && (b = malloc(SEAL_SLOT)))
+        pthread_setspecific(rxbuf_key, b);
+    return b;
+}
+
 void vn_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     vn_dp *dp = closure;
@@ -172,10 +188,12 @@ void vn_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *cl
         } else if (n > SEAL_SLOT) {
             refused = VN_D_OVERSIZE;
         } else {
-            int r = vn_opener_open(opener, subject, data, (unsigned int)n, vn_wall(), dp->rxbuf,
-                                   &stale);
+            unsigned char *buf = rxbuf();
+            int r = buf ? vn_opener_open(opener, subject, data, (unsigned int)n, vn_wall(), buf,
+                                         &stale)
+                        : -ENOMEM;
             if (r >= 0) {
-                data = dp->rxbuf;
+                data = buf;
                 n = (size_t)r;
             } else {
                 refused = r <= -1000 ? -r - 1000 : VN_D_SEAL_AUTH;
@@ -193,8 +211,7 @@ void vn_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *cl
         }
     }
     pthread_rwlock_unlock(&dp->cfg);
-    /* The opener is replaced only under the write lock, and rxbuf is this
-     * (single) delivery thread's own. */
+    /* The opener is replaced only under the write lock. */
     deliver(dp, subject, data, n);
     natsMsg_Destroy(msg);
 }

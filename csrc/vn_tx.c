@@ -268,6 +268,11 @@ void *vn_tx_main(void *arg)
         if (p[1].revents)
             break;
         unsigned int n = 0;
+        double start = vn_mono();
+        /* A batch that follows a quiet spell is latency: flush it at once.
+         * Under steady traffic libnats' flusher (~1 ms) and full buffers
+         * write larger chunks, which is what small frames need. */
+        int quiet = start - dp->last_tx >= dp->kick_idle;
         for (;;) {
             ssize_t len = read(dp->tap, dp->txbuf + 2, SLOT - 2);
             if (len < 0) {
@@ -282,10 +287,15 @@ void *vn_tx_main(void *arg)
                 break;
             }
             tx_frame(dp, dp->txbuf, (size_t)len, subject, flood);
-            if (++n % DRAIN_KICK == 0)
+            n++;
+        }
+        if (n) {
+            dp->last_tx = vn_mono();
+            if (quiet && dp->flush == 3 && atomic_load(&dp->connected))
+                natsConnection_FlushTimeout(dp->nc, 1);  /* writes now; waits <= 1 ms */
+            else if (quiet)
                 kick(dp);
         }
-        kick(dp);
     }
     return NULL;
 }

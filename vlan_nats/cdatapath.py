@@ -182,15 +182,21 @@ class ConnOptions:
     tls_cert: str | None = None
     tls_key: str | None = None
     io_buf: int = 256 * 1024
-    pending_msgs: int = 8192
-    pending_bytes: int = 16 * 1024 * 1024
+    # Per-subscription queue in libnats: ~60 ms of a 64-byte flood, and
+    # above what a TCP flow keeps in flight (measured: no slow_consumer drop
+    # in TCP runs with or without offloads, docs/performance.md).
+    pending_msgs: int = 4096
+    pending_bytes: int = 8 * 1024 * 1024
     ping_ms: int = 1000
     max_pings_out: int = 2
     reconnect_wait_ms: int = 1000
     # How published frames leave libnats' buffer (docs/performance.md has the
-    # measurements): "kick" flushes once the TAP is drained, "asap" writes
-    # each publish, "flusher" leaves it to libnats' flusher thread (~1 ms).
-    flush: str = "kick"
+    # measurements): "inline": the reader flushes a batch that follows a
+    # quiet spell itself, "kick": a helper thread does, "asap": every publish
+    # is written, "flusher": libnats' flusher thread only (~1 ms later).
+    flush: str = "inline"
+    kick_idle_us: int = 200
+    delivery: str = "pool"  # libnats' one delivery thread, or one per subscription
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +270,9 @@ class CDatapath:
         opts.pending_msgs, opts.pending_bytes = o.pending_msgs, o.pending_bytes
         opts.ping_ms, opts.max_pings_out = o.ping_ms, o.max_pings_out
         opts.reconnect_wait_ms = o.reconnect_wait_ms
-        opts.flush = ("kick", "asap", "flusher").index(o.flush)
+        opts.flush = ("kick", "asap", "flusher", "inline").index(o.flush)
+        opts.delivery = ("pool", "sub").index(o.delivery)
+        opts.kick_idle_us = o.kick_idle_us
         r = self._lib.vn_dp_connect(self._dp, opts)
         self._keep = []
         if r < 0:

@@ -91,18 +91,28 @@ def check_environment(cfg: Config) -> None:
 def _datapath_knobs() -> dict[str, object]:
     """Knobs of the C datapath for measurements (docs/performance.md), from
     the environment: VLAN_NATS_DP_FLUSH=kick|asap|flusher,
-    VLAN_NATS_DP_IOBUF=bytes."""
+    VLAN_NATS_DP_IOBUF=bytes, VLAN_NATS_DP_KICK_IDLE_US=microseconds."""
     knobs: dict[str, object] = {}
     flush = os.environ.get("VLAN_NATS_DP_FLUSH")
     if flush:
-        if flush not in ("kick", "asap", "flusher"):
-            raise ConfigError(f"VLAN_NATS_DP_FLUSH={flush!r}: use kick, asap or flusher")
+        if flush not in ("kick", "asap", "flusher", "inline"):
+            raise ConfigError(f"VLAN_NATS_DP_FLUSH={flush!r}: kick, asap, flusher or inline")
         knobs["flush"] = flush
     iobuf = os.environ.get("VLAN_NATS_DP_IOBUF")
     if iobuf:
         if not iobuf.isdigit() or not 4096 <= int(iobuf) <= 1 << 24:
             raise ConfigError(f"VLAN_NATS_DP_IOBUF={iobuf!r}: bytes, 4096-16777216")
         knobs["io_buf"] = int(iobuf)
+    delivery = os.environ.get("VLAN_NATS_DP_DELIVERY")
+    if delivery:
+        if delivery not in ("pool", "sub"):
+            raise ConfigError(f"VLAN_NATS_DP_DELIVERY={delivery!r}: pool or sub")
+        knobs["delivery"] = delivery
+    idle = os.environ.get("VLAN_NATS_DP_KICK_IDLE_US")
+    if idle:
+        if not idle.isdigit():
+            raise ConfigError(f"VLAN_NATS_DP_KICK_IDLE_US={idle!r}: microseconds")
+        knobs["kick_idle_us"] = int(idle)
     return knobs
 
 
