@@ -164,6 +164,9 @@ int vn_dp_connect(vn_dp *dp, const struct vn_conn_opts *o)
         OPT(natsOptions_SetReconnectBufSize(op, 1));
         OPT(natsOptions_SetMaxPendingMsgs(op, o->pending_msgs));
         OPT(natsOptions_UseGlobalMessageDelivery(op, o->delivery == 0));
+        dp->evloop = o->evloop;
+        if (o->evloop)
+            OPT(vn_loop_options(dp, op));
         OPT(natsOptions_SetDisconnectedCB(op, on_disconnected, dp));
         OPT(natsOptions_SetReconnectedCB(op, on_reconnected, dp));
         OPT(natsOptions_SetClosedCB(op, on_closed, dp));
@@ -233,7 +236,8 @@ int vn_dp_subscribe(vn_dp *dp, const char *subject)
     int r = -ENOSPC;
     if (dp->nsubs < MAX_SUBS) {
         natsSubscription *sub = NULL;
-        natsStatus s = natsConnection_Subscribe(&sub, dp->nc, subject, vn_on_msg, dp);
+        natsStatus s = dp->evloop ? natsConnection_SubscribeSync(&sub, dp->nc, subject)
+                                  : natsConnection_Subscribe(&sub, dp->nc, subject, vn_on_msg, dp);
         if (s == NATS_OK) {
             natsSubscription_SetPendingLimits(sub, dp->pend_msgs, dp->pend_bytes);
             r = 1;

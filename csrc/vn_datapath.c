@@ -160,10 +160,13 @@ vn_dp *vn_dp_new(int tap_fd, int compat, unsigned int max_frame)
         dp->ingress[i] = -1;
     dp->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     dp->stop_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    dp->rx_wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    dp->tx_wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    atomic_store(&dp->sock_fd, -1);
     dp->txbuf = malloc(SLOT);
     dp->txseal = malloc(SEAL_SLOT);
     dp->subs = calloc(MAX_SUBS, sizeof(*dp->subs));
-    if (dp->efd < 0 || dp->stop_efd < 0 || !dp->txbuf || !dp->txseal ||
+    if (dp->efd < 0 || dp->stop_efd < 0 || dp->rx_wake < 0 || dp->tx_wake < 0 || !dp->txbuf || !dp->txseal ||
         !dp->subs || mtab_init(&dp->local, 64) < 0 || mtab_init(&dp->remote, 1 << 15) < 0) {
         vn_dp_free(dp);
         return NULL;
@@ -405,6 +408,14 @@ int vn_dp_start(vn_dp *dp)
     int r = pthread_create(&dp->tx, NULL, vn_tx_main, dp);
     if (r == 0) {
         r = pthread_create(&dp->kick, NULL, vn_kick_main, dp);
+        if (r == 0 && dp->evloop == 1 &&
+            (r = pthread_create(&dp->rx, NULL, vn_rx_main, dp)) != 0) {
+            atomic_store(&dp->stopping, 1);
+            pthread_mutex_lock(&dp->kick_mu);
+            pthread_cond_signal(&dp->kick_cond);
+            pthread_mutex_unlock(&dp->kick_mu);
+            pthread_join(dp->kick, NULL);
+        }
         if (r != 0) {
             atomic_store(&dp->stopping, 1);
             uint64_t one = 1;
@@ -435,6 +446,10 @@ void vn_dp_stop(vn_dp *dp)
         pthread_mutex_unlock(&dp->kick_mu);
         pthread_join(dp->tx, NULL);
         pthread_join(dp->kick, NULL);
+        if (dp->evloop == 1) {
+            w = write(dp->rx_wake, &one, sizeof(one));
+            pthread_join(dp->rx, NULL);
+        }
         dp->started = 0;
     }
     if (dp->nc) {
@@ -460,6 +475,10 @@ void vn_dp_free(vn_dp *dp)
         close(dp->efd);
     if (dp->stop_efd >= 0)
         close(dp->stop_efd);
+    if (dp->rx_wake >= 0)
+        close(dp->rx_wake);
+    if (dp->tx_wake >= 0)
+        close(dp->tx_wake);
     mtab_free(&dp->local);
     mtab_free(&dp->remote);
     free(dp->txbuf);

@@ -77,6 +77,7 @@ struct vn_conn_opts {
     int flush;               /* 0 kick thread (default), 1 send-asap, 2 libnats' flusher only */
     int kick_idle_us;        /* kick: flush at once a batch after this much quiet */
     int delivery;            /* 0 libnats' one delivery thread, 1 one per subscription */
+    int evloop;              /* 1: the connection on the datapath's own poll loops */
 };
 
 struct vn_event {

@@ -82,7 +82,13 @@ struct vn_dp {
     int pend_msgs, pend_bytes;
     int flush;               /* vn_conn_opts.flush */
     double kick_idle;        /* seconds of quiet before a batch is flushed at once */
-    double last_tx;          /* when the reader last published (its own) */  /* slow-consumer drops of subscriptions since removed */
+    double last_tx;          /* when the reader last published (its own) */
+    int evloop;              /* the data connection on our poll loops (vn_loop.c):
+                                1 a reader and a writer thread, 2 one thread for both */
+    atomic_int sock_fd;      /* its socket, -1 while detached */
+    atomic_int sock_read, sock_write;  /* what libnats wants polled */
+    int rx_wake, tx_wake;    /* eventfds: look at the socket again */
+    pthread_t rx;  /* slow-consumer drops of subscriptions since removed */
     char error[256];
 
     /* Config, read per frame under cfg (a read lock), set by the control plane. */
@@ -144,6 +150,11 @@ void vn_drop_subs(vn_dp *dp);
 /* vn_tx.c */
 void *vn_tx_main(void *arg);
 void *vn_kick_main(void *arg);
+/* vn_loop.c */
+natsStatus vn_loop_options(vn_dp *dp, natsOptions *op);
+int vn_loop_write(vn_dp *dp);
+void vn_loop_read(vn_dp *dp);
+void *vn_rx_main(void *arg);
 /* vn_rx.c */
 void vn_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
 

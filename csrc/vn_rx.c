@@ -167,7 +167,7 @@ void vn_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *cl
     static __thread int named;
     (void)nc;
     (void)sub;
-    if (!named) {  /* libnats' delivery thread: named for profiles (top -H) */
+    if (!named && sub) {  /* libnats' delivery thread: named for profiles (top -H) */
         named = 1;
         pthread_setname_np(pthread_self(), "vn-deliver");
     }

@@ -253,20 +253,49 @@ static void kick(vn_dp *dp)
     pthread_mutex_unlock(&dp->kick_mu);
 }
 
+#define WRITE_NOW (32 * 1024)
+
 void *vn_tx_main(void *arg)
 {
     vn_dp *dp = arg;
-    pthread_setname_np(pthread_self(), "vn-tap-reader");
+    pthread_setname_np(pthread_self(), dp->evloop == 2 ? "vn-datapath" : "vn-tap-reader");
     char subject[SUBJ + 64], flood[SUBJ];
-    struct pollfd p[2] = {{.fd = dp->tap, .events = POLLIN}, {.fd = dp->stop_efd, .events = POLLIN}};
+    int backlog = 0;  /* event loop: the socket is full, stop reading the TAP */
     while (!atomic_load(&dp->stopping)) {
-        if (poll(p, 2, -1) < 0) {
+        int sock = dp->evloop ? atomic_load(&dp->sock_fd) : -1;
+        short want = 0;
+        if (sock >= 0 && atomic_load(&dp->sock_write))
+            want |= POLLOUT;
+        if (sock >= 0 && dp->evloop == 2 && atomic_load(&dp->sock_read))
+            want |= POLLIN;  /* one thread: the socket's reads too */
+        struct pollfd p[4] = {
+            {.fd = dp->stop_efd, .events = POLLIN},
+            {.fd = backlog ? -1 : dp->tap, .events = POLLIN},
+            {.fd = dp->evloop ? dp->tx_wake : -1, .events = POLLIN},
+            {.fd = want ? sock : -1, .events = want},
+        };
+        if (poll(p, 4, -1) < 0) {
             if (errno == EINTR)
                 continue;
             break;
         }
-        if (p[1].revents)
+        if (p[0].revents)
             break;
+        if (p[2].revents) {
+            uint64_t v;
+            ssize_t r = read(dp->tx_wake, &v, sizeof(v));
+            (void)r;
+        }
+        if (p[3].revents & POLLNVAL) {  /* closed by a reconnect: wait for the attach */
+            atomic_compare_exchange_strong(&dp->sock_fd, &sock, -1);
+            continue;
+        }
+        if (dp->evloop == 2 && (p[3].revents & (POLLIN | POLLERR | POLLHUP)))
+            vn_loop_read(dp);
+        if (dp->evloop && (p[3].revents & POLLOUT || p[2].revents))
+            backlog = vn_loop_write(dp);
+        if (!(p[1].revents))
+            continue;
         unsigned int n = 0;
         double start = vn_mono();
         /* A batch that follows a quiet spell is latency: flush it at once.
@@ -287,13 +316,25 @@ void *vn_tx_main(void *arg)
                 break;
             }
             tx_frame(dp, dp->txbuf, (size_t)len, subject, flood);
-            n++;
+            if (++n >= 256 && dp->evloop == 2)
+                break;  /* one thread: let the socket's reads in */
+            /* Event loop: libnats' buffer is full; write it before reading on. */
+            if (dp->evloop && atomic_load(&dp->sock_write) && (backlog = vn_loop_write(dp)))
+                break;
         }
         if (n) {
             dp->last_tx = vn_mono();
-            if (quiet && dp->flush == 3 && atomic_load(&dp->connected))
+            /* Event loop: a batch of big frames (a TCP flow's GSO frames) is
+             * written now rather than by libnats' flusher 1 ms later. */
+            if (dp->evloop && !quiet && natsConnection_Buffered(dp->nc) >= WRITE_NOW)
+                quiet = 1;
+            if (!quiet || !atomic_load(&dp->connected))
+                continue;
+            if (dp->evloop)
+                backlog = vn_loop_write(dp);  /* at once, and no PING */
+            else if (dp->flush == 3)
                 natsConnection_FlushTimeout(dp->nc, 1);  /* writes now; waits <= 1 ms */
-            else if (quiet)
+            else
                 kick(dp);
         }
     }

@@ -197,6 +197,11 @@ class ConnOptions:
     flush: str = "inline"
     kick_idle_us: int = 200
     delivery: str = "pool"  # libnats' one delivery thread, or one per subscription
+    # "threads": libnats reads the socket on its own thread and hands each
+    # message to its delivery thread; "loop": the datapath's own poll loops
+    # read and write the socket (libnats' event-loop API): no hand-off;
+    # "loop1": one thread for the TAP and the socket, both ways.
+    io: str = "loop1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +277,7 @@ class CDatapath:
         opts.reconnect_wait_ms = o.reconnect_wait_ms
         opts.flush = ("kick", "asap", "flusher", "inline").index(o.flush)
         opts.delivery = ("pool", "sub").index(o.delivery)
+        opts.evloop = ("threads", "loop", "loop1").index(o.io)
         opts.kick_idle_us = o.kick_idle_us
         r = self._lib.vn_dp_connect(self._dp, opts)
         self._keep = []

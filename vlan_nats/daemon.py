@@ -103,6 +103,11 @@ def _datapath_knobs() -> dict[str, object]:
         if not iobuf.isdigit() or not 4096 <= int(iobuf) <= 1 << 24:
             raise ConfigError(f"VLAN_NATS_DP_IOBUF={iobuf!r}: bytes, 4096-16777216")
         knobs["io_buf"] = int(iobuf)
+    io = os.environ.get("VLAN_NATS_DP_IO")
+    if io:
+        if io not in ("threads", "loop", "loop1"):
+            raise ConfigError(f"VLAN_NATS_DP_IO={io!r}: threads, loop or loop1")
+        knobs["io"] = io
     delivery = os.environ.get("VLAN_NATS_DP_DELIVERY")
     if delivery:
         if delivery not in ("pool", "sub"):

@@ -202,8 +202,14 @@ def test_flooded_receiver_has_bounded_memory_and_recovers(record_property, datap
         rss = " ".join(f"{x:.1f}" for x in samples)
         print(f"flood {seconds}s: RSS MB {rss}; disconnects {c['nats_disconnects']}")
         assert max(samples) - samples[2] < 25, samples  # flat after start-up
-        # Overload shows: frames dropped here, or the server cutting us off
-        # as a slow consumer (then we reconnect).
-        assert sum(c["drops"].values()) > 0 or c["nats_disconnects"] > 0, c
+        # Overload shows: frames dropped here, the server cutting us off as a
+        # slow consumer (then we reconnect), or -- when this receiver keeps
+        # up, as the C datapath does -- the senders' kernels dropping what
+        # their daemons could not read in time.
+        sent_dropped = sum(n.link_stats()["tx_dropped"] for n in (h1, h3))
+        assert sum(c["drops"].values()) > 0 or c["nats_disconnects"] > 0 or sent_dropped > 0, (
+            c,
+            sent_dropped,
+        )
         r = ping(h1.ns, h2.ip, count=3, deadline=15)
         assert r.received >= 1, r.output

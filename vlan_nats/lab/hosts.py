@@ -165,10 +165,16 @@ class Node:
         return statussock.read(statussock.socket_path(self.dev, self.ns.name), timeout)
 
     def link_stats(self) -> dict[str, int]:
-        """rx/tx packet counts of the TAP as the kernel sees them."""
+        """rx/tx packet counts of the TAP as the kernel sees them, and the
+        frames the kernel dropped because the daemon did not read them in
+        time (tx_dropped: its queue toward the daemon was full)."""
         out = self.ns.run("ip", "-j", "-s", "link", "show", "dev", self.dev).stdout
         stats = json.loads(out)[0]["stats64"]
-        return {"rx": stats["rx"]["packets"], "tx": stats["tx"]["packets"]}
+        return {
+            "rx": stats["rx"]["packets"],
+            "tx": stats["tx"]["packets"],
+            "tx_dropped": stats["tx"]["dropped"],
+        }
 
     def link(self) -> str:
         return self.ns.run("ip", "-d", "-s", "link", "show", "dev", self.dev).stdout

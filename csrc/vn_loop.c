@@ -1,0 +1,159 @@
+/* The data connection on our own poll loops (libnats' external event loop
+ * API, natsOptions_SetEventLoop), instead of libnats' reader and delivery
+ * threads:
+ *
+ *   vn-rx          poll(socket) -> natsConnection_ProcessReadEvent (parse) ->
+ *                  take the messages from the (synchronous) subscriptions ->
+ *                  the same per-message work as vn_on_msg -> write the TAP.
+ *                  One thread from the socket to the TAP: no hand-off.
+ *   vn-tap-reader  also writes the socket: natsConnection_ProcessWriteEvent
+ *                  when libnats asks for it (its buffer is full, or its
+ *                  flusher or PING timer wants it out), and at once after a
+ *                  batch that follows a quiet spell (no PING needed).
+ *
+ * libnats' callbacks below only record what to poll and wake the loops. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vn_dp.h"
+
+static void wake(int efd)
+{
+    uint64_t one = 1;
+    ssize_t w = write(efd, &one, sizeof(one));
+    (void)w;
+}
+
+static void drain(int efd)
+{
+    uint64_t v;
+    ssize_t r = read(efd, &v, sizeof(v));
+    (void)r;
+}
+
+static natsStatus ev_attach(void **userData, void *loop, natsConnection *nc, natsSock sock)
+{
+    vn_dp *dp = loop;
+    (void)nc;
+    *userData = dp;
+    atomic_store(&dp->sock_fd, (int)sock);
+    atomic_store(&dp->sock_read, 1);
+    wake(dp->rx_wake);
+    wake(dp->tx_wake);
+    return NATS_OK;
+}
+
+static natsStatus ev_read(void *userData, bool add)
+{
+    vn_dp *dp = userData;
+    atomic_store(&dp->sock_read, add);
+    wake(dp->rx_wake);
+    wake(dp->tx_wake);
+    return NATS_OK;
+}
+
+static natsStatus ev_write(void *userData, bool add)
+{
+    vn_dp *dp = userData;
+    if (atomic_exchange(&dp->sock_write, add) != add && add && !pthread_equal(pthread_self(), dp->tx))
+        wake(dp->tx_wake);
+    return NATS_OK;
+}
+
+static natsStatus ev_detach(void *userData)
+{
+    vn_dp *dp = userData;
+    atomic_store(&dp->sock_fd, -1);
+    atomic_store(&dp->sock_write, 0);
+    wake(dp->rx_wake);
+    wake(dp->tx_wake);
+    return NATS_OK;
+}
+
+natsStatus vn_loop_options(vn_dp *dp, natsOptions *op)
+{
+    return natsOptions_SetEventLoop(op, dp, ev_attach, ev_read, ev_write, ev_detach);
+}
+
+/* Write what libnats buffered, if it wants it written.  Returns 1 while
+ * some stays behind (the socket is full: wait for POLLOUT). */
+int vn_loop_write(vn_dp *dp)
+{
+    if (atomic_load(&dp->sock_fd) < 0 || !dp->nc)
+        return 0;
+    /* Never with an empty buffer: libnats takes a 0-byte send() for a
+     * closed connection.  Only this thread writes, so what it sees
+     * buffered can only grow before the write. */
+    if (natsConnection_Buffered(dp->nc) <= 0)
+        return 0;
+    natsConnection_ProcessWriteEvent(dp->nc);
+    return atomic_load(&dp->sock_write);
+}
+
+/* Take up to `max` messages from the subscriptions, oldest subscription
+ * first, under subs_mu (no system call in there). */
+static int take(vn_dp *dp, natsMsg **out, int max)
+{
+    int n = 0;
+    pthread_mutex_lock(&dp->subs_mu);
+    for (unsigned int i = 0; i < dp->nsubs && n < max; i++) {
+        uint64_t q = 0;
+        if (natsSubscription_QueuedMsgs(dp->subs[i].sub, &q) != NATS_OK)
+            continue;
+        while (q-- > 0 && n < max) {
+            natsStatus s = natsSubscription_NextMsg(&out[n], dp->subs[i].sub, 0);
+            if (s == NATS_OK)
+                n++;
+            else if (s != NATS_SLOW_CONSUMER)  /* said once after a cut: go on */
+                break;
+        }
+    }
+    pthread_mutex_unlock(&dp->subs_mu);
+    return n;
+}
+
+/* Read the socket once and write what came to the TAP. */
+void vn_loop_read(vn_dp *dp)
+{
+    natsMsg *batch[64];
+    natsConnection_ProcessReadEvent(dp->nc);
+    int n;
+    do {
+        n = take(dp, batch, 64);
+        for (int i = 0; i < n; i++)
+            vn_on_msg(dp->nc, NULL, batch[i], dp);
+    } while (n == 64);
+}
+
+void *vn_rx_main(void *arg)
+{
+    vn_dp *dp = arg;
+    pthread_setname_np(pthread_self(), "vn-rx");
+    while (!atomic_load(&dp->stopping)) {
+        int fd = atomic_load(&dp->sock_fd);
+        struct pollfd p[2] = {
+            {.fd = dp->rx_wake, .events = POLLIN},
+            {.fd = fd >= 0 && atomic_load(&dp->sock_read) ? fd : -1, .events = POLLIN},
+        };
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (atomic_load(&dp->stopping))
+            break;
+        if (p[0].revents)
+            drain(dp->rx_wake);
+        if (p[1].revents & POLLNVAL) {
+            /* closed under us by a reconnect: wait for the next attach */
+            atomic_compare_exchange_strong(&dp->sock_fd, &fd, -1);
+            continue;
+        }
+        if (p[1].revents & (POLLIN | POLLERR | POLLHUP))
+            vn_loop_read(dp);
+    }
+    return NULL;
+}
