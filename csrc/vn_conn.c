@@ -157,7 +157,7 @@ int vn_dp_connect(vn_dp *dp, const struct vn_conn_opts *o)
         OPT(natsOptions_SetPingInterval(op, o->ping_ms));
         OPT(natsOptions_SetMaxPingsOut(op, o->max_pings_out));
         OPT(natsOptions_SetIOBufSize(op, o->io_buf));
-        if (o->flush == 1)
+        if (o->flush == 1 || (o->evloop && o->flush == 4))
             OPT(natsOptions_SetSendAsap(op, true));
         /* Frames published while disconnected are dropped and counted (the
          * tx thread checks first); nothing stale is replayed later. */

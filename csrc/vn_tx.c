@@ -254,6 +254,7 @@ static void kick(vn_dp *dp)
 }
 
 #define WRITE_NOW (32 * 1024)
+#define OWN_FLUSH 0.001
 
 void *vn_tx_main(void *arg)
 {
@@ -261,7 +262,17 @@ void *vn_tx_main(void *arg)
     pthread_setname_np(pthread_self(), dp->evloop == 2 ? "vn-datapath" : "vn-tap-reader");
     char subject[SUBJ + 64], flood[SUBJ];
     int backlog = 0;  /* event loop: the socket is full, stop reading the TAP */
+    /* Event loop with our own flush timer (flush "own"): libnats writes
+     * nothing by itself (send-asap, no flusher thread); what a batch leaves
+     * buffered is written by this thread within OWN_FLUSH seconds. */
+    int own = dp->evloop && dp->flush == 4;
+    double pending = 0;  /* own: when unwritten data was first left behind */
     while (!atomic_load(&dp->stopping)) {
+        int timeout = -1;
+        if (own && pending > 0) {
+            double left = pending + OWN_FLUSH - vn_mono();
+            timeout = left > 0 ? (int)(left * 1000) + 1 : 0;
+        }
         int sock = dp->evloop ? atomic_load(&dp->sock_fd) : -1;
         short want = 0;
         if (sock >= 0 && atomic_load(&dp->sock_write))
@@ -274,7 +285,8 @@ void *vn_tx_main(void *arg)
             {.fd = dp->evloop ? dp->tx_wake : -1, .events = POLLIN},
             {.fd = want ? sock : -1, .events = want},
         };
-        if (poll(p, 4, -1) < 0) {
+        int ready = poll(p, 4, timeout);
+        if (ready < 0) {
             if (errno == EINTR)
                 continue;
             break;
@@ -290,10 +302,19 @@ void *vn_tx_main(void *arg)
             atomic_compare_exchange_strong(&dp->sock_fd, &sock, -1);
             continue;
         }
-        if (dp->evloop == 2 && (p[3].revents & (POLLIN | POLLERR | POLLHUP)))
+        if (dp->evloop == 2 && (p[3].revents & (POLLIN | POLLERR | POLLHUP))) {
             vn_loop_read(dp);
-        if (dp->evloop && (p[3].revents & POLLOUT || p[2].revents))
+            if (own && atomic_load(&dp->sock_write))
+                p[2].revents = POLLIN;  /* a PONG to send: write below */
+        }
+        if (own && pending > 0 && (ready == 0 || vn_mono() - pending >= OWN_FLUSH)) {
             backlog = vn_loop_write(dp);
+            pending = 0;
+        }
+        if (dp->evloop && (p[3].revents & POLLOUT || p[2].revents)) {
+            backlog = vn_loop_write(dp);
+            pending = 0;
+        }
         if (!(p[1].revents))
             continue;
         unsigned int n = 0;
@@ -318,8 +339,12 @@ void *vn_tx_main(void *arg)
             tx_frame(dp, dp->txbuf, (size_t)len, subject, flood);
             if (++n >= 256 && dp->evloop == 2)
                 break;  /* one thread: let the socket's reads in */
-            /* Event loop: libnats' buffer is full; write it before reading on. */
-            if (dp->evloop && atomic_load(&dp->sock_write) && (backlog = vn_loop_write(dp)))
+            /* Event loop: libnats' buffer is full; write it before reading on
+             * (with our own timer every publish asks for a write: look at
+             * the size instead). */
+            if (dp->evloop && atomic_load(&dp->sock_write) &&
+                (!own || natsConnection_Buffered(dp->nc) >= WRITE_NOW) &&
+                (backlog = vn_loop_write(dp)))
                 break;
         }
         if (n) {
@@ -328,10 +353,15 @@ void *vn_tx_main(void *arg)
              * written now rather than by libnats' flusher 1 ms later. */
             if (dp->evloop && !quiet && natsConnection_Buffered(dp->nc) >= WRITE_NOW)
                 quiet = 1;
-            if (!quiet || !atomic_load(&dp->connected))
+            if (!quiet || !atomic_load(&dp->connected)) {
+                if (own && pending == 0 && natsConnection_Buffered(dp->nc) > 0)
+                    pending = dp->last_tx;
                 continue;
-            if (dp->evloop)
+            }
+            if (dp->evloop) {
                 backlog = vn_loop_write(dp);  /* at once, and no PING */
+                pending = 0;
+            }
             else if (dp->flush == 3)
                 natsConnection_FlushTimeout(dp->nc, 1);  /* writes now; waits <= 1 ms */
             else

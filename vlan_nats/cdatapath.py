@@ -19,7 +19,7 @@ from .core.frames import FrameKind
 from .errors import VlanNatsError
 
 try:
-    from . import _datapath  # type: ignore[attr-defined]
+    from . import _datapath
 except ImportError as e:  # built without libnats
     _datapath = None
     _MISSING = str(e)
@@ -275,7 +275,7 @@ class CDatapath:
         opts.pending_msgs, opts.pending_bytes = o.pending_msgs, o.pending_bytes
         opts.ping_ms, opts.max_pings_out = o.ping_ms, o.max_pings_out
         opts.reconnect_wait_ms = o.reconnect_wait_ms
-        opts.flush = ("kick", "asap", "flusher", "inline").index(o.flush)
+        opts.flush = ("kick", "asap", "flusher", "inline", "own").index(o.flush)
         opts.delivery = ("pool", "sub").index(o.delivery)
         opts.evloop = ("threads", "loop", "loop1").index(o.io)
         opts.kick_idle_us = o.kick_idle_us

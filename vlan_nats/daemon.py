@@ -28,7 +28,7 @@ import signal
 import socket
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, privdrop, report, sdnotify
 from .aio import statussock
@@ -88,15 +88,15 @@ def check_environment(cfg: Config) -> None:
         os.close(netns.open_fd(cfg.netns))  # NetnsError when missing
 
 
-def _datapath_knobs() -> dict[str, object]:
+def _datapath_knobs() -> dict[str, Any]:
     """Knobs of the C datapath for measurements (docs/performance.md), from
     the environment: VLAN_NATS_DP_FLUSH=kick|asap|flusher,
     VLAN_NATS_DP_IOBUF=bytes, VLAN_NATS_DP_KICK_IDLE_US=microseconds."""
-    knobs: dict[str, object] = {}
+    knobs: dict[str, Any] = {}
     flush = os.environ.get("VLAN_NATS_DP_FLUSH")
     if flush:
-        if flush not in ("kick", "asap", "flusher", "inline"):
-            raise ConfigError(f"VLAN_NATS_DP_FLUSH={flush!r}: kick, asap, flusher or inline")
+        if flush not in ("kick", "asap", "flusher", "inline", "own"):
+            raise ConfigError(f"VLAN_NATS_DP_FLUSH={flush!r}: kick, asap, flusher, inline or own")
         knobs["flush"] = flush
     iobuf = os.environ.get("VLAN_NATS_DP_IOBUF")
     if iobuf:
