@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+from vlan_nats import cdatapath
+
 
 def leftovers():
     ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
@@ -26,4 +28,7 @@ def test_demo_passes_and_cleans_up():
     assert r.returncode == 0, r.stdout + r.stderr
     assert "all checks passed" in r.stdout
     assert r.stdout.count("  ok  ") == 8
+    # It says which datapath moved the frames: c wherever libnats is built in.
+    want = "datapath: c (built with libnats" if cdatapath.available() else "datapath: python"
+    assert want in r.stdout and "on all 3 hosts" in r.stdout, r.stdout
     assert leftovers() == before

@@ -34,6 +34,17 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _datapaths(lab: Lab) -> str:
+    """Which datapath each daemon said it runs, and why (its INFO line)."""
+    said = set()
+    for n in lab.nodes:
+        line = next((ln for ln in n.lines if "vlan_nats.daemon: datapath " in ln), "")
+        said.add(line.split("vlan_nats.daemon: datapath ", 1)[-1] if line else "unknown")
+    if len(said) == 1:
+        return f"{said.pop()} on all {len(lab.nodes)} hosts"
+    return "; ".join(sorted(said))
+
+
 def run_demo(transfer_mb: int = 100, out: Callable[[str], None] = print) -> int:
     _need_tools()
     # Whatever we inherited (a background job ignores SIGINT): Ctrl-C and
@@ -52,6 +63,7 @@ def run_demo(transfer_mb: int = 100, out: Callable[[str], None] = print) -> int:
             f"  nats-server {lab.server.url}; hosts "
             + ", ".join(f"{n.ns.name}({n.dev} {n.address})" for n in lab.nodes)
         )
+        out(f"  datapath: {_datapaths(lab)}")
         for a, b in itertools.permutations(lab.nodes, 2):
             r = ping(a.ns, b.ip, count=3)
             record(
