@@ -285,6 +285,8 @@ class CDatapath:
             raise DatapathError(errno.EINVAL, f"data connection: {self.error() or r}")
 
     def error(self) -> str:
+        if self._dp is None:
+            return ""
         buf = self._ffi.new("char[]", 256)
         self._lib.vn_dp_error(self._dp, buf, 256)
         return str(self._ffi.string(buf).decode(errors="replace"))
@@ -299,7 +301,13 @@ class CDatapath:
             self._dp = None
 
     # -- state
+    @property
+    def closed(self) -> bool:
+        return self._dp is None
+
     def connected(self) -> tuple[bool, str]:
+        if self._dp is None:
+            return False, ""
         buf = self._ffi.new("char[]", 256)
         up = self._lib.vn_dp_connected(self._dp, buf, 256)
         return bool(up), str(self._ffi.string(buf).decode(errors="replace"))
@@ -320,7 +328,9 @@ class CDatapath:
 
     def read_counters(self, c: Counters) -> None:
         """Copy the C counters into ``c`` (the same fields as the python
-        datapath's)."""
+        datapath's); after close() they stay as last read."""
+        if self._dp is None:
+            return
         n = self._lib.vn_dp_counters(self._dp, self._counts, len(self._names))
         kinds = {k.name.lower(): k for k in FrameKind}
         for i in range(n):
@@ -386,6 +396,8 @@ class CDatapath:
         return [(raw[6 * i : 6 * i + 6], float(idle[i]), int(states[i])) for i in range(n)]
 
     def remote_count(self, ageing: float) -> int:
+        if self._dp is None:
+            return 0
         return int(self._lib.vn_dp_remote_count(self._dp, ageing))
 
     def verdict(self, upcall: int, state: int) -> None:
@@ -398,6 +410,8 @@ class CDatapath:
         self._lib.vn_dp_set_opener(self._dp, opener.detach() if opener else self._ffi.NULL)
 
     def opener_sessions(self) -> int:
+        if self._dp is None:
+            return 0
         return int(self._lib.vn_dp_opener_sessions(self._dp))
 
 

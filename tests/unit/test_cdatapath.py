@@ -133,3 +133,18 @@ def test_ingress_table_is_the_rule(bridge):
         for flooded in (False, True):
             rule = ingress_rule(cls, flooded, bridge)
             assert table[cls * 2 + flooded] == (ACCEPT if rule is None else rule)
+
+
+def test_a_closed_datapath_reports_instead_of_crashing():
+    """Status may be asked for while the daemon tears down."""
+    r, w = os.pipe()
+    try:
+        dp = cdatapath.CDatapath(r, False, 1522)
+        dp.close()
+        c = Counters()
+        dp.read_counters(c)
+        assert dp.connected() == (False, "") and dp.error() == ""
+        assert dp.remote_count(300.0) == 0 and dp.opener_sessions() == 0
+    finally:
+        os.close(r)
+        os.close(w)
