@@ -344,6 +344,8 @@ class CDatapath:
                 c.drops[DropReason[name.upper()]] = value
 
     def counter(self, name: str) -> int:
+        if self._dp is None:
+            return 0
         self._lib.vn_dp_counters(self._dp, self._counts, len(self._names))
         return int(self._counts[self._names.index(name)])
 

@@ -95,6 +95,8 @@ class CTunnel:
         self._errlog = RateLimitedLog(log)
         self.refusals = Refusals()
         self._taplog = RateLimitedLog(log)
+        self._lostlog = RateLimitedLog(log)
+        self._events_lost = 0
         self._started = False
 
     # -- lifecycle ---------------------------------------------------------
@@ -241,6 +243,13 @@ class CTunnel:
                     self._taplog.warning("tap read error=%s", err)
         if learned and self.forwarder.events and self._on_events is not None:
             self._on_events()
+        lost = self.dp.counter("events_lost")
+        if lost > self._events_lost:
+            # Upcalls or connection news the control plane never saw.
+            self._lostlog.warning(
+                "datapath events lost total=%d: the control plane fell behind", lost
+            )
+            self._events_lost = lost
 
     def _new_local(self, upcall: int, mac: bytes, moved: bool) -> None:
         """A source MAC read from the TAP behind our bridge, first seen: the
