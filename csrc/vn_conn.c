@@ -223,6 +223,14 @@ int vn_dp_connected(vn_dp *dp, char *url, unsigned int cap)
 }
 
 
+int vn_dp_flush(vn_dp *dp, int timeout_ms)
+{
+    if (!dp->nc)
+        return -ENOTCONN;
+    natsStatus s = natsConnection_FlushTimeout(dp->nc, timeout_ms);
+    return s == NATS_OK ? 0 : -(1000 + (int)s);
+}
+
 int vn_dp_subscribe(vn_dp *dp, const char *subject)
 {
     if (!dp->nc)

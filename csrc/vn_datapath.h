@@ -119,6 +119,9 @@ void vn_dp_free(vn_dp *dp);
 
 /* Connection state: 1 connected, 0 not; the URL in out. */
 int vn_dp_connected(vn_dp *dp, char *url, unsigned int cap);
+/* Wait until the server has processed everything sent so far (PING/PONG),
+ * e.g. the SUBs before the daemon says it is ready: 0, or -(1000+status). */
+int vn_dp_flush(vn_dp *dp, int timeout_ms);
 
 /* The subject vn_dp_set_subjects' spelling gives `mac` (for the tests). */
 int vn_subject(const char *prefix, const unsigned char *mac, int style, char *out,

@@ -374,6 +374,11 @@ class CDatapath:
     def set_storm(self, rate: float, burst: float) -> None:
         _check(self._lib.vn_dp_set_storm(self._dp, rate, burst), "storm")
 
+    def flush(self, timeout: float) -> None:
+        """Block until the server has processed what was sent (its SUBs
+        included); OSError when it does not answer in time."""
+        _check(self._lib.vn_dp_flush(self._dp, int(timeout * 1000)), "flush")
+
     def subscribe(self, subject: str) -> bool:
         """True when newly subscribed."""
         return _check(self._lib.vn_dp_subscribe(self._dp, subject.encode()), subject) == 1

@@ -343,12 +343,13 @@ class Daemon:
         await link.connect()
         # Before we subscribe: does another node already use our MAC?
         await self.dup.check_at_start()
-        await subs.sync()
-        await ControlResponder(self.scheme, self.node_id, self.node_info).start(link.nc)
         data = getattr(self.tunnel, "connected", None)
         if isinstance(data, asyncio.Event) and not data.is_set():
             log.info("waiting for the data connection")
             await data.wait()
+        # Subscribes and waits until the server(s) hold the SUBs.
+        await subs.sync()
+        await ControlResponder(self.scheme, self.node_id, self.node_info).start(link.nc)
         st = self.status()
         log.info(
             "ready dev=%s mac=%s network=%s server=%s netns=%s mtu=%d mode=%s datapath=%s "

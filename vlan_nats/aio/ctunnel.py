@@ -98,6 +98,7 @@ class CTunnel:
         self._lostlog = RateLimitedLog(log)
         self._events_lost = 0
         self._started = False
+        self._flushes: set[asyncio.Future[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
@@ -114,6 +115,8 @@ class CTunnel:
             self.dp.close()
             return
         self._started = False
+        if self._flushes:  # they use the datapath: not freed under them
+            await asyncio.wait(self._flushes)
         self._loop.remove_reader(self.dp.event_fd)
         self.dp.read_counters(self.counters)
         # Joins the threads and libnats' own: a moment, off the loop.
@@ -182,6 +185,21 @@ class CTunnel:
             self._subs.discard(subject)
         for subject in sorted(wanted - self._subs):
             self._subscribe(subject)
+        await self._barrier()
+
+    async def _barrier(self) -> None:
+        """Wait until the server holds our SUBs, as NatsLink does, so that
+        the ready line means the others' frames reach us.  Not connected:
+        libnats sends them on connect."""
+        if not self._started or not self.connected.is_set():
+            return
+        flush = asyncio.ensure_future(asyncio.to_thread(self.dp.flush, 5.0))
+        self._flushes.add(flush)
+        flush.add_done_callback(self._flushes.discard)
+        try:
+            await asyncio.shield(flush)
+        except OSError as e:
+            log.debug("data connection: subscription flush deferred error=%s", e)
 
     async def add_subject(self, subject: str) -> None:
         self._wanted = self._wanted | {subject}
