@@ -128,6 +128,28 @@ def _add_control(sub: Any) -> None:
     png.set_defaults(func=cmd_ping)
 
 
+def _add_ipam(sub: Any) -> None:
+    srv = _add_client(
+        sub,
+        "ipam",
+        "run an address service instance (queue group ipam, leases in JetStream KV)",
+        _example(
+            "vlan-nats ipam --server nats://198.18.0.10:4222 --network 7 --pool 198.18.7.0/24"
+        ),
+    )
+    options.add_arguments(srv, "ipam")
+    srv.add_argument("--log-level", default="info", choices=options.LOG_LEVELS)
+    srv.set_defaults(func=cmd_ipam)
+    leases = _add_client(
+        sub,
+        "leases",
+        "list the address service's leases of a network",
+        _example("vlan-nats leases --server nats://198.18.0.10:4222 --network 7"),
+    )
+    leases.add_argument("--json", action="store_true", help="print JSON")
+    leases.set_defaults(func=cmd_leases)
+
+
 def _add_top(sub: Any) -> None:
     top = _add_client(
         sub,
@@ -259,7 +281,17 @@ def make_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="vlan-nats", description="A layer-2 virtual LAN carried over NATS.")
     p.add_argument("--version", action="version", version=f"vlan-nats {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for add in (_add_up, _add_control, _add_local, _add_top, _add_files, _add_hub, _add_demo):
+    adders = (
+        _add_up,
+        _add_control,
+        _add_ipam,
+        _add_local,
+        _add_top,
+        _add_files,
+        _add_hub,
+        _add_demo,
+    )
+    for add in adders:
         add(sub)
     return p
 
@@ -345,6 +377,62 @@ def cmd_peers(args: argparse.Namespace) -> int:
     else:
         print(f"no nodes answered on network {scheme.network}", file=sys.stderr)
     return 0 if peers else 1
+
+
+def cmd_ipam(args: argparse.Namespace) -> int:
+    import signal
+
+    from .aio.ipam import serve
+    from .core.ipam import Pool, PoolError
+
+    setup_logging(args.log_level, "text")
+    if not args.pool:
+        raise ConfigError("--pool is required, e.g. --pool 198.18.7.0/24")
+    try:
+        pool = Pool.parse(args.pool, args.range, tuple(args.exclude or ()))
+    except PoolError as e:
+        raise ConfigError(str(e)) from None
+    scheme = _scheme(args)
+    servers = [check_server_url(u) for u in (args.servers or [DEFAULT_SERVER])]
+    opts = connect_options(build_auth(**{k: getattr(args, k) for k in AUTH_OPTIONS}))
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(servers, opts, scheme, pool, args.lease, args.replicas, stop)
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_leases(args: argparse.Namespace) -> int:
+    import time
+
+    from .aio.ipam import list_leases
+    from .views import table
+
+    scheme = _scheme(args)
+    leases = asyncio.run(_with_client(args, lambda nc: list_leases(nc, scheme)))
+    now = time.time()
+    if args.json:
+        print(json.dumps([dataclasses.asdict(le) for le in leases], indent=2))
+    elif leases:
+        rows = [
+            (
+                le.address,
+                le.mac,
+                le.node,
+                le.hostname or "-",
+                f"{le.expires - now:.0f} s" if le.live(now) else "expired",
+            )  # fmt: skip
+            for le in leases
+        ]
+        print(table(("ADDRESS", "MAC", "NODE", "HOSTNAME", "EXPIRES IN"), rows))
+    else:
+        print(f"no leases on network {scheme.network}", file=sys.stderr)
+    return 0
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
@@ -473,7 +561,7 @@ def cmd_install_systemd(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    if args.command not in ("up", "demo", "hub"):  # those set up logging from their options
+    if args.command not in ("up", "demo", "hub", "ipam"):  # those set up logging from their options
         setup_logging("warning", "text")
     try:
         return int(args.func(args))

@@ -42,7 +42,8 @@ class Config:
     dev: str
     mac: bytes
     mtu: int
-    addresses: tuple[str, ...]
+    addresses: tuple[str, ...]  # static ones, CIDR
+    address_auto: bool  # --address auto: one IPv4 address from the address service
     up: bool
     netns: str | None
     subject_prefix: str
@@ -163,11 +164,14 @@ def _check_numbers(v: dict[str, Any]) -> None:
 def _addresses(given: Sequence[str]) -> tuple[str, ...]:
     addrs = []
     for a in given:
+        if a == "auto":
+            continue
         try:
             addrs.append(str(ipaddress.ip_interface(a)))
         except ValueError:
             raise ConfigError(
-                f"bad --address {a!r}: expected CIDR such as 198.18.0.1/24", option="addresses"
+                f"bad --address {a!r}: expected CIDR such as 198.18.0.1/24, or auto",
+                option="addresses",
             ) from None
         if "/" not in a:
             raise ConfigError(
@@ -273,6 +277,7 @@ def build(**given: Any) -> Config:
             "dev": dev,
             "mac": mac,
             "addresses": _addresses(v["addresses"] or ()),
+            "address_auto": "auto" in (v["addresses"] or ()),
             "subject_prefix": prefix,
             "offload": v["offload"] and not v["compat"],  # the Go original has no virtio header
             "auth": auth,

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__, privdrop, report, sdnotify
 from .aio import statussock
+from .aio.addrclient import AddressClient
 from .aio.ctlplane import ControlResponder, gather_peers, new_node_id
 from .aio.datapath import Datapath, SubjectSink
 from .aio.dupmac import DuplicateMac
@@ -142,6 +143,8 @@ class Daemon:
         self.tunnel: Datapath | None = None
         self.dataplane, self.dataplane_why = choose(cfg.dataplane, cfg.servers, cfg.auth.tls_first)
         self.follower: LinkFollower | None = None
+        self.addr: AddressClient | None = None  # --address auto
+        self._ready = asyncio.Event()
         self.offloads: tuple[str, ...] = ()
         self._stop = asyncio.Event()
         self._error: BaseException | None = None
@@ -179,6 +182,8 @@ class Daemon:
                     t.cancel()
                 self.dup.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                if self.addr is not None:
+                    await self.addr.release()
         if self._error is not None:
             raise self._error
 
@@ -252,10 +257,24 @@ class Daemon:
             loop.create_task(follower.poll(mcast), name="mcast-poll"),
             loop.create_task(switch.age(), name="mac-ageing"),
         ]
+        if cfg.address_auto:
+            self.addr = AddressClient(
+                link,
+                self.scheme,
+                lambda: self.forwarder.mac,
+                self.node_id,
+                add=lambda cidr: dev.ctl.add_address(dev.index, cidr),
+                remove=lambda cidr: dev.ctl.del_address(dev.index, cidr),
+            )
+            tasks.append(loop.create_task(self._address(self.addr), name="address"))
         for t in tasks:
             t.add_done_callback(self._task_done)
         tunnel.failed.add_done_callback(lambda f: follower.tap_failed(f.result()))
         return tasks
+
+    async def _address(self, addr: AddressClient) -> None:
+        await self._ready.wait()
+        await addr.run()
 
     async def _serve(self, stack: contextlib.AsyncExitStack) -> None:
         """The status socket (a warning if it cannot be made) and metrics."""
@@ -366,6 +385,7 @@ class Daemon:
             __version__,
         )
         sdnotify.notify("READY=1")
+        self._ready.set()
         # Everything built during set-up (pyroute2, nats-py, our tables) lives
         # as long as the daemon: take it out of the collector's sight, so the
         # full collections that per-frame garbage triggers stay short.

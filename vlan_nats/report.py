@@ -49,6 +49,8 @@ def status(d: Daemon) -> Status:
         counters=d.counters.snapshot(),
         dataplane=d.dataplane,
         data_connection=_data_connection(d),
+        leases=d.addr.describe() if d.addr else [],
+        address_problem=d.addr.problem if d.addr else None,
     )
 
 
@@ -87,6 +89,7 @@ def node_info(d: Daemon) -> NodeInfo:
         server=st.server,
         netns=st.netns,
         addresses=st.addresses,
+        leased=[le["address"] for le in st.leases],
         counters={
             "tap_rx_frames": c.tap_rx_frames,
             "tap_tx_frames": c.tap_tx_frames,

@@ -25,9 +25,12 @@ def uptime(seconds: float) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
-def _addresses(addrs: Sequence[str]) -> str:
-    """Addresses for a table: all but IPv6 link-local ones."""
-    shown = [a for a in addrs if not a.lower().startswith("fe80:")]
+def _addresses(addrs: Sequence[str], leased: Sequence[str] = ()) -> str:
+    """Addresses for a table: all but IPv6 link-local ones; those from the
+    address service marked ``(ipam)``."""
+    shown = [
+        a + (" (ipam)" if a in leased else "") for a in addrs if not a.lower().startswith("fe80:")
+    ]
     return ",".join(shown) or "-"
 
 
@@ -44,7 +47,7 @@ def peers_table(peers: Sequence[NodeInfo]) -> str:
                 *((p.netns or "-",) if with_ns else ()),
                 p.dev,
                 macs,
-                _addresses(p.addresses),
+                _addresses(p.addresses, p.leased),
                 p.mode,
                 p.version,
                 uptime(p.uptime_s),
@@ -95,6 +98,7 @@ def status_table(statuses: Sequence[Status]) -> str:
                 s.mtu,
                 "up" if s.link_up else "down",
                 s.mode,
+                _addresses(s.addresses, [le.get("address", "") for le in s.leases]),
                 nats,
                 s.counters.get("tap_rx_frames"),
                 s.counters.get("tap_tx_frames"),
@@ -110,6 +114,7 @@ def status_table(statuses: Sequence[Status]) -> str:
         "MTU",
         "LINK",
         "MODE",
+        "ADDRESSES",
         "NATS",
         "FRAMES OUT",
         "FRAMES IN",

@@ -153,6 +153,15 @@ class LinkControl:
                 return
             raise _err(e, f"add address {cidr}") from None
 
+    async def del_address(self, index: int, cidr: str) -> None:
+        addr, plen = cidr.split("/")
+        try:
+            await self.nl.call(self.ipr.addr("del", index=index, address=addr, prefixlen=int(plen)))
+        except NetlinkError as e:
+            if e.code in (errno.EADDRNOTAVAIL, errno.ENODEV):
+                return
+            raise _err(e, f"remove address {cidr}") from None
+
     async def move_to(self, index: int, ns: str) -> None:
         fd = netns.open_fd(ns)
         try:

@@ -48,6 +48,7 @@ class NodeInfo:
     # Since 0.2: absent in older nodes' replies.
     netns: str | None = None
     addresses: list[str] = field(default_factory=list)  # the TAP's, "198.18.0.1/24"
+    leased: list[str] = field(default_factory=list)  # those of them from the address service
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode()
@@ -64,7 +65,7 @@ class NodeInfo:
             return None
         if not isinstance(info.macs, list) or not NODE_ID_RE.match(str(info.node_id)):
             return None
-        if not isinstance(info.addresses, list):
+        if not isinstance(info.addresses, list) or not isinstance(info.leased, list):
             return None
         return info
 

@@ -44,6 +44,10 @@ class Status:
     dataplane: str = ""  # c or python
     # The C datapath's own NATS connection: server, connected, error.
     data_connection: dict[str, Any] | None = None
+    # --address auto: the leased address(es) (address, source, lease_s,
+    # expires_in_s), and why there is none or it is not renewed.
+    leases: list[dict[str, Any]] = field(default_factory=list)
+    address_problem: str | None = None
     format: int = FORMAT
 
     def to_json(self) -> dict[str, Any]:
@@ -91,6 +95,8 @@ class Status:
                 f"duplicate MAC {dup.get('mac')}: also used by {names or 'another node'}, "
                 f"{dup.get('frames')} frames, last {dup.get('last_seen_s_ago')} s ago"
             )
+        if self.address_problem:
+            out.append(f"address service: {self.address_problem}")
         if self.foreign_bridge:
             out.append(
                 f"a port of bridge {self.foreign_bridge} without --bridge: "

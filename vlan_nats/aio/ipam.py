@@ -1,0 +1,274 @@
+"""The address service (``vlan-nats ipam``, and in-process in the hub).
+
+Answers ``<ctl>.ipam`` in the queue group ``ipam``: any number of
+instances share the requests, and any one of them answers.  The leases
+are in a JetStream KV bucket per network, the one source of truth: an
+address is allocated by creating its key (create-if-absent), an expired
+lease is taken over by an update that names the revision it read, so two
+instances never hand out one address twice.  core/ipam.py has the rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import nats
+import nats.js.errors as jserr
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js.kv import KeyValue
+
+from ..core import ipam
+from ..core.subjects import SubjectScheme
+from ..errors import VlanNatsError
+from ..ratelog import RateLimitedLog
+
+log = logging.getLogger("vlan_nats.ipam")
+
+NO_JETSTREAM = (
+    "the NATS server has no JetStream: the address service keeps its leases "
+    "in JetStream KV; start nats-server with -js (--store_dir DIR), or run "
+    "vlan-nats hub, which enables it"
+)
+
+
+class IpamError(VlanNatsError):
+    """The service cannot start (no JetStream, a bad pool); one line."""
+
+
+def ipam_subject(scheme: SubjectScheme) -> str:
+    return f"{scheme.control}.ipam"
+
+
+async def open_bucket(
+    nc: Client, scheme: SubjectScheme, replicas: int = 1, create: bool = True
+) -> KeyValue:
+    """The network's lease bucket (created on first use)."""
+    js = nc.jetstream(timeout=5)
+    name = ipam.bucket_name(scheme.prefix, scheme.network)
+    try:
+        if create:
+            return await js.create_key_value(bucket=name, history=1, replicas=replicas,
+                                             description="vlan-nats address leases")  # fmt: skip
+        return await js.key_value(name)
+    except jserr.BucketNotFoundError:
+        raise IpamError(f"no leases yet: bucket {name} does not exist") from None
+    except jserr.NotFoundError:
+        raise IpamError(f"no leases yet: bucket {name} does not exist") from None
+    except (nats.errors.NoRespondersError, jserr.ServiceUnavailableError):
+        raise IpamError(NO_JETSTREAM) from None
+    except nats.errors.TimeoutError:
+        raise IpamError("JetStream did not answer within 5 s: " + NO_JETSTREAM) from None
+    except jserr.APIError as e:
+        raise IpamError(f"cannot open the lease bucket {name}: {e.description or e}") from None
+
+
+async def read_leases(kv: KeyValue) -> dict[str, tuple[ipam.Lease, int]]:
+    """address -> (lease, revision) for every address key."""
+    out: dict[str, tuple[ipam.Lease, int]] = {}
+    try:
+        keys = await kv.keys()
+    except jserr.NoKeysError:
+        return out
+    for key in keys:
+        address = ipam.address_of_key(key)
+        if address is None:
+            continue
+        try:
+            entry = await kv.get(key)
+        except jserr.KeyNotFoundError:
+            continue
+        lease = ipam.Lease.decode(entry.value or b"")
+        if lease is not None and entry.revision is not None:
+            out[address] = (lease, entry.revision)
+    return out
+
+
+class IpamService:
+    def __init__(
+        self,
+        nc: Client,
+        scheme: SubjectScheme,
+        pool: ipam.Pool,
+        lease: float = ipam.DEFAULT_LEASE,
+        replicas: int = 1,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.nc = nc
+        self.scheme = scheme
+        self.pool = pool
+        self.lease = lease
+        self.replicas = replicas
+        self.clock = clock
+        self.counters: Counter[str] = Counter()
+        self._kv: KeyValue | None = None
+        self._sub: Subscription | None = None
+        self._lock = asyncio.Lock()
+        self._badlog = RateLimitedLog(log)
+        self._fulllog = RateLimitedLog(log)
+
+    async def start(self) -> None:
+        self._kv = await open_bucket(self.nc, self.scheme, self.replicas)
+        self._sub = await self.nc.subscribe(
+            ipam_subject(self.scheme), queue=ipam.QUEUE_GROUP, cb=self._on_request
+        )
+        await self.nc.flush()
+        log.info(
+            "address service ready network=%s pool=%s range=%s-%s addresses=%d lease=%gs "
+            "subject=%s queue=%s",
+            self.scheme.network, self.pool.network, self.pool.first, self.pool.last,
+            self.pool.size, self.lease, ipam_subject(self.scheme), ipam.QUEUE_GROUP,
+        )  # fmt: skip
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            try:
+                await self._sub.unsubscribe()
+            except nats.errors.Error:
+                pass
+            self._sub = None
+
+    async def _on_request(self, msg: Msg) -> None:
+        if not msg.reply:
+            self.counters["bad"] += 1
+            return
+        req = ipam.parse(msg.data)
+        if isinstance(req, str):
+            self.counters["bad"] += 1
+            self._badlog.warning("address service: bad request refused reason=%s", req)
+            answer = ipam.refuse(f"bad request: {req}")
+        else:
+            try:
+                # One at a time per instance; the KV arbitrates between instances.
+                async with self._lock:
+                    answer = await self.handle(req)
+            except (nats.errors.Error, jserr.Error, OSError) as e:
+                self.counters["errors"] += 1
+                self._badlog.warning("address service: lease store error=%r", e)
+                answer = ipam.refuse("lease store unavailable, retry")
+        try:
+            await self.nc.publish(msg.reply, answer)
+        except nats.errors.Error:
+            pass
+
+    async def handle(self, req: ipam.Request) -> bytes:
+        assert self._kv is not None
+        now = self.clock()
+        if req.op == "release":
+            return await self._release(req)
+        leases = await read_leases(self._kv)
+        if req.op == "renew" and req.address is not None:
+            held = leases.get(req.address)
+            if held is not None and held[0].mac == req.mac and self.pool.allows(req.address):
+                lease = await self._write(req, req.address, held[1], now)
+                if lease is not None:
+                    self.counters["renewed"] += 1
+                    return ipam.grant(self.pool, lease, self.lease)
+            # Lost (expired and taken, or never ours): a new request.
+        for address in ipam.choices(
+            self.pool, {a: le for a, (le, _) in leases.items()}, req.mac, now
+        ):
+            held = leases.get(address)
+            if held is not None and held[0].mac != req.mac and held[0].live(now):
+                continue
+            lease = await self._write(req, address, held[1] if held else None, now)
+            if lease is not None:
+                self.counters["granted"] += 1
+                log.info("lease granted address=%s mac=%s node=%s hostname=%s",
+                         address, req.mac, req.node, req.hostname or "-")  # fmt: skip
+                return ipam.grant(self.pool, lease, self.lease)
+            self.counters["conflicts"] += 1  # another instance was first: next one
+        self.counters["exhausted"] += 1
+        self._fulllog.warning("address pool exhausted pool=%s addresses=%d refused mac=%s",
+                              self.pool.network, self.pool.size, req.mac)  # fmt: skip
+        return ipam.refuse(f"address pool {self.pool.network} exhausted ({self.pool.size} in use)")
+
+    async def _write(
+        self, req: ipam.Request, address: str, revision: int | None, now: float
+    ) -> ipam.Lease | None:
+        """Create (revision None) or update-at-revision the address's key;
+        None when another writer got there first."""
+        assert self._kv is not None
+        lease = ipam.Lease(address, req.mac, req.node, req.hostname, now + self.lease)
+        key = ipam.address_key(address)
+        try:
+            if revision is None:
+                await self._kv.create(key, lease.encode())
+            else:
+                await self._kv.update(key, lease.encode(), last=revision)
+        except jserr.KeyWrongLastSequenceError:
+            return None
+        except jserr.APIError as e:
+            if e.err_code == 10071:  # wrong last sequence, as an API error
+                return None
+            raise
+        return lease
+
+    async def _release(self, req: ipam.Request) -> bytes:
+        assert self._kv is not None and req.address is not None
+        key = ipam.address_key(req.address)
+        try:
+            entry = await self._kv.get(key)
+        except jserr.KeyNotFoundError:
+            return ipam.refuse("no such lease")
+        lease = ipam.Lease.decode(entry.value or b"")
+        if lease is None or lease.mac != req.mac:
+            return ipam.refuse("not your lease")
+        try:
+            await self._kv.delete(key, last=entry.revision)
+        except jserr.KeyWrongLastSequenceError:
+            return ipam.refuse("lease changed")
+        self.counters["released"] += 1
+        log.info("lease released address=%s mac=%s", req.address, req.mac)
+        return ipam.RELEASED
+
+
+async def serve(
+    servers: list[str],
+    options: dict[str, object],
+    scheme: SubjectScheme,
+    pool: ipam.Pool,
+    lease: float,
+    replicas: int,
+    stop: asyncio.Event,
+) -> None:
+    """``vlan-nats ipam``: one instance until ``stop``; reconnects forever
+    once it has started (IpamError if it cannot start)."""
+    nc = Client()
+
+    async def on_error(e: Exception) -> None:
+        log.warning("nats error=%s", e or type(e).__name__)
+
+    try:
+        # nats-py retries a first connect forever when reconnects are: bound it.
+        await asyncio.wait_for(
+            nc.connect(servers=servers, name=f"vlan-nats ipam {scheme.network}",
+                       max_reconnect_attempts=-1, error_cb=on_error, allow_reconnect=True,
+                       **options),  # type: ignore[arg-type]
+            timeout=5.0 * len(servers),
+        )  # fmt: skip
+    except Exception as e:  # nats-py raises many kinds on a failed connect
+        with contextlib.suppress(Exception):
+            await nc.close()
+        why = "no answer within 5 s" if isinstance(e, TimeoutError) else str(e) or type(e).__name__
+        raise IpamError(f"cannot connect to {', '.join(servers)}: {why}") from None
+    try:
+        service = IpamService(nc, scheme, pool, lease, replicas)
+        await service.start()
+        await stop.wait()
+        await service.stop()
+        log.info("address service stopping counters=%s", dict(service.counters))
+    finally:
+        await nc.close()
+
+
+async def list_leases(nc: Client, scheme: SubjectScheme) -> list[ipam.Lease]:
+    kv = await open_bucket(nc, scheme, create=False)
+    return sorted((le for le, _ in (await read_leases(kv)).values()),
+                  key=lambda le: tuple(int(x) for x in le.address.split(".")))  # fmt: skip
