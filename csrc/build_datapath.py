@@ -23,7 +23,9 @@ ffibuilder.set_source(
     '#include "vn_datapath.h"',
     sources=[
         f"csrc/{name}.c"
-        for name in ("vn_datapath", "vn_conn", "vn_loop", "vn_tx", "vn_rx", "vn_mactab", "vn_seal")
+        for name in (
+            "vn_datapath", "vn_conn", "vn_loop", "vn_tx", "vn_rx", "vn_mactab", "vn_seal", "vn_arp"
+        )
     ],
     include_dirs=["csrc"],
     libraries=["nats", "crypto", "pthread"],

@@ -70,6 +70,7 @@ static const char *const COUNTER_NAMES[C_DROPS] = {
     "rx_by_kind.unicast", "rx_by_kind.broadcast", "rx_by_kind.multicast",
     "rx_bytes_by_kind.unicast", "rx_bytes_by_kind.broadcast", "rx_bytes_by_kind.multicast",
     "flooded", "macs_over_cap", "nats_disconnects", "nats_reconnects", "events_lost",
+    "arp_routed", "arp_broadcast",
 };
 static const char *const DROP_NAMES[VN_D_COUNT] = {
     "empty", "short", "version", "flags", "runt", "oversize", "vnet", "dup_mac",

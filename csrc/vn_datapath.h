@@ -142,6 +142,16 @@ int vn_dp_set_ingress(vn_dp *dp, const signed char *table, unsigned int n);
 /* Bridge mode: learn local sources (upcalls); ageing of remote MACs. */
 int vn_dp_set_bridge(vn_dp *dp, int bridge, double ageing, unsigned int max_macs);
 int vn_dp_set_storm(vn_dp *dp, double rate, double burst);
+/* Routed ARP (core/arp.py): requests go to `prefix` + the target's 8 hex
+ * digits unless rule[gratuitous * 2 + repeat] says broadcast (1); a repeat
+ * is the same sender and target within `window` seconds.  "" turns it off. */
+int vn_dp_set_arp(vn_dp *dp, const char *prefix, const signed char *rule, unsigned int n,
+                  double window);
+/* The ARP request parser alone (for the tests): 1 and the sender's MAC and
+ * address (10 bytes) and the target address (4) for an untagged
+ * Ethernet/IPv4 request, else 0. */
+int vn_arp_request(const unsigned char *f, unsigned int len, unsigned char *sender,
+                   unsigned char *target);
 int vn_dp_subscribe(vn_dp *dp, const char *subject);
 int vn_dp_unsubscribe(vn_dp *dp, const char *subject);
 int vn_dp_local_set(vn_dp *dp, const unsigned char *mac, int state);

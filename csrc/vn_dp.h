@@ -5,6 +5,7 @@
  *   vn_conn.c      the data connection (libnats options, callbacks, subscriptions)
  *   vn_tx.c        TAP -> NATS: the reader and flush threads
  *   vn_rx.c        NATS -> TAP: message delivery
+ *   vn_arp.c       routed ARP: a request to its target's subject
  *   vn_seal.c      sealed frames (libcrypto) */
 #ifndef VN_DP_H
 #define VN_DP_H
@@ -29,7 +30,7 @@ enum {
     C_TAP_TX_FRAMES, C_TAP_TX_BYTES, C_NATS_TX, C_NATS_RX,
     C_TX_KIND, C_TX_BYTES_KIND = C_TX_KIND + 3, C_RX_KIND = C_TX_BYTES_KIND + 3,
     C_RX_BYTES_KIND = C_RX_KIND + 3, C_FLOODED = C_RX_BYTES_KIND + 3, C_OVER_CAP,
-    C_DISCONNECTS, C_RECONNECTS, C_EVENTS_LOST, C_DROPS,
+    C_DISCONNECTS, C_RECONNECTS, C_EVENTS_LOST, C_ARP_ROUTED, C_ARP_BCAST, C_DROPS,
     C_COUNT = C_DROPS + VN_D_COUNT
 };
 
@@ -43,6 +44,14 @@ enum {
 #define NEVENTS 256
 #define MAX_SUBS 8192
 #define UPCALL_WAIT_MS 500
+#define ARP_LEN 28           /* an Ethernet/IPv4 ARP payload */
+#define ARP_KEY 14           /* sender MAC and address, target address */
+#define ARP_SLOTS 1024       /* remembered (sender, target) pairs: a power of two */
+
+struct arp_seen {
+    unsigned char key[ARP_KEY];
+    double when;             /* 0: empty */
+};
 
 
 /* -- MAC tables (vn_mactab.c): open addressing, linear probing,
@@ -100,6 +109,9 @@ struct vn_dp {
     int bridge;
     double ageing;
     double storm_rate, storm_burst, tokens, storm_last;
+    char arp[SUBJ];          /* routed ARP: the subject prefix ("": off) */
+    signed char arp_rule[4]; /* core.arp.arp_table(): [gratuitous * 2 + repeat] */
+    double arp_window;
     vn_sealer *sealer;       /* under seal_mu: replaced by the control plane */
     pthread_mutex_t seal_mu;
     vn_opener *opener;
@@ -132,6 +144,7 @@ struct vn_dp {
     int kick_wanted;
 
     unsigned char *txbuf, *txseal;
+    struct arp_seen arp_seen[ARP_SLOTS];  /* the TAP reader's own */
 };
 
 
@@ -155,6 +168,9 @@ natsStatus vn_loop_options(vn_dp *dp, natsOptions *op);
 int vn_loop_write(vn_dp *dp);
 void vn_loop_read(vn_dp *dp);
 void *vn_rx_main(void *arg);
+/* vn_arp.c: 1 and the target's subject in `subject` when the broadcast
+ * frame f is an ARP request to route; 0: it stays a broadcast (counted). */
+int vn_arp_route(vn_dp *dp, const unsigned char *f, size_t flen, double now, char *subject);
 /* vn_rx.c */
 void vn_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
 

@@ -226,6 +226,8 @@ static void tx_frame(vn_dp *dp, unsigned char *b, size_t len, char *subject, cha
     if (flood_too)
         strcpy(flood, dp->flood);
     pthread_rwlock_unlock(&dp->cfg);
+    if (kind == 1 && f[12] == 0x08 && f[13] == 0x06)
+        vn_arp_route(dp, f, flen, now, subject);  /* rewrites the subject if routed */
     int ok = 1;
     publish(dp, subject, payload, (int)plen, &ok);
     if (ok && flood_too)

@@ -5,10 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install.sh
-# What only the tests need: systemd-analyze (unit files), vagrant (validate).
+# What only the tests need: systemd-analyze (unit files), vagrant (validate),
+# arping (routed ARP: probes and announcements), dnsmasq (DHCP over the LAN).
 need=()
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v vagrant >/dev/null || need+=(vagrant)
+command -v arping >/dev/null || need+=(iputils-arping)
+command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
   echo "test.sh: installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

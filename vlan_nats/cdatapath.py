@@ -88,6 +88,15 @@ def subject(prefix: str, mac: bytes, go_style: bool) -> str:
     return str(ffi.string(out).decode())
 
 
+def arp_request(frame: bytes) -> tuple[bytes, bytes] | None:
+    """The C parser of ARP requests (core.arp.request's twin, for the tests)."""
+    lib, ffi = _lib(), _ffi()
+    sender, target = ffi.new("unsigned char[]", 10), ffi.new("unsigned char[]", 4)
+    if not lib.vn_arp_request(frame, len(frame), sender, target):
+        return None
+    return bytes(ffi.buffer(sender, 10)), bytes(ffi.buffer(target, 4))
+
+
 # -- sealing, on its own (the test vectors feed it and core/seal.py) ---------
 class CSealer:
     def __init__(self, key: bytes, session: bytes) -> None:
@@ -367,6 +376,11 @@ class CDatapath:
 
     def set_ingress(self, table: list[int]) -> None:
         _check(self._lib.vn_dp_set_ingress(self._dp, table, len(table)), "ingress table")
+
+    def set_arp(self, prefix: str, rule: list[int], window: float) -> None:
+        """Routed ARP: requests to ``prefix`` + target hex as ``rule``
+        (core.arp.arp_table) says; "" turns it off."""
+        _check(self._lib.vn_dp_set_arp(self._dp, prefix.encode(), rule, len(rule), window), "arp")
 
     def set_bridge(self, bridge: bool, ageing: float, max_macs: int) -> None:
         _check(self._lib.vn_dp_set_bridge(self._dp, int(bridge), ageing, max_macs), "bridge")

@@ -44,6 +44,7 @@ class Config:
     mtu: int
     addresses: tuple[str, ...]  # static ones, CIDR
     address_auto: bool  # --address auto: one IPv4 address from the address service
+    arp_routing: bool  # ARP requests to their target's subject (not with --compat)
     up: bool
     netns: str | None
     subject_prefix: str
@@ -280,6 +281,7 @@ def build(**given: Any) -> Config:
             "address_auto": "auto" in (v["addresses"] or ()),
             "subject_prefix": prefix,
             "offload": v["offload"] and not v["compat"],  # the Go original has no virtio header
+            "arp_routing": v["arp_routing"] and not v["compat"],
             "auth": auth,
             "seal": _seal(v),
             "run_as": run_as,

@@ -47,6 +47,7 @@ from .control import netns
 from .control.bringup import bring_up
 from .control.nlthread import NetlinkThread
 from .control.watch import LinkWatcher, McastList
+from .core.arp import RepeatMemory
 from .core.control import NodeInfo
 from .core.counters import Counters
 from .core.forwarding import Forwarder
@@ -215,11 +216,13 @@ class Daemon:
                 cfg.mtu,
                 storm=TokenBucket(cfg.storm_pps),
                 on_dup_mac=self.dup.seen,
+                arp_routing=cfg.arp_routing,
             )
             stack.push_async_callback(ctunnel.stop)
             sink = ctunnel
-        subs = Subscriptions(sink, self.scheme, self.forwarder)
+        subs = Subscriptions(sink, self.scheme, self.forwarder, cfg.arp_routing)
         subs.groups = mcast.read(dev.index)
+        subs.set_addresses(dev.addresses)
         switch = SwitchEvents(subs, self.counters, cfg.max_macs, cfg.bridge)
         stack.callback(switch.cancel)
         tunnel: Datapath
@@ -239,6 +242,7 @@ class Daemon:
                 on_events=switch.on_events,
                 on_new_local=subs.add_local,
                 on_dup_mac=self.dup.seen,
+                arp_memory=RepeatMemory() if cfg.arp_routing else None,
             )
             link.on_msg = pytunnel.on_msg
             stack.push_async_callback(pytunnel.stop)

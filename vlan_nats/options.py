@@ -251,6 +251,15 @@ OPTIONS: tuple[Option, ...] = (
         range=(0, None),
         unit="(0: off)",
     ),
+    Option(
+        "arp_routing",
+        "--no-arp-routing",
+        "send ARP requests to the broadcast subject, as earlier releases did, and "
+        "listen to no ARP subject (routed ARP: docs/wire-format.md)",
+        default=True,
+        switch=False,
+        toml=(bool,),
+    ),
     # -- logging ------------------------------------------------------------
     Option("log_level", "--log-level", "log level", default="info", choices=LOG_LEVELS),
     Option("log_format", "--log-format", "log format", default="text", choices=LOG_FORMATS),

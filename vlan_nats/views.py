@@ -102,6 +102,7 @@ def status_table(statuses: Sequence[Status]) -> str:
                 nats,
                 s.counters.get("tap_rx_frames"),
                 s.counters.get("tap_tx_frames"),
+                f"{s.counters.get('arp_routed', 0)}/{s.counters.get('arp_broadcast', 0)}",
                 s.drops,
                 uptime(s.uptime_s),
             )
@@ -118,6 +119,7 @@ def status_table(statuses: Sequence[Status]) -> str:
         "NATS",
         "FRAMES OUT",
         "FRAMES IN",
+        "ARP ROUTED/BCAST",
         "DROPS",
         "UP",
     )

@@ -148,3 +148,21 @@ def test_a_closed_datapath_reports_instead_of_crashing():
     finally:
         os.close(r)
         os.close(w)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        bytes.fromhex("ffffffffffff020000000001080600010800060400010200000000"
+                      "01c61200010000000000" "00c6120002"),
+        bytes.fromhex("ffffffffffff020000000001080600010800060400020200000000"
+                      "01c61200010000000000" "00c6120002"),  # a reply
+        bytes.fromhex("ffffffffffff0200000000010806000108000604"),  # truncated
+        bytes.fromhex("ffffffffffff020000000001080000010800060400010200000000"
+                      "01c61200010000000000" "00c6120002"),  # IPv4, not ARP
+    ],
+)
+def test_arp_parser_is_the_cores(frame):
+    from vlan_nats.core import arp
+
+    assert cdatapath.arp_request(frame) == arp.request(frame, 0)

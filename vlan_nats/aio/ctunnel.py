@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 
 from ..cdatapath import CDatapath, ConnOptions, COpener, CSealer
+from ..core.arp import REPEAT_WINDOW, arp_table
 from ..core.counters import Counters, DropReason
 from ..core.forwarding import Forwarder, ingress_table
 from ..core.frames import max_frame_len
@@ -66,6 +67,7 @@ class CTunnel:
         storm: TokenBucket | None = None,
         on_events: Callable[[], None] | None = None,
         on_dup_mac: Callable[[str], None] | None = None,
+        arp_routing: bool = False,
     ) -> None:
         self.conn = conn
         self.scheme = scheme
@@ -81,6 +83,8 @@ class CTunnel:
         self.dp.set_mac(forwarder.mac)
         self.dp.set_subjects(*subject_spelling(scheme))
         self.dp.set_ingress(ingress_table(forwarder.bridge))
+        if arp_routing and not scheme.compat:
+            self.dp.set_arp(scheme.arp_prefix, arp_table(), REPEAT_WINDOW)
         t = forwarder.table
         self.dp.set_bridge(forwarder.bridge, t.ageing, t.max_macs)
         storm = storm or TokenBucket(0)

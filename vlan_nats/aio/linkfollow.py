@@ -2,6 +2,7 @@
 
 - ``ip link set DEV address|mtu|up|down``: the forwarder's MAC, the
   subscriptions and the tunnel's frame limit follow; logged at INFO.
+- address changes: routed ARP's subjects follow the IPv4 addresses.
 - address changes and multicast joins: the groups are re-read (on every
   address event, and every MCAST_POLL_INTERVAL s) and resubscribed.
 - ``ip link set DEV master BR`` without ``--bridge``: a warning naming
@@ -85,6 +86,9 @@ class LinkFollower:
         async for event in watcher.events():
             if isinstance(event, AddressEvent):
                 self.addresses = await ctl.addresses(index)
+                if self.subs.set_addresses(self.addresses):
+                    log.debug("arp subjects addresses=%s", ",".join(self.addresses))
+                    await self.subs.sync()
                 await self.refresh_groups(mcast)
                 continue
             assert isinstance(event, LinkEvent)

@@ -138,6 +138,15 @@ def _nats(st: Status) -> Iterator[object]:
 
 
 def _switching(st: Status) -> Iterator[object]:
+    c = st.counters
+    arp = CounterMetricFamily(
+        "vlan_nats_arp_sent",
+        "ARP frames sent: routed to their target's subject, or to broadcast",
+        labels=["how"],
+    )
+    arp.add_metric(["routed"], c.get("arp_routed", 0))
+    arp.add_metric(["broadcast"], c.get("arp_broadcast", 0))
+    yield arp
     yield GaugeMetricFamily(
         "vlan_nats_learned_macs",
         "MACs learned behind the bridge (bridge mode)",

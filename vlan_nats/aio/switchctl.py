@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from ..core.arp import ipv4_targets
 from ..core.counters import Counters
 from ..core.forwarding import Forwarder
 from ..core.mac import format_mac
@@ -25,16 +26,34 @@ log = logging.getLogger(__name__)
 
 
 class Subscriptions:
-    def __init__(self, link: SubjectSink, scheme: SubjectScheme, forwarder: Forwarder) -> None:
+    def __init__(
+        self,
+        link: SubjectSink,
+        scheme: SubjectScheme,
+        forwarder: Forwarder,
+        arp_routing: bool = False,
+    ) -> None:
         self.link = link  # the NATS link, or the C datapath's data connection
         self.scheme = scheme
         self.forwarder = forwarder
         self.groups: frozenset[bytes] = frozenset()
+        # Routed ARP: the IPv4 addresses of the device (None: not routing).
+        self.arp: frozenset[bytes] | None = frozenset() if arp_routing else None
+
+    def set_addresses(self, cidrs: tuple[str, ...]) -> bool:
+        """The device's addresses (``ip addr``); True when the ARP subjects change."""
+        if self.arp is None:
+            return False
+        new = ipv4_targets(cidrs)
+        changed, self.arp = new != self.arp, new
+        return changed
 
     async def sync(self) -> None:
         fwd = self.forwarder
         bridged = frozenset(fwd.table.local) if fwd.bridge else None
-        await self.link.set_subjects(self.scheme.subscriptions(fwd.mac, self.groups, bridged))
+        await self.link.set_subjects(
+            self.scheme.subscriptions(fwd.mac, self.groups, bridged, self.arp)
+        )
 
     async def add_local(self, mac: bytes) -> None:
         """Bridge mode: a MAC just learned behind the bridge gets its

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable
 
 from nats.aio.msg import Msg
 
-from ..core import wire
+from ..core import arp, wire
 from ..core.counters import Counters, DropReason
 from ..core.forwarding import Forwarder
 from ..core.frames import ETH_HLEN, FrameKind, max_frame_len
@@ -73,6 +73,7 @@ class Tunnel:
         on_new_local: Callable[[bytes], Awaitable[None]] | None = None,
         wall_clock: Callable[[], float] = time.time,
         on_dup_mac: Callable[[str], None] | None = None,
+        arp_memory: arp.RepeatMemory | None = None,
     ) -> None:
         self.tap = tap
         self.link = link
@@ -91,6 +92,7 @@ class Tunnel:
         self._on_new_local = on_new_local
         self._on_dup_mac = on_dup_mac  # (subject): a frame came back with our source MAC
         self.opener = opener
+        self._arp = arp_memory  # routed ARP (None: off)
         self._wall = wall_clock
         self._drop_log = DropLog()
         self.reader = FrameReader(tap.fd, batch)
@@ -244,6 +246,8 @@ class Tunnel:
                 view[f - 2 : f] = b"\0\0"  # num_buffers: unused, not written by tun
                 payload = view[base:end]
             subject, kind = route(dst)
+            if kind is _BROADCAST and view[f + 12 : f + 14] == arp.ETH_P_ARP:
+                subject = self._arp_subject(view, f, now) or subject
             if bridge and await self._bridge_local(bytes(view[f + 6 : f + 12]), dst, now):
                 drops[DropReason.LOCAL_DST] += 1  # for our own side
                 continue
@@ -276,6 +280,16 @@ class Tunnel:
         c.nats_tx_msgs += sent
         if fwd.events and self._on_events is not None:
             self._on_events()
+
+    def _arp_subject(self, view: memoryview, f: int, now: float) -> str | None:
+        """A broadcast ARP frame: its target's subject when core/arp.py
+        routes it (counted either way)."""
+        target = arp.route(view, f, self._arp, now) if self._arp is not None else None
+        if target is None:
+            self.counters.arp_broadcast += 1
+            return None
+        self.counters.arp_routed += 1
+        return self.scheme.arp(target)
 
     # -- NATS -> TAP -------------------------------------------------------
     async def on_msg(self, msg: Msg) -> None:

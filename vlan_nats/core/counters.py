@@ -65,6 +65,8 @@ class Counters:
         "nats_reconnects",
         "flooded",
         "macs_over_cap",
+        "arp_routed",
+        "arp_broadcast",
     )
 
     def __init__(self) -> None:
@@ -85,6 +87,8 @@ class Counters:
         self.nats_reconnects = 0
         self.flooded = 0  # unknown unicast also sent to the flood subject
         self.macs_over_cap = 0  # local MACs not learned: the table was full
+        self.arp_routed = 0  # ARP requests sent to their target's subject (core/arp.py)
+        self.arp_broadcast = 0  # ARP frames sent to the broadcast subject
 
     def drop(self, reason: DropReason, n: int = 1) -> None:
         self.drops[reason] += n
@@ -108,4 +112,6 @@ class Counters:
             "nats_reconnects": self.nats_reconnects,
             "flooded": self.flooded,
             "macs_over_cap": self.macs_over_cap,
+            "arp_routed": self.arp_routed,
+            "arp_broadcast": self.arp_broadcast,
         }

@@ -6,6 +6,8 @@ Native scheme (documented in docs/wire-format.md)::
     <prefix>.<network>.b             broadcast
     <prefix>.<network>.m.<mac hex>   one multicast group (its group MAC)
     <prefix>.<network>.f             unknown unicast, flooded to bridge-mode nodes
+    <prefix>.<network>.arp.<ip hex>  an ARP request for one IPv4 address (8 lowercase
+                                     hex digits; core/arp.py says which requests)
     <prefix>.<network>.ctl.…         control plane (see aio/ctlplane.py)
 
 Compat scheme (rapidloop's Go vlan-nats, ``--compat``)::
@@ -66,7 +68,10 @@ def go_hex_mac(mac: bytes) -> str:
 class SubjectScheme:
     """Subjects of one network.  ``for_frame`` caches per destination MAC."""
 
-    __slots__ = ("prefix", "network", "compat", "base", "broadcast", "flood", "control", "_cache")
+    __slots__ = (
+        "prefix", "network", "compat", "base", "broadcast", "flood", "control", "arp_prefix",
+        "_cache",
+    )  # fmt: skip
 
     def __init__(self, prefix: str, network: str, compat: bool = False) -> None:
         self.prefix = validate_prefix(prefix)
@@ -78,6 +83,7 @@ class SubjectScheme:
         self.broadcast = self.base if compat else f"{self.base}.b"
         self.flood = f"{self.base}.f"
         self.control = f"{self.base}.ctl"
+        self.arp_prefix = f"{self.base}.arp."
         self._cache: dict[bytes, tuple[str, FrameKind]] = {}
 
     def unicast(self, mac: bytes) -> str:
@@ -89,6 +95,10 @@ class SubjectScheme:
         if self.compat:
             return f"{self.base}.{go_hex_mac(mac)}"
         return f"{self.base}.m.{mac.hex()}"
+
+    def arp(self, address: bytes) -> str:
+        """The subject of ARP requests for IPv4 ``address`` (4 bytes)."""
+        return self.arp_prefix + address.hex()
 
     def for_frame(self, dst: bytes) -> str:
         """Subject for a frame whose destination MAC is ``dst`` (6 bytes)."""
@@ -115,17 +125,26 @@ class SubjectScheme:
         mac: bytes,
         groups: frozenset[bytes],
         bridged: frozenset[bytes] | None = None,
+        arp: frozenset[bytes] | None = None,
     ) -> frozenset[str]:
         """What a node with ``mac`` that joined ``groups`` listens to.
 
         A bridge-mode node (``bridged``: the MACs learned behind its bridge)
         also listens to their unicast subjects, to flooded unknown unicast,
         and to every multicast group: hosts behind it join groups its own
-        kernel never sees."""
+        kernel never sees.  ``arp``: the IPv4 addresses (4 bytes each) whose
+        ARP requests reach us (routed ARP; None: off).  A bridge-mode node
+        takes every ARP subject: the addresses of the hosts behind it are
+        not known until they speak, and some never do first."""
         wanted = {self.unicast(mac), self.broadcast}
         if bridged is None:
             wanted.update(self.multicast(g) for g in groups if classify(g) is FrameKind.MULTICAST)
         else:
             wanted.update(self.unicast(m) for m in bridged)
             wanted.update((self.flood, f"{self.base}.m.*"))
+        if arp is not None and not self.compat:
+            if bridged is None:
+                wanted.update(self.arp(a) for a in arp)
+            else:
+                wanted.add(self.arp_prefix + "*")
         return frozenset(wanted)

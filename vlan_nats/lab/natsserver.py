@@ -47,8 +47,10 @@ class NatsServer:
         host: str = "127.0.0.1",
         args: tuple[str, ...] = (),
         config: str | None = None,
+        jetstream: bool = False,
     ) -> None:
         self.host = host
+        self.jetstream = jetstream  # -js, its store in a temporary directory
         self.port = port
         self.args = args
         self.config = config
@@ -56,6 +58,7 @@ class NatsServer:
         self.proc: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
         self._conf_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._store: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def url(self) -> str:
@@ -75,6 +78,10 @@ class NatsServer:
             conf = Path(self._conf_dir.name) / "server.conf"
             conf.write_text(self.config)
             cmd += ["-c", str(conf)]
+        if self.jetstream:
+            if self._store is None:  # kept across restarts, as a disk would be
+                self._store = tempfile.TemporaryDirectory(prefix="vlan-nats-js-")
+            cmd += ["-js", "-sd", self._store.name]
         cmd += list(self.args)
         self.lines = []
         self.ports = {}
@@ -138,9 +145,10 @@ class NatsServer:
 
     def close(self) -> None:
         self.stop()
-        if self._conf_dir is not None:
-            self._conf_dir.cleanup()
-            self._conf_dir = None
+        for d in (self._conf_dir, self._store):
+            if d is not None:
+                d.cleanup()
+        self._conf_dir = self._store = None
 
     def __enter__(self) -> NatsServer:
         return self.start()
