@@ -1,0 +1,148 @@
+"""The address service (vlan-nats ipam) and ``up --address auto`` against a
+real nats-server with JetStream: distinct addresses, sticky leases, an
+instance killed, concurrent requests, an exhausted pool."""
+
+import asyncio
+import itertools
+import signal
+import time
+
+import nats
+import pytest
+
+from vlan_nats.core import ipam
+from vlan_nats.lab.checks import ping
+from vlan_nats.lab.hosts import Lab, NatsServer
+from vlan_nats.lab.ipamproc import IpamProcess
+
+from .conftest import require_root
+
+POOL = "198.18.8.0/27"  # 30 addresses: 5 nodes and 20 concurrent requests
+
+
+@pytest.fixture(scope="module")
+def lab(dataplane):
+    require_root()
+    server = NatsServer(jetstream=True)
+    with Lab(0, tag="vni", dataplane=dataplane, server=server) as lab:
+        instances = [IpamProcess(server.url, "0", POOL, "--lease", "60") for _ in range(2)]
+        try:
+            for inst in instances:
+                inst.start()
+            lab.ipam = instances
+            for i in range(1, 5):
+                auto_node(lab, i)
+            yield lab
+        finally:
+            for inst in instances:
+                inst.stop()
+
+
+def auto_node(lab, i, network="0", start=True):
+    # The daemon's stable MAC (from the namespace): a restart keeps it.
+    node = lab.add_node(
+        i, extra=["--address", "auto", "--network", network], start=start, derived_mac=True
+    )
+    node.address = ""  # the daemon adds the one it is given
+    return node
+
+
+def leased(node, timeout=15.0) -> str:
+    """The node's leased address (CIDR), once it has one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        leases = node.status().get("leases") or []
+        if leases:
+            return leases[0]["address"]
+        time.sleep(0.1)
+    raise AssertionError(f"{node.dev}: no address; log:\n" + "\n".join(node.lines[-10:]))
+
+
+def on_device(node) -> str:
+    return node.ns.run("ip", "-4", "-o", "addr", "show", "dev", node.dev).stdout
+
+
+def test_four_nodes_get_distinct_addresses_and_all_pairs_ping(lab):
+    addrs = [leased(n) for n in lab.nodes]
+    assert len(set(addrs)) == 4, addrs
+    for n, a in zip(lab.nodes, addrs, strict=True):
+        assert a.endswith("/27") and a.startswith("198.18.8."), a
+        assert a in on_device(n)
+        assert any("address obtained" in line and a in line for line in n.lines)
+    ips = [a.split("/")[0] for a in addrs]
+    for (a, _), (_, ip) in itertools.permutations(zip(lab.nodes, ips, strict=True), 2):
+        r = ping(a.ns, ip, count=1)
+        assert r.ok, r.output
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_a_restarted_node_gets_its_address_back(lab, how):
+    node = lab.nodes[1]
+    before = leased(node)
+    node.stop(how)
+    if how == signal.SIGTERM:  # a clean stop gives the lease back
+        assert any("lease released" in line for line in node.lines), node.lines[-5:]
+    node.start()
+    assert leased(node) == before
+
+
+def test_an_instance_killed_another_answers(lab):
+    lab.ipam[0].stop(signal.SIGKILL)
+    try:
+        fifth = auto_node(lab, 5)
+        addr = leased(fifth)
+        assert addr not in [leased(n) for n in lab.nodes[:4]]
+    finally:
+        lab.ipam[0].start()
+
+
+async def _requests(url, n, network="0", mac_base=0x0200000F0000):
+    nc = await nats.connect(url)
+    try:
+        subject = f"vlan.{network}.ctl.ipam"
+
+        async def one(i):
+            mac = (mac_base + i).to_bytes(6, "big").hex(":")
+            msg = await nc.request(subject, ipam.request("request", mac, "0000abcd", "x"), 5)
+            return ipam.parse_reply(msg.data)
+
+        return await asyncio.gather(*(one(i) for i in range(n)))
+    finally:
+        await nc.close()
+
+
+def test_twenty_requests_at_once_get_twenty_addresses(lab):
+    replies = asyncio.run(_requests(lab.server.url, 20))
+    assert all(r is not None and r.ok for r in replies), replies
+    got = {r.address for r in replies}
+    assert len(got) == 20
+    assert not got & {leased(n) for n in lab.nodes}  # none handed out twice
+
+
+def test_an_exhausted_pool_is_said_and_retried(lab):
+    """A pool of two, both taken: the next node says so and keeps asking;
+    once one is released it gets that one."""
+    with IpamProcess(lab.server.url, "full", "198.18.9.0/30") as _:
+        replies = asyncio.run(_requests(lab.server.url, 2, network="full"))
+        assert all(r.ok for r in replies)
+        node = auto_node(lab, 6, network="full")
+        deadline = time.monotonic() + 10
+        while not any("exhausted" in line for line in node.lines):
+            assert time.monotonic() < deadline, "\n".join(node.lines[-10:])
+            time.sleep(0.1)
+        line = next(line for line in node.lines if "exhausted" in line)
+        assert "no address yet" in line and "retrying" in line, line
+        assert "exhausted" in (node.status().get("address_problem") or "")
+        # Release one lease: the node's retry gets it.
+        free = replies[0].address.split("/")[0]
+
+        async def release():
+            nc = await nats.connect(lab.server.url)
+            mac = (0x0200000F0000).to_bytes(6, "big").hex(":")
+            await nc.request("vlan.full.ctl.ipam", ipam.request("release", mac, "0000abcd", "x",
+                                                                 free), 5)  # fmt: skip
+            await nc.close()
+
+        asyncio.run(release())
+        assert leased(node, timeout=20).startswith(free + "/")
+        node.stop()

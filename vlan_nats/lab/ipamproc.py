@@ -1,0 +1,57 @@
+"""``vlan-nats ipam`` instances for the tests, the demo and scripts/scale.py."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+
+from ..errors import LabError
+from .proc import spawn, wait_event
+
+
+class IpamProcess:
+    """One address-service instance (a child process) until stop()."""
+
+    def __init__(self, server: str, network: str, pool: str, *extra: str) -> None:
+        self.cmd = [
+            sys.executable, "-m", "vlan_nats", "ipam", "--server", server,
+            "--network", network, "--pool", pool, *extra,
+        ]  # fmt: skip
+        self.lines: list[str] = []
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self, timeout: float = 20.0) -> IpamProcess:
+        ready = threading.Event()
+
+        def on_line(line: str) -> None:
+            if "address service ready" in line:
+                ready.set()
+
+        self.lines = []
+        self.proc = spawn(self.cmd, self.lines, on_line)
+        if not wait_event(ready, self.proc, timeout):
+            self.stop()
+            raise LabError("address service not ready:\n  " + "\n  ".join(self.lines[-10:]))
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode
+        self.proc = None
+        return rc
+
+    def __enter__(self) -> IpamProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
