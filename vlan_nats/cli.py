@@ -401,7 +401,7 @@ def cmd_ipam(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(servers, opts, scheme, pool, args.lease, args.replicas, stop)
+        await serve(servers, opts, [(scheme, pool)], args.lease, args.replicas, stop)
         return 0
 
     return asyncio.run(run())

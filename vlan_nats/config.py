@@ -153,9 +153,10 @@ def _about(option: str) -> Iterator[None]:
         raise
 
 
-def _check_numbers(v: dict[str, Any]) -> None:
-    """Range-check, and give float options float values (TOML has ints)."""
-    for o in options.for_command("up"):
+def check_numbers(v: dict[str, Any], command: str = "up") -> None:
+    """Range-check ``command``'s numeric options, and give float options
+    float values (TOML has ints)."""
+    for o in options.for_command(command):
         if o.range is not None:
             check_range(o.flag, v[o.name], *o.range, unit=o.unit, option=o.name)
         if o.kind is float:
@@ -243,7 +244,7 @@ def build(**given: Any) -> Config:
         )
     with _about("servers"):
         urls = tuple(check_server_url(u) for u in v["servers"])
-    _check_numbers(v)
+    check_numbers(v)
     _check_choices(v)
     netns, bridge = v["netns"], v["bridge"]
     if netns is not None and (not netns or "/" in netns or netns in (".", "..")):

@@ -35,7 +35,9 @@ from typing import Any
 
 from . import options, sdnotify
 from .auth import build_auth
-from .config import check_server_url
+from .config import check_numbers, check_server_url
+from .core.ipam import Pool
+from .core.subjects import validate_network, validate_prefix
 from .errors import ConfigError, VlanNatsError
 from .options import LOG_LEVELS
 
@@ -65,6 +67,11 @@ class HubConfig:
     routes: tuple[str, ...]
     server_name: str
     log_level: str
+    store: str | None  # JetStream's store_dir (None: JetStream off)
+    ipam: tuple[tuple[str, Pool], ...]  # (network, pool): address services run here
+    lease: float
+    replicas: int
+    subject_prefix: str
 
 
 def _host_port(value: str, what: str, option: str) -> str:
@@ -116,6 +123,24 @@ def build_hub(*, environ: dict[str, str] | None = None, **given: Any) -> HubConf
             option="log_level",
         )
     cluster = v["cluster_listen"]
+    store = v["store"] if v["store"] not in ("off", "none", "") else None
+    services = tuple(_ipam(x) for x in v["ipam"] or ())
+    if services and store is None:
+        raise ConfigError(
+            "--ipam needs JetStream: give --store DIR (not off); the leases live there",
+            option="store",
+        )
+    if services and tls_ca:
+        raise ConfigError(
+            "--ipam cannot connect to a hub that requires client certificates (--tls-ca): "
+            "run vlan-nats ipam with a client certificate instead",
+            option="ipam",
+        )
+    try:
+        prefix = validate_prefix(v["subject_prefix"])
+    except ValueError as e:
+        raise ConfigError(str(e), option="subject_prefix") from None
+    check_numbers(v, "hub")
     return HubConfig(
         listen=_host_port(v["listen"], "--listen", "listen"),
         monitor=_host_port(monitor, "--monitor", "monitor") if monitor else None,
@@ -133,7 +158,23 @@ def build_hub(*, environ: dict[str, str] | None = None, **given: Any) -> HubConf
         routes=tuple(_route(r) for r in v["routes"] or ()),
         server_name=v["server_name"] or f"{socket.gethostname()}-hub",
         log_level=v["log_level"],
+        store=store,
+        ipam=services,
+        lease=v["lease"],
+        replicas=v["replicas"],
+        subject_prefix=prefix,
     )
+
+
+def _ipam(text: str) -> tuple[str, Pool]:
+    """``NETWORK=CIDR`` of ``--ipam``."""
+    network, sep, cidr = text.partition("=")
+    try:
+        if not sep:
+            raise ValueError("expected NETWORK=CIDR, e.g. 7=198.18.7.0/24")
+        return validate_network(network.strip()), Pool.parse(cidr.strip())
+    except ValueError as e:  # PoolError is one
+        raise ConfigError(f"bad --ipam {text!r}: {e}", option="ipam") from None
 
 
 def _route(url: str) -> str:
@@ -180,6 +221,8 @@ def server_config(cfg: HubConfig, redact: bool = False) -> str:
         if cfg.routes:
             cl.append("routes: [" + ", ".join(q(r) for r in cfg.routes) + "]")
         lines.append("cluster { " + ", ".join(cl) + " }")
+    if cfg.store:
+        lines.append(f"jetstream {{ store_dir: {q(cfg.store)} }}")
     if cfg.log_level == "debug":
         lines.append("debug: true")
     return "\n".join(lines) + "\n"
@@ -304,11 +347,40 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def local_url(cfg: HubConfig) -> str:
+    """Where the hub's own clients (its address services) reach its server."""
+    host, _, port = cfg.listen.rpartition(":")
+    host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]", "": "127.0.0.1"}.get(host, host)
+    return f"{'tls' if cfg.tls_cert else 'nats'}://{host}:{port}"
+
+
+def client_options(cfg: HubConfig) -> dict[str, Any]:
+    """nats-py options for the hub's own clients: its credentials; with TLS,
+    no verification (our own child process, and its certificate names the
+    public address, not the one we dial)."""
+    opts: dict[str, Any] = {}
+    if cfg.token:
+        opts["token"] = cfg.token
+    elif cfg.user:
+        opts.update(user=cfg.user, password=cfg.password)
+    if cfg.tls_cert:
+        import ssl
+
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        opts["tls"] = ctx
+        opts["tls_handshake_first"] = cfg.tls_first
+    return opts
+
+
 class Hub:
     def __init__(self, cfg: HubConfig) -> None:
         self.cfg = cfg
         self._stop = asyncio.Event()
         self._proc: asyncio.subprocess.Process | None = None
+        self._services: asyncio.Task[None] | None = None  # --ipam
+        self._error: VlanNatsError | None = None
         self.restarts = 0
 
     def stop(self) -> None:
@@ -336,9 +408,27 @@ class Hub:
             loop.add_signal_handler(sig, self.stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         try:
-            return await self._supervise(binary, conf, workdir)
+            rc = await self._supervise(binary, conf, workdir)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+        if self._error is not None:
+            raise self._error
+        return rc
+
+    async def _address_services(self) -> None:
+        """``--ipam``: address services on a client connection to our own
+        server, until the hub stops; one that cannot start stops the hub."""
+        from .aio.ipam import IpamError, serve
+        from .core.subjects import SubjectScheme
+
+        cfg = self.cfg
+        services = [(SubjectScheme(cfg.subject_prefix, net), pool) for net, pool in cfg.ipam]
+        try:
+            await serve([local_url(cfg)], client_options(cfg), services, cfg.lease,
+                        cfg.replicas, self._stop, name="vlan-nats hub ipam")  # fmt: skip
+        except IpamError as e:
+            self._error = e
+            self.stop()
 
     async def _supervise(self, binary: str, conf: Path, workdir: Path) -> int:
         backoff = 1.0
@@ -366,13 +456,16 @@ class Hub:
             if became_ready in done:
                 if not ever_ready:
                     sdnotify.notify("READY=1")
+                    if self.cfg.ipam:
+                        self._services = asyncio.create_task(self._address_services())
                     log.info(
-                        "ready listen=%s monitor=%s auth=%s tls=%s cluster=%s",
+                        "ready listen=%s monitor=%s auth=%s tls=%s cluster=%s jetstream=%s",
                         self.cfg.listen,
                         self.cfg.monitor or "off",
                         "token" if self.cfg.token else "user" if self.cfg.user else "none",
                         "on" if self.cfg.tls_cert else "off",
                         self.cfg.cluster_listen or "off",
+                        self.cfg.store or "off",
                     )
                 ever_ready = True
                 backoff = 1.0
@@ -380,6 +473,8 @@ class Hub:
             for t in (stop, became_ready):
                 t.cancel()
             if exited not in done:  # we were asked to stop
+                if self._services is not None:  # its clients leave before the server
+                    await self._services
                 await self._terminate(proc)
                 exited.cancel()
                 await reader

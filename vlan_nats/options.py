@@ -25,6 +25,7 @@ from .errors import ConfigError
 DEFAULT_SERVER = "nats://127.0.0.1:4222"
 DEFAULT_LISTEN = "0.0.0.0:4222"
 DEFAULT_MONITOR = "127.0.0.1:8222"
+DEFAULT_STORE = "/var/lib/vlan-nats-hub"  # the unit's StateDirectory
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 
@@ -182,7 +183,7 @@ OPTIONS: tuple[Option, ...] = (
         "--subject-prefix",
         "first subject token(s)",
         default="vlan",
-        commands=("up", "client"),
+        commands=("up", "client", "hub"),
         metavar="PREFIX",
     ),
     Option(
@@ -344,10 +345,10 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "lease",
         "--lease",
-        "lease time; clients renew at half of it",
+        "lease time of the address service; clients renew at half of it",
         default=3600.0,
         shown="3600",
-        commands=("ipam",),
+        commands=("ipam", "hub"),
         kind=float,
         toml=(int, float),
         metavar="S",
@@ -366,9 +367,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "replicas",
         "--replicas",
-        "JetStream replicas of the lease bucket (a cluster: 3)",
+        "JetStream replicas of the address service's lease bucket (a cluster: 3)",
         default=1,
-        commands=("ipam",),
+        commands=("ipam", "hub"),
         kind=int,
         toml=(int,),
         metavar="N",
@@ -405,6 +406,22 @@ OPTIONS: tuple[Option, ...] = (
         key="route",
     ),
     _hub("server_name", "nats-server's name", "NAME", shown="<hostname>-hub"),
+    _hub(
+        "store",
+        "JetStream's store directory (the address service keeps its leases there), or 'off'",
+        "DIR",
+        default=DEFAULT_STORE,
+    ),
+    Option(
+        "ipam",
+        "--ipam",
+        "run an address service for this network and pool in the hub, repeatable "
+        "(as vlan-nats ipam does; clients: up --address auto)",
+        commands=("hub",),
+        many=True,
+        metavar="NETWORK=CIDR",
+        toml=(str, list),
+    ),
     Option(
         "log_level",
         "--log-level",

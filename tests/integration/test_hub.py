@@ -91,7 +91,7 @@ def test_hub_port_in_use_is_one_clear_error():
     assert "is in use" in r.stderr and "Traceback" not in r.stderr
 
 
-def hub_cmd(port: int, monitor: str = "off") -> list[str]:
+def hub_cmd(port: int, monitor: str = "off", store: str = "off") -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -101,6 +101,8 @@ def hub_cmd(port: int, monitor: str = "off") -> list[str]:
         f"127.0.0.1:{port}",
         "--monitor",
         monitor,
+        "--store",
+        store,
     ]
 
 
@@ -183,3 +185,58 @@ def test_a_server_left_by_an_older_hub_is_named(tmp_path):
     finally:
         server.kill()
         server.wait()
+
+
+def test_two_hubs_in_a_cluster_serve_one_pool(tmp_path):
+    """--ipam on two clustered hubs (JetStream on, each its own --store):
+    nodes on either hub get distinct addresses of the one pool and ping."""
+    ports = [free_port() for _ in range(2)]
+    routes = [free_port() for _ in range(2)]
+    hubs: list[subprocess.Popen[str]] = []
+    lines: list[list[str]] = [[], []]
+    try:
+        for i in range(2):
+            cmd = [
+                *hub_cmd(ports[i], store=str(tmp_path / f"store{i}")),
+                "--server-name", f"hub{i}", "--cluster-listen", f"127.0.0.1:{routes[i]}",
+                "--route", f"nats://127.0.0.1:{routes[1 - i]}",
+                "--ipam", "0=198.18.10.0/28", "--lease", "60",
+            ]  # fmt: skip
+            hubs.append(
+                subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
+            )
+
+            def read(h=hubs[-1], out=lines[i]):
+                for line in h.stderr:
+                    out.append(line.rstrip())
+
+            threading.Thread(target=read, daemon=True).start()
+        deadline = time.monotonic() + 40
+        while not all(any("address service ready" in x for x in out) for out in lines):
+            assert time.monotonic() < deadline, lines
+            assert all(h.poll() is None for h in hubs), lines
+            time.sleep(0.1)
+        lab = Lab(0, tag="vnh", server=ExternalServer(port=ports[0]))
+        with lab:
+            for i in (1, 2):
+                node = lab.add_node(i, extra=["--address", "auto"], start=False)
+                node.args[node.args.index("--server") + 1] = f"nats://127.0.0.1:{ports[i - 1]}"
+                node.address = ""
+                node.start()
+            got = []
+            for node in lab.nodes:
+                deadline = time.monotonic() + 20
+                while not node.status().get("leases"):
+                    assert time.monotonic() < deadline, node.lines[-10:]
+                    time.sleep(0.1)
+                got.append(node.status()["leases"][0]["address"].split("/")[0])
+            assert len(set(got)) == 2 and all(a.startswith("198.18.10.") for a in got), got
+            assert wait_ping(lab.nodes[0].ns, got[1]).received
+        for h in hubs:
+            h.send_signal(signal.SIGTERM)
+        assert [h.wait(20) for h in hubs] == [0, 0], lines
+    finally:
+        for h in hubs:
+            if h.poll() is None:
+                os.killpg(h.pid, signal.SIGKILL)
+                h.wait()

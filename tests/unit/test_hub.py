@@ -53,6 +53,11 @@ def test_user_password_quoted(tmp_path):
         ({"tls_ca": "/etc/hostname"}, "need the server's"),
         ({"routes": ["nats://198.18.0.2:6222"]}, "needs --cluster-listen"),
         ({"token_file": "/nonexistent"}, "cannot read token file"),
+        ({"ipam": ["7"]}, "expected NETWORK=CIDR"),
+        ({"ipam": ["7=198.18.0.0"]}, "give a prefix length"),
+        ({"ipam": ["-7=198.18.0.0/24"]}, "bad network"),
+        ({"ipam": ["7=198.18.0.0/24"], "store": "off"}, "needs JetStream"),
+        ({"ipam": ["7=198.18.0.0/24"], "lease": 1}, "bad --lease 1"),
     ],
 )
 def test_mistakes(kw, fragment):
@@ -78,3 +83,14 @@ def test_cli_config_file_and_flags(tmp_path, capsys):
     assert main(["hub", "--config", str(conf), "--print-config"]) == 1
     err = capsys.readouterr().err
     assert "hub.toml:2: unknown key 'bogus'" in err, err
+
+
+def test_jetstream_and_address_services():
+    cfg = build_hub(environ={}, store="/srv/js", ipam=["7=198.18.7.0/24", "lab=198.18.8.0/24"])
+    assert 'jetstream { store_dir: "/srv/js" }' in server_config(cfg)
+    assert [(n, str(p.network)) for n, p in cfg.ipam] == [
+        ("7", "198.18.7.0/24"),
+        ("lab", "198.18.8.0/24"),
+    ]
+    assert "jetstream" not in server_config(build_hub(environ={}, store="off"))
+    assert build_hub(environ={}).store == "/var/lib/vlan-nats-hub"  # the unit's StateDirectory

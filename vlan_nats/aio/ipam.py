@@ -38,6 +38,9 @@ NO_JETSTREAM = (
 )
 
 
+JETSTREAM_WAIT = 30.0
+
+
 class IpamError(VlanNatsError):
     """The service cannot start (no JetStream, a bad pool); one line."""
 
@@ -47,26 +50,43 @@ def ipam_subject(scheme: SubjectScheme) -> str:
 
 
 async def open_bucket(
-    nc: Client, scheme: SubjectScheme, replicas: int = 1, create: bool = True
+    nc: Client,
+    scheme: SubjectScheme,
+    replicas: int = 1,
+    create: bool = True,
+    wait: float = JETSTREAM_WAIT,
 ) -> KeyValue:
-    """The network's lease bucket (created on first use)."""
+    """The network's lease bucket (created on first use).  A JetStream that
+    answers "unavailable" (a cluster still electing its leader) is waited
+    for up to ``wait`` seconds; a server without JetStream is said at once."""
     js = nc.jetstream(timeout=5)
     name = ipam.bucket_name(scheme.prefix, scheme.network)
-    try:
-        if create:
-            return await js.create_key_value(bucket=name, history=1, replicas=replicas,
-                                             description="vlan-nats address leases")  # fmt: skip
-        return await js.key_value(name)
-    except jserr.BucketNotFoundError:
-        raise IpamError(f"no leases yet: bucket {name} does not exist") from None
-    except jserr.NotFoundError:
-        raise IpamError(f"no leases yet: bucket {name} does not exist") from None
-    except (nats.errors.NoRespondersError, jserr.ServiceUnavailableError):
-        raise IpamError(NO_JETSTREAM) from None
-    except nats.errors.TimeoutError:
-        raise IpamError("JetStream did not answer within 5 s: " + NO_JETSTREAM) from None
-    except jserr.APIError as e:
-        raise IpamError(f"cannot open the lease bucket {name}: {e.description or e}") from None
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            if create:
+                return await js.create_key_value(
+                    bucket=name, history=1, replicas=replicas,
+                    description="vlan-nats address leases",
+                )  # fmt: skip
+            return await js.key_value(name)
+        except (jserr.BucketNotFoundError, jserr.NotFoundError):
+            raise IpamError(f"no leases yet: bucket {name} does not exist") from None
+        except nats.errors.NoRespondersError:
+            raise IpamError(NO_JETSTREAM) from None
+        except (jserr.ServiceUnavailableError, nats.errors.TimeoutError) as e:
+            if time.monotonic() > deadline:
+                why = "unavailable" if isinstance(e, jserr.ServiceUnavailableError) else "silent"
+                raise IpamError(
+                    f"JetStream stayed {why} for {wait:g} s: a cluster without a quorum? "
+                    + NO_JETSTREAM
+                ) from None
+            log.info("waiting for JetStream bucket=%s", name)
+            await asyncio.sleep(1.0)
+        except jserr.APIError as e:
+            raise IpamError(
+                f"cannot open the lease bucket {name}: {e.description or e}"
+            ) from None
 
 
 async def read_leases(kv: KeyValue) -> dict[str, tuple[ipam.Lease, int]]:
@@ -232,14 +252,15 @@ class IpamService:
 async def serve(
     servers: list[str],
     options: dict[str, object],
-    scheme: SubjectScheme,
-    pool: ipam.Pool,
+    services: list[tuple[SubjectScheme, ipam.Pool]],
     lease: float,
     replicas: int,
     stop: asyncio.Event,
+    name: str = "vlan-nats ipam",
 ) -> None:
-    """``vlan-nats ipam``: one instance until ``stop``; reconnects forever
-    once it has started (IpamError if it cannot start)."""
+    """Address-service instances (one per network) until ``stop``;
+    reconnects forever once started (IpamError if they cannot start).
+    ``vlan-nats ipam`` runs one, the hub one per ``--ipam``."""
     nc = Client()
 
     async def on_error(e: Exception) -> None:
@@ -248,9 +269,8 @@ async def serve(
     try:
         # nats-py retries a first connect forever when reconnects are: bound it.
         await asyncio.wait_for(
-            nc.connect(servers=servers, name=f"vlan-nats ipam {scheme.network}",
-                       max_reconnect_attempts=-1, error_cb=on_error, allow_reconnect=True,
-                       **options),  # type: ignore[arg-type]
+            nc.connect(servers=servers, name=name, max_reconnect_attempts=-1,
+                       error_cb=on_error, allow_reconnect=True, **options),  # type: ignore[arg-type]
             timeout=5.0 * len(servers),
         )  # fmt: skip
     except Exception as e:  # nats-py raises many kinds on a failed connect
@@ -258,13 +278,18 @@ async def serve(
             await nc.close()
         why = "no answer within 5 s" if isinstance(e, TimeoutError) else str(e) or type(e).__name__
         raise IpamError(f"cannot connect to {', '.join(servers)}: {why}") from None
+    running: list[IpamService] = []
     try:
-        service = IpamService(nc, scheme, pool, lease, replicas)
-        await service.start()
+        for scheme, pool in services:
+            service = IpamService(nc, scheme, pool, lease, replicas)
+            await service.start()
+            running.append(service)
         await stop.wait()
-        await service.stop()
-        log.info("address service stopping counters=%s", dict(service.counters))
     finally:
+        for service in running:
+            await service.stop()
+            log.info("address service stopping network=%s counters=%s",
+                     service.scheme.network, dict(service.counters))  # fmt: skip
         await nc.close()
 
 
