@@ -221,15 +221,8 @@ def test_two_hubs_in_a_cluster_serve_one_pool(tmp_path):
             for i in (1, 2):
                 node = lab.add_node(i, extra=["--address", "auto"], start=False)
                 node.args[node.args.index("--server") + 1] = f"nats://127.0.0.1:{ports[i - 1]}"
-                node.address = ""
                 node.start()
-            got = []
-            for node in lab.nodes:
-                deadline = time.monotonic() + 20
-                while not node.status().get("leases"):
-                    assert time.monotonic() < deadline, node.lines[-10:]
-                    time.sleep(0.1)
-                got.append(node.status()["leases"][0]["address"].split("/")[0])
+            got = [node.wait_lease().split("/")[0] for node in lab.nodes]
             assert len(set(got)) == 2 and all(a.startswith("198.18.10.") for a in got), got
             assert wait_ping(lab.nodes[0].ns, got[1]).received
         for h in hubs:

@@ -43,19 +43,7 @@ def auto_node(lab, i, network="0", start=True):
     node = lab.add_node(
         i, extra=["--address", "auto", "--network", network], start=start, derived_mac=True
     )
-    node.address = ""  # the daemon adds the one it is given
     return node
-
-
-def leased(node, timeout=15.0) -> str:
-    """The node's leased address (CIDR), once it has one."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        leases = node.status().get("leases") or []
-        if leases:
-            return leases[0]["address"]
-        time.sleep(0.1)
-    raise AssertionError(f"{node.dev}: no address; log:\n" + "\n".join(node.lines[-10:]))
 
 
 def on_device(node) -> str:
@@ -63,7 +51,7 @@ def on_device(node) -> str:
 
 
 def test_four_nodes_get_distinct_addresses_and_all_pairs_ping(lab):
-    addrs = [leased(n) for n in lab.nodes]
+    addrs = [n.wait_lease() for n in lab.nodes]
     assert len(set(addrs)) == 4, addrs
     for n, a in zip(lab.nodes, addrs, strict=True):
         assert a.endswith("/27") and a.startswith("198.18.8."), a
@@ -78,20 +66,20 @@ def test_four_nodes_get_distinct_addresses_and_all_pairs_ping(lab):
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
 def test_a_restarted_node_gets_its_address_back(lab, how):
     node = lab.nodes[1]
-    before = leased(node)
+    before = node.wait_lease()
     node.stop(how)
     if how == signal.SIGTERM:  # a clean stop gives the lease back
         assert any("lease released" in line for line in node.lines), node.lines[-5:]
     node.start()
-    assert leased(node) == before
+    assert node.wait_lease() == before
 
 
 def test_an_instance_killed_another_answers(lab):
     lab.ipam[0].stop(signal.SIGKILL)
     try:
         fifth = auto_node(lab, 5)
-        addr = leased(fifth)
-        assert addr not in [leased(n) for n in lab.nodes[:4]]
+        addr = fifth.wait_lease()
+        assert addr not in [n.wait_lease() for n in lab.nodes[:4]]
     finally:
         lab.ipam[0].start()
 
@@ -116,7 +104,7 @@ def test_twenty_requests_at_once_get_twenty_addresses(lab):
     assert all(r is not None and r.ok for r in replies), replies
     got = {r.address for r in replies}
     assert len(got) == 20
-    assert not got & {leased(n) for n in lab.nodes}  # none handed out twice
+    assert not got & {n.wait_lease() for n in lab.nodes}  # none handed out twice
 
 
 def test_an_exhausted_pool_is_said_and_retried(lab):
@@ -144,5 +132,5 @@ def test_an_exhausted_pool_is_said_and_retried(lab):
             await nc.close()
 
         asyncio.run(release())
-        assert leased(node, timeout=20).startswith(free + "/")
+        assert node.wait_lease(timeout=20).startswith(free + "/")
         node.stop()

@@ -1,9 +1,11 @@
 """``vlan-nats demo``: three hosts on one virtual LAN, checked end to end.
 
-A private nats-server on a random loopback port, three namespaces with
-unique names and one daemon each (``--netns``), addresses from
-198.18.0.0/15; then IPv4 ping between all pairs, IPv6 link-local ping, a
-TCP transfer with its throughput and checksum.  Everything is removed at
+A private nats-server with JetStream on a random loopback port, an address
+service (``vlan-nats ipam``) for 198.18.0.0/24, three namespaces with
+unique names and one daemon each (``--netns``, ``--address auto``); then
+IPv4 ping between all pairs (while every TAP is watched for ARP: routed
+ARP's deliveries against what broadcast would cost), IPv6 link-local ping,
+a TCP transfer with its throughput and checksum.  Everything is removed at
 the end, on failure and on Ctrl-C too.  Exit 0 only if every check passed.
 """
 
@@ -16,8 +18,13 @@ import sys
 from collections.abc import Callable
 
 from ..errors import LabError
+from .arpwatch import ArpSeen, ArpWatch
 from .checks import ping, transfer
-from .hosts import Lab
+from .hosts import Lab, Node
+from .ipamproc import IpamProcess
+from .natsserver import NatsServer
+
+POOL = "198.18.0.0/24"
 
 Row = tuple[str, bool, str]
 
@@ -57,13 +64,45 @@ def run_demo(transfer_mb: int = 100, out: Callable[[str], None] = print) -> int:
         rows.append((name, ok, detail))
         out(f"  {'ok  ' if ok else 'FAIL'}  {name:<34} {detail}")
 
-    out("vlan-nats demo: starting nats-server and 3 hosts ...")
-    with Lab(3, tag="vnd", subnet="198.18.0") as lab:
-        out(
-            f"  nats-server {lab.server.url}; hosts "
-            + ", ".join(f"{n.ns.name}({n.dev} {n.address})" for n in lab.nodes)
-        )
-        out(f"  datapath: {_datapaths(lab)}")
+    out("vlan-nats demo: starting nats-server (JetStream), an address service and 3 hosts ...")
+    server = NatsServer(jetstream=True)
+    with Lab(0, tag="vnd", server=server) as lab:
+        with IpamProcess(server.url, "0", POOL, "--lease", "600") as service:
+            try:
+                for i in (1, 2, 3):
+                    lab.add_node(i, extra=["--address", "auto"])
+                if _addresses(lab, record):
+                    _checks(lab, record, out, transfer_mb)
+                else:
+                    for line in service.lines[-5:]:
+                        out(f"  address service: {line}")
+            finally:
+                for n in lab.nodes:  # before the service: they give their leases back
+                    n.stop()
+    return _summary(rows, out)
+
+
+Record = Callable[[str, bool, str], None]
+
+
+def _addresses(lab: Lab, record: Record) -> bool:
+    for n in lab.nodes:
+        try:
+            n.wait_lease()
+            record(f"address for {n.ns.name}", True, f"{n.address} from the address service")
+        except LabError as e:
+            record(f"address for {n.ns.name}", False, str(e).splitlines()[0])
+    return all(n.address for n in lab.nodes)
+
+
+def _checks(lab: Lab, record: Record, out: Callable[[str], None], transfer_mb: int) -> None:
+    out(
+        f"  nats-server {lab.server.url}; hosts "
+        + ", ".join(f"{n.ns.name}({n.dev} {n.address})" for n in lab.nodes)
+    )
+    out(f"  datapath: {_datapaths(lab)}")
+    watches = [ArpWatch(n.ns, n.dev) for n in lab.nodes]
+    try:
         for a, b in itertools.permutations(lab.nodes, 2):
             r = ping(a.ns, b.ip, count=3)
             record(
@@ -71,25 +110,51 @@ def run_demo(transfer_mb: int = 100, out: Callable[[str], None] = print) -> int:
                 r.ok,
                 f"{r.received}/{r.sent} replies, avg {r.avg_ms} ms",
             )
-        h1, h2, h3 = lab.nodes
-        h1.link_local()  # both ends done with DAD
-        ll = h2.link_local()
-        r = ping(h1.ns, f"{ll}%{h1.dev}", count=3)
+    finally:
+        seen = [w.stop() for w in watches]
+    record(*_arp_figures(lab, seen))
+    h1, h2, h3 = lab.nodes
+    h1.link_local()  # both ends done with DAD
+    ll = h2.link_local()
+    r = ping(h1.ns, f"{ll}%{h1.dev}", count=3)
+    record(
+        f"ipv6 link-local ping h1 -> {ll}",
+        r.ok,
+        f"{r.received}/{r.sent} replies, avg {r.avg_ms} ms",
+    )
+    try:
+        t = transfer(h1, h3, transfer_mb)
         record(
-            f"ipv6 link-local ping h1 -> {ll}",
-            r.ok,
-            f"{r.received}/{r.sent} replies, avg {r.avg_ms} ms",
+            f"tcp {transfer_mb} MiB {h1.ip} -> {h3.ip}",
+            t.ok,
+            f"{t.mbit_s:.0f} Mbit/s in {t.seconds:.2f} s, sha256 "
+            + ("match" if t.ok else "MISMATCH"),
         )
-        try:
-            t = transfer(h1, h3, transfer_mb)
-            record(
-                f"tcp {transfer_mb} MiB {h1.ip} -> {h3.ip}",
-                t.ok,
-                f"{t.mbit_s:.0f} Mbit/s in {t.seconds:.2f} s, sha256 "
-                + ("match" if t.ok else "MISMATCH"),
-            )
-        except LabError as e:
-            record(f"tcp {transfer_mb} MiB {h1.ip} -> {h3.ip}", False, str(e))
+    except LabError as e:
+        record(f"tcp {transfer_mb} MiB {h1.ip} -> {h3.ip}", False, str(e))
+
+
+def _arp_figures(lab: Lab, seen: list[list[ArpSeen]]) -> Row:
+    """Routed ARP at work: requests the hosts' TAPs received per resolution,
+    against the n-1 a broadcast reaches."""
+    asked = sum(_counter(n, "arp_routed") for n in lab.nodes)
+    delivered = sum(1 for s in itertools.chain(*seen) if s.op == 1 and not s.gratuitous)
+    others = len(lab.nodes) - 1
+    per = delivered / asked if asked else 0.0
+    return (
+        "routed arp",
+        asked > 0 and delivered < asked * others,
+        f"{asked} requests routed, {delivered} delivered: {per:.1f} per resolution "
+        f"(broadcast: {others})",
+    )
+
+
+def _counter(node: Node, name: str) -> int:
+    counters = node.status().get("counters")
+    return int(counters.get(name, 0)) if isinstance(counters, dict) else 0
+
+
+def _summary(rows: list[Row], out: Callable[[str], None]) -> int:
     failed = [r for r in rows if not r[1]]
     out(
         f"vlan-nats demo: {len(rows) - len(failed)}/{len(rows)} checks passed; "

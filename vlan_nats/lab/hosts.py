@@ -127,6 +127,20 @@ class Node:
             self.wait_ready(timeout)
         return self
 
+    def wait_lease(self, timeout: float = 20.0) -> str:
+        """``--address auto``: the address the daemon was given (CIDR), once
+        it has one; it becomes this node's ``address``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            leases = self.status().get("leases") or []
+            if isinstance(leases, list) and leases:
+                self.address = str(leases[0]["address"])
+                return self.address
+            if time.monotonic() > deadline or self.proc is None or self.proc.poll() is not None:
+                raise LabError(f"daemon {self.dev} got no address:\n  " + "\n  ".join(
+                    self.lines[-10:]))  # fmt: skip
+            time.sleep(0.1)
+
     def wait_ready(self, timeout: float = 20.0) -> None:
         if self.proc is None or not wait_event(self.ready, self.proc, timeout):
             raise LabError(f"daemon {self.dev} not ready:\n  " + "\n  ".join(self.lines[-10:]))
@@ -255,11 +269,13 @@ class Lab:
         daemon's own stable MAC instead of ``--mac random``."""
         ns = Namespace(f"{self.prefix}-h{i}")
         self.namespaces.append(ns)
+        args = ["--server", self.server_url(i), *self._node_args, *(extra or [])]
+        auto = "auto" in args  # --address auto: the address service's, see wait_lease
         node = Node(
             ns,
             dev=dev or f"{self.prefix}n{i}",
-            address=f"{self._subnet}.{i}/{self._plen}",
-            args=["--server", self.server_url(i), *self._node_args, *(extra or [])],
+            address="" if auto else f"{self._subnet}.{i}/{self._plen}",
+            args=args,
         )
         if "--mac" not in node.args and not derived_mac:
             node.args += ["--mac", "random"]
