@@ -2,6 +2,8 @@
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 import time
 
 import nats
@@ -9,6 +11,7 @@ import pytest
 
 from vlan_nats.lab.checks import ping, wait_ping
 from vlan_nats.lab.hosts import Lab
+from vlan_nats.lab.ipamproc import IpamProcess
 from vlan_nats.lab.natsserver import NatsServer
 
 MACS = {"h1": "02:00:5e:10:00:01", "h2": "02:00:5e:10:00:02"}
@@ -19,7 +22,7 @@ def node_user(name: str, mac: str) -> str:
     return f"""
       {{ user: "{name}", password: "pw-{name}", permissions: {{
           publish: {{ allow: ["vlan.0.>"] }},
-          subscribe: {{ allow: ["vlan.0.u.{hexmac}", "vlan.0.b", "vlan.0.m.>",
+          subscribe: {{ allow: ["vlan.0.u.{hexmac}", "vlan.0.b", "vlan.0.m.>", "vlan.0.arp.*",
                                "vlan.0.ctl.peers", "vlan.0.ctl.node.*.ping",
                                "_INBOX.{hexmac}.>"] }},
           allow_responses: true
@@ -31,8 +34,12 @@ CONFIG = (
     + "".join(node_user(n, m) for n, m in MACS.items())
     + """
       { user: "admin", password: "pw-admin", permissions: {
-          publish: { allow: ["vlan.0.ctl.>"] }, subscribe: { allow: ["_INBOX.>"] } } }
-    ] } }
+          publish: { allow: ["vlan.0.ctl.>", "$JS.API.>"] }, subscribe: { allow: ["_INBOX.>"] } } }
+      { user: "ipam", password: "pw-ipam", permissions: {
+          publish: { allow: ["$JS.API.>", "$KV.vlan-nats-ipam_vlan_0.>"] },
+          subscribe: { allow: ["vlan.0.ctl.ipam", "_INBOX.>"] },
+          allow_responses: true } }
+    ], jetstream: enabled } }
 """
 )
 
@@ -136,3 +143,34 @@ def test_node_cannot_publish_outside_its_network(tmp_path, user):
         assert any("permissions violation for publish" in e.lower() for e in errors), errors
     finally:
         server.close()
+
+
+def test_address_service_under_these_permissions(tmp_path):
+    """docs/security.md's users: the service (user ipam) leases h1 an
+    address; h1 itself cannot read the lease bucket (nor write it: it may
+    publish on vlan.0.> only)."""
+    server = NatsServer(config=CONFIG, jetstream=True)
+    with Lab(0, tag="vnp", server=server) as lab:
+        service = IpamProcess(
+            server.url, "0", "198.18.11.0/28", "--user", "ipam",
+            "--password-file", pw(tmp_path, "ipam"),
+        )  # fmt: skip
+        with service:
+            node = lab.add_node(
+                1,
+                extra=["--mac", MACS["h1"], "--user", "h1", "--password-file", pw(tmp_path, "h1"),
+                       "--address", "auto"],
+            )  # fmt: skip
+            assert node.wait_lease().startswith("198.18.11.")
+            assert not any("refused" in line for line in node.lines), node.lines
+            r = subprocess.run(
+                [sys.executable, "-m", "vlan_nats", "leases", "--server", server.url,
+                 "--user", "admin", "--password-file", pw(tmp_path, "admin")],
+                capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            assert r.returncode == 0 and MACS["h1"] in r.stdout, r.stdout + r.stderr
+            node.stop()
+        errors, _ = asyncio.run(
+            try_subscribe(lab.server.url, "h1", "pw-h1", "$KV.vlan-nats-ipam_vlan_0.>")
+        )
+        assert any("permissions violation" in e.lower() for e in errors), errors

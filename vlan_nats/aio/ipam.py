@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import nats
 import nats.js.errors as jserr
@@ -182,32 +183,67 @@ class IpamService:
         now = self.clock()
         if req.op == "release":
             return await self._release(req)
-        leases = await read_leases(self._kv)
         if req.op == "renew" and req.address is not None:
-            held = leases.get(req.address)
-            if held is not None and held[0].mac == req.mac and self.pool.allows(req.address):
-                lease = await self._write(req, req.address, held[1], now)
-                if lease is not None:
-                    self.counters["renewed"] += 1
-                    return ipam.grant(self.pool, lease, self.lease)
+            lease = await self._claim(req, req.address, now)
+            if lease is not None:
+                self.counters["renewed"] += 1
+                return ipam.grant(self.pool, lease, self.lease)
             # Lost (expired and taken, or never ours): a new request.
-        for address in ipam.choices(
-            self.pool, {a: le for a, (le, _) in leases.items()}, req.mac, now
-        ):
-            held = leases.get(address)
-            if held is not None and held[0].mac != req.mac and held[0].live(now):
-                continue
-            lease = await self._write(req, address, held[1] if held else None, now)
+        async for address in self._candidates(req.mac, now):
+            lease = await self._claim(req, address, now)
             if lease is not None:
                 self.counters["granted"] += 1
                 log.info("lease granted address=%s mac=%s node=%s hostname=%s",
                          address, req.mac, req.node, req.hostname or "-")  # fmt: skip
                 return ipam.grant(self.pool, lease, self.lease)
-            self.counters["conflicts"] += 1  # another instance was first: next one
         self.counters["exhausted"] += 1
         self._fulllog.warning("address pool exhausted pool=%s addresses=%d refused mac=%s",
                               self.pool.network, self.pool.size, req.mac)  # fmt: skip
         return ipam.refuse(f"address pool {self.pool.network} exhausted ({self.pool.size} in use)")
+
+    async def _candidates(self, mac: str, now: float) -> AsyncIterator[str]:
+        """The MAC's last address, then PROBES from its offset; past those,
+        the free ones of the whole bucket (read only when those are taken)."""
+        assert self._kv is not None
+        tried: set[str] = set()
+        try:
+            entry = await self._kv.get(ipam.mac_key(mac))
+            last = (entry.value or b"").decode(errors="replace")
+            tried.add(last)
+            yield last
+        except jserr.NotFoundError:
+            pass
+        start = ipam.start_offset(mac, self.pool.size)
+        for address in itertools.islice(self.pool.candidates(start), ipam.PROBES):
+            if address not in tried:
+                tried.add(address)
+                yield address
+        leases = {a: le for a, (le, _) in (await read_leases(self._kv)).items()}
+        for address in ipam.choices(self.pool, leases, mac, now):
+            if address not in tried:
+                yield address
+
+    async def _claim(self, req: ipam.Request, address: str, now: float) -> ipam.Lease | None:
+        """The lease on ``address`` for ``req``'s MAC, if it is free, expired
+        or already that MAC's; None when it is another's (or a race lost)."""
+        if not self.pool.allows(address):
+            return None
+        held = await self._entry(address)
+        if held is not None and held[0].mac != req.mac and held[0].live(now):
+            return None
+        lease = await self._write(req, address, held[1] if held else None, now)
+        if lease is None:
+            self.counters["conflicts"] += 1  # another instance was first
+        return lease
+
+    async def _entry(self, address: str) -> tuple[ipam.Lease, int] | None:
+        assert self._kv is not None
+        try:
+            entry = await self._kv.get(ipam.address_key(address))
+        except jserr.NotFoundError:  # never leased, or released
+            return None
+        lease = ipam.Lease.decode(entry.value or b"")
+        return (lease, entry.revision) if lease is not None and entry.revision else None
 
     async def _write(
         self, req: ipam.Request, address: str, revision: int | None, now: float
@@ -228,6 +264,7 @@ class IpamService:
             if e.err_code == 10071:  # wrong last sequence, as an API error
                 return None
             raise
+        await self._kv.put(ipam.mac_key(req.mac), address.encode())
         return lease
 
     async def _release(self, req: ipam.Request) -> bytes:

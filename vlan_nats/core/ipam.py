@@ -11,7 +11,11 @@ JSON objects of at most MAX_REQUEST bytes:
 and get ``{"ok": true, "address": "198.18.0.5/24", "lease": 3600,
 "expires": <unix time>}`` or ``{"ok": false, "error": "<why>"}``.  Leases live
 in a JetStream KV bucket per network: key ``addr.<a>.<b>.<c>.<d>`` holds the
-Lease as JSON; creating that key is what allocates the address.
+Lease as JSON; creating that key is what allocates the address.  Key
+``mac.<hex>`` remembers the address a MAC held last, so that it gets it
+back.  A request costs a few key operations (its MAC's address, then
+addresses from a MAC-derived offset); only a pool whose first PROBES
+candidates are all taken is read whole.
 """
 
 from __future__ import annotations
@@ -43,6 +47,12 @@ def bucket_name(prefix: str, network: str) -> str:
 
 def address_key(address: str) -> str:
     return "addr." + address
+
+
+def mac_key(mac: str) -> str:
+    """Where the address a MAC last held is remembered (stickiness, also
+    after a release): ``mac.<12 hex digits>``."""
+    return "mac." + mac.replace(":", "")
 
 
 def address_of_key(key: str) -> str | None:
@@ -109,6 +119,9 @@ class Pool:
             a = ipaddress.IPv4Address(int(self.first) + (start + i) % n)
             if a not in self.exclude:
                 yield str(a)
+
+
+PROBES = 16  # addresses tried one by one before the whole bucket is read
 
 
 def start_offset(mac: str, size: int) -> int:
