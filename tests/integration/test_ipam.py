@@ -6,13 +6,14 @@ import asyncio
 import itertools
 import signal
 import time
+import urllib.request
 
 import nats
 import pytest
 
 from vlan_nats.core import ipam
 from vlan_nats.lab.checks import ping
-from vlan_nats.lab.hosts import Lab, NatsServer
+from vlan_nats.lab.hosts import Lab, NatsServer, free_port
 from vlan_nats.lab.ipamproc import IpamProcess
 
 from .conftest import require_root
@@ -113,7 +114,11 @@ def test_an_exhausted_pool_is_said_and_retried(lab):
     with IpamProcess(lab.server.url, "full", "198.18.9.0/30") as _:
         replies = asyncio.run(_requests(lab.server.url, 2, network="full"))
         assert all(r.ok for r in replies)
-        node = auto_node(lab, 6, network="full")
+        port = free_port()
+        node = lab.add_node(
+            6, extra=["--address", "auto", "--network", "full", "--metrics-listen",
+                      f"127.0.0.1:{port}"], derived_mac=True,
+        )  # fmt: skip
         deadline = time.monotonic() + 10
         while not any("exhausted" in line for line in node.lines):
             assert time.monotonic() < deadline, "\n".join(node.lines[-10:])
@@ -121,6 +126,10 @@ def test_an_exhausted_pool_is_said_and_retried(lab):
         line = next(line for line in node.lines if "exhausted" in line)
         assert "no address yet" in line and "retrying" in line, line
         assert "exhausted" in (node.status().get("address_problem") or "")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            metrics = resp.read().decode()
+        assert 'vlan_nats_address_problem{problem="refused: address pool 198.18.9.0/30' in metrics
+        assert "vlan_nats_leased_addresses 0.0" in metrics
         # Release one lease: the node's retry gets it.
         free = replies[0].address.split("/")[0]
 

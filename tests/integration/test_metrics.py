@@ -43,6 +43,9 @@ def test_scrape_counts_what_happened(dataplane):
         assert m[("vlan_nats_peers", ())] >= 1
         assert ("vlan_nats_drops_total", (("reason", "replay"),)) in m  # every reason, zeros too
         assert m[("vlan_nats_nats_reconnects_total", ())] == 0
+        # h1 resolved h2 with one routed ARP request (a fresh LAN).
+        assert m[("vlan_nats_arp_sent_total", (("how", "routed"),))] >= 1
+        assert ("vlan_nats_arp_sent_total", (("how", "broadcast"),)) in m
         info = [k for k in m if k[0] == "vlan_nats_info"]
         assert info and dict(info[0][1])["dev"] == h1.dev
         assert any(k[0] == "vlan_nats_offload" for k in m)  # offloads negotiated by default

@@ -129,6 +129,17 @@ def _nats(st: Status) -> Iterator[object]:
         "bridge",
         st.foreign_bridge,
     )
+    yield _flag(
+        "vlan_nats_address_problem",
+        "1 while --address auto has no address, or its renewal fails: why",
+        "problem",
+        st.address_problem,
+    )
+    yield GaugeMetricFamily(
+        "vlan_nats_leased_addresses",
+        "Addresses held from the address service (--address auto)",
+        value=len(st.leases),
+    )
     yield CounterMetricFamily(
         "vlan_nats_nats_reconnects", "Reconnections to NATS", value=c["nats_reconnects"]
     )
