@@ -3,15 +3,15 @@ owner only; announcements, probes, moved addresses, a node that does not
 route ARP, and DHCP (a broadcast service) all still work."""
 
 import os
-import shutil
 import subprocess
+import sys
 import tempfile
 import time
 
 import pytest
 
 from vlan_nats.lab.arpwatch import ArpWatch
-from vlan_nats.lab.checks import ping
+from vlan_nats.lab.checks import ping, wait_until
 from vlan_nats.lab.hosts import Lab
 
 from .conftest import require_root
@@ -24,15 +24,6 @@ def lab(dataplane):
         yield lab
 
 
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{name} missing in CI (scripts/test.sh installs it)")
-        pytest.skip(f"needs {name}")
-    return path
-
-
 def flush(*nodes) -> None:
     for n in nodes:
         n.ns.run("ip", "neigh", "flush", "dev", n.dev)
@@ -41,15 +32,6 @@ def flush(*nodes) -> None:
 def arp_counters(node) -> tuple[int, int]:
     c = node.status()["counters"]
     return c["arp_routed"], c["arp_broadcast"]
-
-
-def wait_until(cond, timeout=5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_request_reaches_only_its_target(lab):
@@ -67,19 +49,19 @@ def test_request_reaches_only_its_target(lab):
     assert h2.mac() in h1.ns.run("ip", "neigh", "show", h2.ip, "dev", h1.dev).stdout
 
 
-def test_gratuitous_arp_reaches_everyone(lab):
+def test_gratuitous_arp_reaches_everyone(lab, command):
     h1, h2, h3 = lab.nodes
-    arping = tool("arping")
+    arping = command("arping", "scripts/test.sh")
     with ArpWatch(h2.ns, h2.dev) as w2, ArpWatch(h3.ns, h3.dev) as w3:
         h1.ns.run(arping, "-U", "-c", "1", "-I", h1.dev, h1.ip, check=False)
         for w in (w2, w3):
             assert wait_until(lambda w=w: any(s.gratuitous for s in w.requests_for(h1.ip)))
 
 
-def test_arping_probe_finds_the_owner(lab):
+def test_arping_probe_finds_the_owner(lab, command):
     """Duplicate-address detection: a probe (sender 0.0.0.0) is answered."""
     _, h2, h3 = lab.nodes
-    arping = tool("arping")
+    arping = command("arping", "scripts/test.sh")
     r = h3.ns.run(arping, "-D", "-c", "2", "-w", "3", "-I", h3.dev, h2.ip, check=False)
     assert r.returncode == 1, r.stdout + r.stderr  # 1: a reply, the address is in use
     assert h2.mac().upper() in r.stdout.upper(), r.stdout
@@ -88,10 +70,10 @@ def test_arping_probe_finds_the_owner(lab):
     assert r.returncode == 0, r.stdout + r.stderr  # nobody owns it
 
 
-def test_moved_address_is_reachable_at_once(lab):
+def test_moved_address_is_reachable_at_once(lab, command):
     """Removed on h2, added on h3 and announced: h1 reaches it at h3."""
     h1, h2, h3 = lab.nodes
-    arping = tool("arping")
+    arping = command("arping", "scripts/test.sh")
     moved = "198.18.0.20"
     h2.ns.run("ip", "addr", "add", f"{moved}/24", "dev", h2.dev)
     try:
@@ -112,11 +94,11 @@ def test_moved_address_is_reachable_at_once(lab):
             n.ns.run("ip", "addr", "del", f"{moved}/24", "dev", n.dev, check=False)
 
 
-def test_dhcp_over_the_lan(lab):
+def test_dhcp_over_the_lan(lab, command):
     """A DHCP server (dnsmasq) on h1 gives h3 an address: broadcast services work."""
     h1, _, h3 = lab.nodes
-    dnsmasq = tool("dnsmasq")
-    client = os.path.join(os.path.dirname(os.sys.executable), "pyroute2-dhcp-client")
+    dnsmasq = command("dnsmasq", "scripts/test.sh")
+    client = os.path.join(os.path.dirname(sys.executable), "pyroute2-dhcp-client")
     with tempfile.TemporaryDirectory(prefix="vlan-nats-dhcp-") as tmp:
         server = h1.ns.popen(
             dnsmasq, "--no-daemon", "--port=0", f"--interface={h1.dev}", "--bind-interfaces",

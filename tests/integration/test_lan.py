@@ -3,7 +3,7 @@
 import itertools
 import sys
 
-from vlan_nats.lab.checks import ping, transfer, wait_ping
+from vlan_nats.lab.checks import ping, transfer, wait_ping, wait_until
 
 
 def test_ipv4_all_pairs(lab3):
@@ -98,14 +98,3 @@ def test_link_down_up(lab3):
     h2.ns.run("ip", "link", "set", "dev", h2.dev, "up")
     assert wait_ping(h1.ns, h2.ip, timeout=10).received >= 1
     assert any("link down" in line for line in h2.lines)
-
-
-def wait_until(cond, timeout=5.0):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import LabError
@@ -63,6 +64,16 @@ def wait_listening(ns: Namespace, port: int, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise LabError(f"nothing listens on port {port} in {ns.name}")
         time.sleep(0.05)
+
+
+def wait_until(cond: Callable[[], object], timeout: float = 5.0, interval: float = 0.05) -> bool:
+    """Poll ``cond`` until it is true (True) or ``timeout`` passes (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(interval)
+    return False
 
 
 def wait_ping(ns: Namespace, target: str, timeout: float = 10.0) -> PingResult:

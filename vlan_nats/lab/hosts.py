@@ -21,6 +21,7 @@ from ..aio import statussock
 from ..errors import LabError
 from .natsserver import NatsServer
 from .proc import spawn, wait_event
+from .proc import stop as stop_process
 
 
 def run(
@@ -149,14 +150,7 @@ class Node:
         """Signal the daemon and wait; returns its exit code."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        rc = self.proc.returncode
+        rc = stop_process(self.proc, sig, timeout)
         self.proc = None
         return rc
 

@@ -9,6 +9,7 @@ import threading
 
 from ..errors import LabError
 from .proc import spawn, wait_event
+from .proc import stop as stop_process
 
 
 class IpamProcess:
@@ -39,14 +40,7 @@ class IpamProcess:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        rc = self.proc.returncode
+        rc = stop_process(self.proc, sig, timeout)
         self.proc = None
         return rc
 

@@ -38,3 +38,16 @@ def wait_event(event: threading.Event, proc: subprocess.Popen[str], timeout: flo
         if proc.poll() is not None or time.monotonic() > deadline:
             return False
     return True
+
+
+def stop(proc: subprocess.Popen[str], sig: int, timeout: float) -> int:
+    """Signal ``proc`` (if it still runs), wait ``timeout``, then kill it;
+    its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
