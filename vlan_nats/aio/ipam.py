@@ -303,13 +303,26 @@ async def serve(
     async def on_error(e: Exception) -> None:
         log.warning("nats error=%s", e or type(e).__name__)
 
-    try:
-        # nats-py retries a first connect forever when reconnects are: bound it.
-        await asyncio.wait_for(
+    # nats-py retries a first connect forever when reconnects are: bound it,
+    # and give up at once when asked to stop meanwhile (SIGTERM).
+    connect = asyncio.ensure_future(
+        asyncio.wait_for(
             nc.connect(servers=servers, name=name, max_reconnect_attempts=-1,
                        error_cb=on_error, allow_reconnect=True, **options),  # type: ignore[arg-type]
             timeout=5.0 * len(servers),
-        )  # fmt: skip
+        )
+    )  # fmt: skip
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({connect, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not connect.done():
+        connect.cancel()
+    try:
+        await connect
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await nc.close()
+        return
     except Exception as e:  # nats-py raises many kinds on a failed connect
         with contextlib.suppress(Exception):
             await nc.close()
