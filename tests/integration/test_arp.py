@@ -77,7 +77,9 @@ def test_moved_address_is_reachable_at_once(lab, command):
     moved = "198.18.0.20"
     h2.ns.run("ip", "addr", "add", f"{moved}/24", "dev", h2.dev)
     try:
-        assert ping(h1.ns, moved, count=1).ok  # h1's cache: moved -> h2
+        # h1's cache: moved -> h2.  (Right after `ip addr add` h2's ARP
+        # subject may not be subscribed yet: then the repeat finds it.)
+        assert ping(h1.ns, moved, count=1, deadline=3).received
         h2.ns.run("ip", "addr", "del", f"{moved}/24", "dev", h2.dev)
         h3.ns.run("ip", "addr", "add", f"{moved}/24", "dev", h3.dev)
         # Past the kernel's locktime (1 s), so that h1 takes the update.
@@ -86,7 +88,7 @@ def test_moved_address_is_reachable_at_once(lab, command):
         h3.ns.run(arping, "-U", "-c", "1", "-I", h3.dev, moved, check=False)
         r = ping(h1.ns, moved, count=1, deadline=3)
         took = time.monotonic() - start
-        assert r.ok, r.output
+        assert r.received, r.output
         assert took < 1.5, took
         assert h3.mac() in h1.ns.run("ip", "neigh", "show", moved, "dev", h1.dev).stdout
     finally:
@@ -138,9 +140,11 @@ def test_mixed_lan_with_a_node_that_does_not_route(lab):
     h4 = lab.add_node(4, extra=["--no-arp-routing"])
     flush(h1, h2, h4)
     _, bcast = arp_counters(h1)
+    # Echo requests sent while ARP resolves may be dropped by the kernel's
+    # queue: what counts is the answer, about a second after the first try.
     r = ping(h1.ns, h4.ip, count=1, deadline=4)
-    assert r.ok, r.output
+    assert r.received and r.avg_ms is not None and r.avg_ms < 2500, r.output
     assert arp_counters(h1)[1] > bcast  # the repeat went to broadcast
     r = ping(h4.ns, h2.ip, count=1, deadline=4)
-    assert r.ok, r.output
+    assert r.received, r.output
     assert arp_counters(h4) == (0, arp_counters(h4)[1])  # h4 routes nothing

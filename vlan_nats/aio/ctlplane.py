@@ -10,7 +10,9 @@ request gets no answer, never an error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -22,6 +24,8 @@ from nats.aio.msg import Msg
 from ..core.control import NodeInfo, parse_request, pong
 from ..core.subjects import SubjectScheme
 from ..core.switching import TokenBucket
+
+log = logging.getLogger(__name__)
 
 REQUESTS_PER_S = 50.0
 
@@ -130,16 +134,29 @@ async def connect_client(
 
     # max_reconnect_attempts=1: nats-py treats 0 as "no limit" when it walks
     # its server pool, so 1 is what "try each server once" means.
-    await asyncio.wait_for(
-        nc.connect(
-            servers=list(servers),
-            allow_reconnect=False,
-            connect_timeout=max(1, round(timeout)),
-            max_reconnect_attempts=1,
-            error_cb=quiet,
-            name="vlan-nats cli",
-            **(options or {}),  # type: ignore[arg-type]
-        ),
-        timeout * (len(servers) + 1),
-    )
+    # A refused connect can leave nats-py's reader task failing after the
+    # fact ("Task exception was never retrieved", a traceback): the caller
+    # already says why in one line, so such leftovers go to the debug log.
+    asyncio.get_running_loop().set_exception_handler(_leftover)
+    try:
+        await asyncio.wait_for(
+            nc.connect(
+                servers=list(servers),
+                allow_reconnect=False,
+                connect_timeout=max(1, round(timeout)),
+                max_reconnect_attempts=1,
+                error_cb=quiet,
+                name="vlan-nats cli",
+                **(options or {}),  # type: ignore[arg-type]
+            ),
+            timeout * (len(servers) + 1),
+        )
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await nc.close()
+        raise
     return nc
+
+
+def _leftover(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+    log.debug("nats client leftover: %s", context.get("exception") or context.get("message"))
