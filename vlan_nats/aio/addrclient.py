@@ -56,6 +56,7 @@ class AddressClient:
         self.add = add
         self.remove = remove
         self.held: Held | None = None
+        self._added: str | None = None  # the leased address as put on the device
         self.problem: str | None = "waiting for the address service"
         self._log = RateLimitedLog(log, interval=10.0)
         self._hostname = socket.gethostname()[:64]
@@ -103,8 +104,7 @@ class AddressClient:
             op, addr = ("renew", h.cidr.split("/")[0]) if h else ("request", None)
             answer = await self._ask(op, addr)
             if isinstance(answer, ipam.Reply) and answer.ok:
-                await self._granted(answer)
-                self.problem = None
+                self.problem = await self._granted(answer)
                 retry = RETRY_MIN
                 await asyncio.sleep(answer.lease / 2)
                 continue
@@ -122,22 +122,28 @@ class AddressClient:
             await asyncio.sleep(delay)
             retry = min(retry * 2, RETRY_MAX)
 
-    async def _granted(self, reply: ipam.Reply) -> None:
+    async def _granted(self, reply: ipam.Reply) -> str | None:
+        """Hold the lease and put its address on the device; the problem
+        if that fails (said in the log and status; retried at renewal)."""
         old = self.held
         self.held = Held(reply.address, reply.lease, time.monotonic() + reply.lease)
-        if old is not None and old.cidr == reply.address:
+        if old is not None and old.cidr == reply.address and self._added == reply.address:
             log.debug("lease renewed address=%s lease=%gs", reply.address, reply.lease)
-            return
-        if old is not None:
+            return None
+        if old is not None and old.cidr != reply.address:
             await self._remove(old.cidr)
         try:
             await self.add(reply.address)
         except LinkError as e:
             log.warning("cannot add leased address=%s error=%s", reply.address, e)
-            return
+            return f"cannot add the leased address {reply.address}: {e}"
+        self._added = reply.address
         log.info("address obtained address=%s lease=%gs source=ipam", reply.address, reply.lease)
+        return None
 
     async def _remove(self, cidr: str) -> None:
+        if self._added == cidr:
+            self._added = None
         try:
             await self.remove(cidr)
         except LinkError as e:
