@@ -48,8 +48,12 @@ class AddressClient:
         node_id: str,
         add: Callable[[str], Awaitable[None]],
         remove: Callable[[str], Awaitable[None]],
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.link = link
+        self.clock = clock
+        self.sleep = sleep
         self.scheme = scheme
         self.mac = mac
         self.node_id = node_id
@@ -66,7 +70,7 @@ class AddressClient:
         h = self.held
         if h is None:
             return []
-        left = max(0.0, h.expires - time.monotonic())
+        left = max(0.0, h.expires - self.clock())
         return [
             {
                 "address": h.cidr,
@@ -96,7 +100,7 @@ class AddressClient:
         retry = RETRY_MIN
         while True:
             h = self.held
-            if h is not None and time.monotonic() >= h.expires:
+            if h is not None and self.clock() >= h.expires:
                 log.warning("lease expired address=%s: address removed", h.cidr)
                 self.held = None
                 await self._remove(h.cidr)
@@ -106,27 +110,27 @@ class AddressClient:
             if isinstance(answer, ipam.Reply) and answer.ok:
                 self.problem = await self._granted(answer)
                 retry = RETRY_MIN
-                await asyncio.sleep(answer.lease / 2)
+                await self.sleep(answer.lease / 2)
                 continue
             why = answer if isinstance(answer, str) else f"refused: {answer.error}"
             self.problem = why
             if h is None:
                 self._log.warning("no address yet from the address service (%s); retrying", why)
             else:
-                left = h.expires - time.monotonic()
+                left = h.expires - self.clock()
                 self._log.warning(
                     "lease renewal failed address=%s (%s); keeping it %.0f s more, retrying",
                     h.cidr, why, left,
                 )  # fmt: skip
-            delay = retry if h is None else min(retry, max(0.1, (h.expires - time.monotonic()) / 2))
-            await asyncio.sleep(delay)
+            delay = retry if h is None else min(retry, max(0.1, (h.expires - self.clock()) / 2))
+            await self.sleep(delay)
             retry = min(retry * 2, RETRY_MAX)
 
     async def _granted(self, reply: ipam.Reply) -> str | None:
         """Hold the lease and put its address on the device; the problem
         if that fails (said in the log and status; retried at renewal)."""
         old = self.held
-        self.held = Held(reply.address, reply.lease, time.monotonic() + reply.lease)
+        self.held = Held(reply.address, reply.lease, self.clock() + reply.lease)
         if old is not None and old.cidr == reply.address and self._added == reply.address:
             log.debug("lease renewed address=%s lease=%gs", reply.address, reply.lease)
             return None
