@@ -4,7 +4,10 @@ instance killed, concurrent requests, an exhausted pool."""
 
 import asyncio
 import itertools
+import json
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 
@@ -143,3 +146,34 @@ def test_an_exhausted_pool_is_said_and_retried(lab):
         asyncio.run(release())
         assert node.wait_lease(timeout=20).startswith(free + "/")
         node.stop()
+
+
+def cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "vlan_nats", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_auto_beside_a_static_address_shown_in_peers_and_leases(lab):
+    node = lab.add_node(
+        7, extra=["--address", "auto", "--address", "198.18.12.7/24"], derived_mac=True
+    )
+    try:
+        leased = node.wait_lease()
+        assert leased in on_device(node) and "198.18.12.7/24" in on_device(node)
+        r = cli("peers", "--server", lab.server.url)
+        line = next(x for x in r.stdout.splitlines() if node.dev in x)
+        assert f"{leased} (ipam)" in line and "198.18.12.7/24" in line, r.stdout
+        r = cli("leases", "--server", lab.server.url, "--json")
+        mine = [le for le in json.loads(r.stdout) if le["mac"] == node.mac()]
+        assert [le["address"] + "/27" for le in mine] == [leased], r.stdout
+    finally:
+        node.stop()
+
+
+def test_without_jetstream_the_service_says_so_in_one_line():
+    with NatsServer() as server:
+        for args in (("ipam", "--pool", "198.18.13.0/24"), ("leases",)):
+            r = cli(*args, "--server", server.url)
+            assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+            assert "has no JetStream" in r.stderr and "-js" in r.stderr, r.stderr

@@ -94,3 +94,16 @@ def test_jetstream_and_address_services():
     ]
     assert "jetstream" not in server_config(build_hub(environ={}, store="off"))
     assert build_hub(environ={}).store == "/var/lib/vlan-nats-hub"  # the unit's StateDirectory
+
+
+def test_cli_config_file_with_address_services(tmp_path, capsys):
+    from vlan_nats.cli import main
+
+    conf = tmp_path / "hub.toml"
+    conf.write_text('store = "/srv/js"\nipam = ["lab=198.18.100.0/24"]\nlease = 600\n')
+    assert main(["hub", "--config", str(conf), "--print-config"]) == 0
+    assert 'jetstream { store_dir: "/srv/js" }' in capsys.readouterr().out
+    conf.write_text('ipam = "lab=198.18.100.0"\n')
+    assert main(["hub", "--config", str(conf), "--print-config"]) == 1
+    err = capsys.readouterr().err
+    assert "hub.toml:1: bad --ipam" in err and "give a prefix length" in err, err

@@ -60,6 +60,10 @@ async def open_bucket(
     """The network's lease bucket (created on first use).  A JetStream that
     answers "unavailable" (a cluster still electing its leader) is waited
     for up to ``wait`` seconds; a server without JetStream is said at once."""
+    # A server says in its INFO whether it runs JetStream; without it the API
+    # answers "unavailable" just like a cluster still electing its leader.
+    if not getattr(nc, "_server_info", {}).get("jetstream"):
+        raise IpamError(NO_JETSTREAM)
     js = nc.jetstream(timeout=5)
     name = ipam.bucket_name(scheme.prefix, scheme.network)
     deadline = time.monotonic() + wait
@@ -79,8 +83,8 @@ async def open_bucket(
             if time.monotonic() > deadline:
                 why = "unavailable" if isinstance(e, jserr.ServiceUnavailableError) else "silent"
                 raise IpamError(
-                    f"JetStream stayed {why} for {wait:g} s: a cluster without a quorum? "
-                    + NO_JETSTREAM
+                    f"JetStream stayed {why} for {wait:g} s: a cluster without a quorum "
+                    "(JetStream on fewer than half of its servers)?"
                 ) from None
             log.info("waiting for JetStream bucket=%s", name)
             await asyncio.sleep(1.0)
