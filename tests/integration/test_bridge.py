@@ -74,6 +74,10 @@ def test_host_behind_a_bridge_is_reachable(bridged):
     assert ping(behind, b.ip, count=2).ok
     assert any("mode=bridge:br0" in line for line in a.lines)
     assert f"vlan.0.u.{mac_of(behind).replace(':', '')}" in subjects_of(lab.server, a.dev)
+    # Routed ARP: the bridge node listens to every ARP subject, so b's
+    # request for a host behind it (routed, not broadcast) found it.
+    assert "vlan.0.arp.*" in subjects_of(lab.server, a.dev)
+    assert b.counters()["arp_routed"] >= 1
 
 
 def test_silent_host_is_reached_by_flooding(bridged):
