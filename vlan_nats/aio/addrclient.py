@@ -127,22 +127,24 @@ class AddressClient:
             retry = min(retry * 2, RETRY_MAX)
 
     async def _granted(self, reply: ipam.Reply) -> str | None:
-        """Hold the lease and put its address on the device; the problem
-        if that fails (said in the log and status; retried at renewal)."""
+        """Hold the lease and put its address on the device, at every renewal
+        too (as a DHCP client does: an address deleted by hand comes back);
+        the problem if the device refuses it (log, status, metrics)."""
         old = self.held
         self.held = Held(reply.address, reply.lease, self.clock() + reply.lease)
-        if old is not None and old.cidr == reply.address and self._added == reply.address:
-            log.debug("lease renewed address=%s lease=%gs", reply.address, reply.lease)
-            return None
         if old is not None and old.cidr != reply.address:
             await self._remove(old.cidr)
         try:
-            await self.add(reply.address)
+            await self.add(reply.address)  # an address already there is no error
         except LinkError as e:
             log.warning("cannot add leased address=%s error=%s", reply.address, e)
             return f"cannot add the leased address {reply.address}: {e}"
-        self._added = reply.address
-        log.info("address obtained address=%s lease=%gs source=ipam", reply.address, reply.lease)
+        if self._added == reply.address:
+            log.debug("lease renewed address=%s lease=%gs", reply.address, reply.lease)
+        else:
+            self._added = reply.address
+            log.info("address obtained address=%s lease=%gs source=ipam",
+                     reply.address, reply.lease)  # fmt: skip
         return None
 
     async def _remove(self, cidr: str) -> None:

@@ -46,7 +46,8 @@ def client(answers, refuse_add=0):
         if refusals[0]:
             refusals[0] -= 1
             raise LinkError(17, "refused")
-        device.append(cidr)
+        if cidr not in device:  # as add_address: one already there is no error
+            device.append(cidr)
 
     async def remove(cidr):
         device.remove(cidr)
@@ -102,3 +103,11 @@ def test_a_device_that_refuses_the_address_is_a_problem_until_it_takes_it():
     assert device == [] and "cannot add the leased address" in c.problem
     run(c, 1)  # the renewal adds it
     assert device == ["198.18.5.3/24"] and c.problem is None
+
+
+def test_an_address_deleted_by_hand_comes_back_at_renewal():
+    c, _, device, _ = client([])
+    run(c, 0)
+    device.clear()  # ip addr del
+    run(c, 1)
+    assert device == ["198.18.5.3/24"]
