@@ -61,7 +61,9 @@ class Option:
 
     def help_text(self) -> str:
         shown = self.shown
-        if shown is None and self.default not in (None, False, True, ()):
+        # Identity for the flags' values: 1 == True and 0 == False.
+        hidden = self.default is None or isinstance(self.default, bool) or self.default == ()
+        if shown is None and not hidden:
             shown = str(self.default)
         return f"{self.help} (default {shown})" if shown else self.help
 
