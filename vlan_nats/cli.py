@@ -343,12 +343,17 @@ def _scheme(args: argparse.Namespace) -> SubjectScheme:
         raise ConfigError(str(e)) from None
 
 
+def _connection(args: argparse.Namespace) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The servers and nats-py options a client command's flags give."""
+    servers = tuple(check_server_url(u) for u in (args.servers or [DEFAULT_SERVER]))
+    return servers, connect_options(build_auth(**{k: getattr(args, k) for k in AUTH_OPTIONS}))
+
+
 async def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """A NATS client for the control-plane commands (ControlError if none)."""
     from .aio.ctlplane import connect_client
 
-    servers = tuple(check_server_url(u) for u in (args.servers or [DEFAULT_SERVER]))
-    options = connect_options(build_auth(**{k: getattr(args, k) for k in AUTH_OPTIONS}))
+    servers, options = _connection(args)
     try:
         return await connect_client(servers, options)
     except Exception as e:  # nats-py raises many kinds on a failed connect
@@ -393,15 +398,14 @@ def cmd_ipam(args: argparse.Namespace) -> int:
     except PoolError as e:
         raise ConfigError(str(e)) from None
     scheme = _scheme(args)
-    servers = [check_server_url(u) for u in (args.servers or [DEFAULT_SERVER])]
-    opts = connect_options(build_auth(**{k: getattr(args, k) for k in AUTH_OPTIONS}))
+    servers, opts = _connection(args)
 
     async def run() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(servers, opts, [(scheme, pool)], args.lease, args.replicas, stop)
+        await serve(list(servers), opts, [(scheme, pool)], args.lease, args.replicas, stop)
         return 0
 
     return asyncio.run(run())
