@@ -44,6 +44,7 @@ TOP_EPILOG = """examples:
   sudo vlan-nats top --count 1          # one sample, for scripts
 """
 RAW = argparse.RawDescriptionHelpFormatter
+STATUS_PROBLEMS = 3  # `status` exit code when any daemon reports a problem
 
 
 class _Parser(argparse.ArgumentParser):
@@ -116,13 +117,13 @@ def _add_control(sub: Any) -> None:
     png = _add_client(
         sub,
         "ping",
-        "control-plane round trip to a node, by node id, MAC or hostname",
+        "control-plane round trip to a node, by node id, MAC, address or hostname",
         _example("vlan-nats ping 02:12:34:56:78:9a --server nats://198.18.0.10:4222"),
     )
     png.add_argument(
         "target",
         help="the node id that peers prints, a MAC of the node (its TAP's or one behind it), "
-        "or its hostname",
+        "one of its addresses, or its hostname (when it names one node only)",
     )
     png.add_argument("--count", type=ranged(int, "--count", 1), default=3, metavar="N")
     png.set_defaults(func=cmd_ping)
@@ -160,6 +161,11 @@ def _add_top(sub: Any) -> None:
         "kind (unicast/broadcast/multicast), Mbit/s, drops per second for the daemons on "
         "this host; with --server also per node of the network (control plane).",
     )
+    # Without --network, --server shows the networks of this host's daemons.
+    top.set_defaults(network=None)
+    for action in top._actions:
+        if action.dest == "network":
+            action.help = "VLAN ID or name (default: the networks of this host's daemons)"
     top.add_argument("--dev", metavar="NAME", help="only this device's daemon")
     top.add_argument(
         "--interval",
@@ -202,11 +208,14 @@ def _add_local(sub: Any) -> None:
 def _add_files(sub: Any) -> None:
     chk = sub.add_parser(
         "check-config",
-        help="validate a TOML config file for `up`",
+        help="validate a TOML config file for `up` or `hub` (told apart by its keys)",
         formatter_class=RAW,
         epilog=_example("vlan-nats check-config /etc/vlan-nats/lab.toml"),
     )
     chk.add_argument("file")
+    kind = chk.add_mutually_exclusive_group()
+    kind.add_argument("--hub", action="store_true", help="a file for `vlan-nats hub`")
+    kind.add_argument("--up", action="store_true", help="a file for `vlan-nats up`")
     chk.set_defaults(func=cmd_check_config)
     gk = sub.add_parser(
         "genkey",
@@ -440,18 +449,24 @@ def cmd_leases(args: argparse.Namespace) -> int:
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
-    from .aio.ctlplane import find_node, gather_peers, ping_node
+    from .aio.ctlplane import describe_node, find_nodes, gather_peers, ping_node
 
     scheme = _scheme(args)
 
     async def run(nc):  # type: ignore[no-untyped-def]
-        node, others = find_node(await gather_peers(nc, scheme, args.timeout), args.target)
-        if node is None:
+        found = find_nodes(await gather_peers(nc, scheme, args.timeout), args.target)
+        if not found:
             raise ControlError(
-                f"no node with id, MAC or hostname {args.target!r} on network {scheme.network}"
+                f"no node with id, MAC, address or hostname {args.target!r} "
+                f"on network {scheme.network}"
             )
-        if others:
-            print(f"{others + 1} nodes on {args.target}; pinging {node.dev}", file=sys.stderr)
+        if len(found) > 1:
+            raise ControlError(
+                f"{args.target!r} names {len(found)} nodes on network {scheme.network}: "
+                + "; ".join(describe_node(p) for p in found)
+                + ": give a node id or a MAC"
+            )
+        node = found[0]
         lost = 0
         for i in range(args.count):
             rtt = await ping_node(nc, scheme, node.node_id, args.timeout)
@@ -480,16 +495,24 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(status_table(statuses))
         for line in problems_lines(statuses):
             print(line)
-    return 0
+    # Scripts and monitoring: 0 all well, 3 a daemon reports a problem
+    # (1 stays "could not ask", 2 a usage error).
+    return STATUS_PROBLEMS if any(st.problems() for st in statuses) else 0
 
 
 def cmd_top(args: argparse.Namespace) -> int:
     from . import top
 
+    def scheme_of(network: str) -> SubjectScheme:
+        try:
+            return SubjectScheme(args.subject_prefix, network)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
     async def go() -> int:
         nc = await _client(args) if args.servers else None
         try:
-            return await top.run(args, _scheme(args), nc)
+            return await top.run(args, scheme_of, nc)
         finally:
             if nc is not None:
                 await nc.close()
@@ -508,6 +531,16 @@ def cmd_completion(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    if args.hub or (not args.up and configfile.looks_like_hub(args.file)):
+        from .hub import build_hub
+
+        values, text = configfile.read(args.file, "hub")
+        try:
+            hub = build_hub(**values)
+        except ConfigError as e:
+            raise configfile.locate(e, args.file, text, "hub", set(values)) from None
+        print(f"{args.file}: ok: hub, listen {hub.listen}, auth {hub.auth_text}")
+        return 0
     cfg = configfile.build_from(args.file)
     print(
         f"{args.file}: ok: network {cfg.network}, dev {cfg.dev}, mac {cfg.mac_text}, "

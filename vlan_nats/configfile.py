@@ -74,6 +74,20 @@ def read(path: str | Path, command: str = "up") -> tuple[dict[str, Any], str]:
     return out, text
 
 
+def looks_like_hub(path: str | Path) -> bool:
+    """A file for ``vlan-nats hub``: it has a key only the hub takes
+    (``listen``, ``store``, ``ipam`` ...).  False when it cannot be read
+    or parsed: checking it as an ``up`` file then names the error."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    hub_only = set(options.toml_keys("hub")) - set(options.toml_keys("up"))
+    return any(k.replace("-", "_") in hub_only for k in data)
+
+
 def locate(e: ConfigError, path: Path, text: str, command: str, from_file: set[str]) -> ConfigError:
     """``e`` with the file and line of the option it is about, when that
     option's value came from the file."""

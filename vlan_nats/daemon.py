@@ -27,7 +27,6 @@ import os
 import signal
 import socket
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__, privdrop, report, sdnotify
@@ -123,11 +122,6 @@ def _datapath_knobs() -> dict[str, Any]:
     return knobs
 
 
-def _unlink_quietly(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.unlink(missing_ok=True)
-
-
 class Daemon:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -137,6 +131,9 @@ class Daemon:
             cfg.mac, MacTable(cfg.mac_ageing, cfg.max_macs), bridge=cfg.bridge is not None
         )
         self.node_id = new_node_id()
+        # The namespace the TAP lives in: --netns, else the one we run in
+        # (`ip netns exec NAME`); None for the host's own.
+        self.where = cfg.netns or netns.current() or None
         self.started = time.monotonic()
         self.dup = DuplicateMac(lambda: self.forwarder.mac, self.node_id, self._lookup_peers)
         self.keys = KeyRing(cfg.seal)
@@ -283,15 +280,17 @@ class Daemon:
     async def _serve(self, stack: contextlib.AsyncExitStack) -> None:
         """The status socket (a warning if it cannot be made) and metrics."""
         cfg = self.cfg
-        sock = statussock.socket_path(cfg.dev, cfg.netns)
+        sock = statussock.socket_path(cfg.dev, self.where)
         try:
             server = await statussock.serve(sock, lambda: self.status().to_json())
         except OSError as e:
             log.warning("no status socket path=%s error=%s", sock, e.strerror or e)
         else:
-            # After --run-as the directory is no longer ours to change:
-            # then the next start removes the socket.
-            stack.callback(lambda: _unlink_quietly(sock))
+            # Ours only: a socket another daemon made at this path since
+            # stays.  (After --run-as the directory is no longer ours to
+            # change: then the next start removes the socket.)
+            mine = statussock.identity_of(sock)
+            stack.callback(lambda: statussock.remove_own(sock, mine))
             stack.callback(server.close)
             if cfg.run_as is not None:
                 os.chown(sock, cfg.run_as.uid, cfg.run_as.gid)
@@ -345,7 +344,9 @@ class Daemon:
         return report.status(self)
 
     def node_info(self) -> NodeInfo:
-        """What this node answers to ``peers``."""
+        """What this node answers to ``peers``: current counters, as in status."""
+        if self.tunnel is not None:
+            self.tunnel.refresh_counters()
         return report.node_info(self)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:

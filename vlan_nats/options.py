@@ -24,6 +24,8 @@ from .errors import ConfigError
 
 DEFAULT_SERVER = "nats://127.0.0.1:4222"
 DEFAULT_LISTEN = "0.0.0.0:4222"
+# A hub without authentication serves this host only, unless told otherwise.
+LOOPBACK_LISTEN = "127.0.0.1:4222"
 DEFAULT_MONITOR = "127.0.0.1:8222"
 DEFAULT_STORE = "/var/lib/vlan-nats-hub"  # the unit's StateDirectory
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -378,11 +380,26 @@ OPTIONS: tuple[Option, ...] = (
         range=(1, 5),
     ),
     # -- hub ----------------------------------------------------------------
-    _hub("listen", "clients", "HOST:PORT", default=DEFAULT_LISTEN),
+    _hub(
+        "listen",
+        "clients (without authentication: 127.0.0.1:4222, and only loopback)",
+        "HOST:PORT",
+        shown=DEFAULT_LISTEN,
+    ),
     _hub("monitor", "HTTP monitoring, or 'off'", "HOST:PORT", default=DEFAULT_MONITOR),
     _hub("token_file", "clients need this token", secret=True),
     _hub("user", "clients need this user ...", "NAME"),
     _hub("password_file", "... and this password", secret=True),
+    Option(
+        "allow_anonymous",
+        "--allow-anonymous",
+        "serve clients without authentication on a non-loopback --listen "
+        "(anyone who reaches the port joins every network)",
+        default=False,
+        commands=("hub",),
+        switch=True,
+        toml=(bool,),
+    ),
     _hub("tls_cert", "server certificate: TLS on"),
     _hub("tls_key", "server key", secret=True),
     _hub("tls_ca", "require client certificates from this CA"),

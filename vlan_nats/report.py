@@ -25,7 +25,7 @@ def status(d: Daemon) -> Status:
     return Status(
         node_id=d.node_id,
         dev=cfg.dev,
-        netns=cfg.netns,
+        netns=d.where,
         network=cfg.network,
         mode=d.mode,
         mac=format_mac(fwd.mac),

@@ -150,6 +150,7 @@ def install(
     texts = {name: render(name) for name in UNITS}
     written = []
     try:
+        Path(directory).mkdir(mode=0o755, parents=True, exist_ok=True)
         for name, text in texts.items():
             path = Path(directory) / name
             path.write_text(text)

@@ -52,6 +52,20 @@ def test_ping_unknown_target_is_one_line(lab3c):
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "no node" in r.stderr
 
 
+def test_ping_by_address_and_an_ambiguous_hostname(lab3c):
+    import socket
+
+    h2 = lab3c.nodes[1]
+    r = cli("ping", h2.ip, "--server", lab3c.server.url, "--count", "1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "rtt=" in r.stdout and h2.dev in r.stdout
+    # Three daemons on this host: the hostname names three nodes, listed.
+    r = cli("ping", socket.gethostname(), "--server", lab3c.server.url, "--count", "1")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "names 3 nodes" in r.stderr
+    assert all(n.dev in r.stderr and n.mac() in r.stderr for n in lab3c.nodes), r.stderr
+    assert r.stdout == ""
+
+
 def test_peers_with_no_server_is_one_line():
     r = cli("peers", "--server", "nats://127.0.0.1:1")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "cannot connect" in r.stderr
@@ -73,6 +87,32 @@ def test_status_shows_the_local_daemons(lab3c):
         assert n.dev in table
     r = cli("status", "--dev", "nosuchdev0")
     assert r.returncode == 1 and r.stderr.count("\n") == 1
+
+
+def test_peers_shows_current_counters(lab3c):
+    """On either datapath: drops counted a moment ago are in the peers reply
+    (the C datapath's counters are read for it, not only for status)."""
+    import asyncio
+
+    h3 = lab3c.nodes[2]
+
+    def drops():
+        r = cli("peers", "--server", lab3c.server.url, "--json")
+        return next(p for p in json.loads(r.stdout) if p["dev"] == h3.dev)["counters"]["drops"]
+
+    before = drops()
+
+    async def junk():
+        nc = await nats.connect(lab3c.server.url)
+        for _ in range(3):
+            await nc.publish("vlan.0.u." + h3.mac().replace(":", ""), b"\x07")
+        await nc.flush()
+        await nc.close()
+
+    asyncio.run(junk())
+    deadline = time.monotonic() + 5
+    while drops() < before + 3:
+        assert time.monotonic() < deadline, (before, drops())
 
 
 def test_malformed_control_requests_get_no_answer_and_no_crash(lab3c):
@@ -111,6 +151,48 @@ def test_status_socket_is_for_root_only(lab3c):
     st = os.stat(path)
     assert stat.S_ISSOCK(st.st_mode) and st.st_mode & 0o077 == 0, oct(st.st_mode)  # owner only
     assert st.st_uid == 0
+
+
+def test_daemons_run_with_ip_netns_exec_have_a_status_socket_each(tmp_path):
+    """Three daemons with one --dev, each run inside its own namespace with
+    `ip netns exec`: three rows in status; the first to stop removes its
+    own socket only."""
+    from vlan_nats.lab.checks import wait_until
+    from vlan_nats.lab.hosts import Namespace, unique_prefix
+
+    require_root()
+    prefix = unique_prefix("vns")
+    dev = f"{prefix}d"
+    spaces, procs = [], []
+    try:
+        for i in range(3):
+            ns = Namespace(f"{prefix}-{i}")
+            spaces.append(ns)
+            procs.append(
+                ns.popen(
+                    sys.executable, "-m", "vlan_nats", "up", "--dev", dev, "--mac", "random",
+                    "--server", "nats://127.0.0.1:1", stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+            )
+
+        def rows():
+            r = cli("status", "--dev", dev, "--json")
+            return sorted(st["netns"] for st in json.loads(r.stdout or "[]"))
+
+        names = sorted(ns.name for ns in spaces)
+        assert wait_until(lambda: rows() == names, 15), rows()
+        procs[0].terminate()
+        assert procs[0].wait(10) == 0
+        rest = sorted(ns.name for ns in spaces[1:])
+        assert wait_until(lambda: rows() == rest, 5), rows()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(10)
+        for ns in spaces:
+            ns.delete()
 
 
 AS_NOBODY = """

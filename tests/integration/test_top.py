@@ -9,7 +9,8 @@ from vlan_nats.lab.hosts import Lab
 
 
 def test_top_shows_rates_while_traffic_flows():
-    with Lab(2, tag="vnq") as lab:
+    # Network 7, and top without --network: it shows the local daemons' network.
+    with Lab(2, tag="vnq", node_args=["--network", "7"]) as lab:
         h1, h2 = lab.nodes
         pinger = h1.ns.popen(
             "ping",
@@ -51,7 +52,7 @@ def test_top_shows_rates_while_traffic_flows():
     row1 = next(ln for ln in lines if ln.split()[:2] == [h1.ns.name, h1.dev])
     out_uni = row1.split()[4].split("/")[0]  # OUT pps uni/bc/mc
     assert 20 <= float(out_uni) <= 80, last  # ~50 pings/s
-    assert "network 0: 2 nodes" in last
+    assert "network 7: 2 nodes" in last
     peer_rows = [ln for ln in lines if h2.dev in ln and ":" in ln]
     assert peer_rows, last
 

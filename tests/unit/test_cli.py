@@ -47,3 +47,17 @@ def test_every_command_help_has_an_example():
     sub = next(a for a in parser._actions if a.dest == "command")
     for name, p in sub.choices.items():
         assert "example" in p.format_help(), name
+
+
+def test_status_exit_code_says_whether_a_daemon_has_a_problem(capsys, monkeypatch):
+    from vlan_nats.aio import statussock
+    from vlan_nats.core.status import Status
+
+    well = Status(dev="vnats7", network="7", connected=True)
+    sick = Status(dev="vnats8", network="8", connected=False, nats_error="connection refused")
+    monkeypatch.setattr(statussock, "read_all", lambda dev=None: [well])
+    assert cli.main(["status"]) == 0
+    monkeypatch.setattr(statussock, "read_all", lambda dev=None: [well, sick])
+    for argv in (["status"], ["status", "--json"]):
+        assert cli.main(argv) == cli.STATUS_PROBLEMS == 3
+    assert "vnats8: not connected to NATS (connection refused)" in capsys.readouterr().out

@@ -85,6 +85,33 @@ def test_check_config_command(tmp_path, capsys):
     assert err.count("\n") == 1 and f"{bad}:2:" in err
 
 
+HUB = """\
+listen = "198.18.0.10:4222"
+monitor = "127.0.0.1:8222"
+token_file = "{tok}"
+ipam = ["lab=198.18.100.0/24"]
+"""
+
+
+def test_check_config_validates_a_hub_file(tmp_path, capsys):
+    tok = tmp_path / "tok"
+    tok.write_text("t0k\n")
+    tok.chmod(0o600)
+    hub = write(tmp_path, HUB.format(tok=tok))
+    # Told apart by its keys, or named with --hub.
+    for argv in (["check-config", str(hub)], ["check-config", "--hub", str(hub)]):
+        assert cli.main(argv) == 0
+        assert "ok: hub, listen 198.18.0.10:4222, auth token" in capsys.readouterr().out
+    # A hub's error names the line, as an up file's does.
+    open_hub = write(tmp_path, 'listen = "198.18.0.10:4222"\nstore = "off"\n')
+    assert cli.main(["check-config", str(open_hub)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{open_hub}:1:" in err and "authentication" in err
+    # An up file given as a hub file is said to be one.
+    assert cli.main(["check-config", "--hub", str(write(tmp_path, GOOD))]) == 1
+    assert "unknown key" in capsys.readouterr().err
+
+
 def test_auth_settings_in_a_file(tmp_path, monkeypatch):
     monkeypatch.delenv("VLAN_NATS_PASSWORD", raising=False)
     tok = tmp_path / "tok"

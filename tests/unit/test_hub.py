@@ -14,8 +14,28 @@ def secret(tmp_path, name, value):
 def test_defaults():
     cfg = build_hub(environ={})
     text = server_config(cfg)
-    assert 'listen: "0.0.0.0:4222"' in text and 'http: "127.0.0.1:8222"' in text
+    # No authentication: this host only.
+    assert 'listen: "127.0.0.1:4222"' in text and 'http: "127.0.0.1:8222"' in text
     assert "authorization" not in text and "cluster" not in text
+
+
+def test_with_a_token_the_default_listen_is_every_address(tmp_path):
+    cfg = build_hub(token_file=secret(tmp_path, "tok", "s3cret"), environ={})
+    assert cfg.listen == "0.0.0.0:4222" and cfg.auth_text == "token"
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:4222", "198.18.0.10:4222", ":4222"])
+def test_an_open_server_on_the_network_needs_an_explicit_flag(listen):
+    with pytest.raises(ConfigError, match="without authentication lets anyone") as e:
+        build_hub(listen=listen, environ={})
+    assert e.value.option == "listen" and "--token-file" in str(e.value)
+    cfg = build_hub(listen=listen, allow_anonymous=True, environ={})
+    assert cfg.auth_text == "none" and cfg.listen.endswith(":4222")
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:4333", "localhost:4222", "[::1]:4222"])
+def test_loopback_needs_no_authentication(listen):
+    assert build_hub(listen=listen, environ={}).listen == listen
 
 
 def test_token_tls_cluster(tmp_path):

@@ -90,7 +90,7 @@ def test_hub_options_come_from_the_table_too(tmp_path):
 
     assert {f.name for f in dataclasses.fields(options.Option)} >= {"name", "flag", "default"}
     cfg = build_hub(environ={})
-    assert cfg.listen == options.DEFAULT_LISTEN and cfg.cluster_name == "vlan-nats"
+    assert cfg.listen == options.LOOPBACK_LISTEN and cfg.cluster_name == "vlan-nats"
     assert set(options.toml_keys("hub")) >= {"listen", "route", "token_file", "log_level"}
     with pytest.raises(ConfigError) as e:
         build_hub(routes=["nats://h:6222"], environ={})

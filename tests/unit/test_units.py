@@ -61,9 +61,11 @@ def test_install_elsewhere_leaves_etc_alone(tmp_path, monkeypatch):
     monkeypatch.setattr(units, "CONFIG_DIR", etc)
     units.install(str(tmp_path), reload=False)
     assert not etc.exists()
-    monkeypatch.setattr(units, "UNIT_DIR", str(tmp_path / "missing"))
+    (tmp_path / "a-file").write_text("")
+    unwritable = str(tmp_path / "a-file" / "units")  # a write that fails
+    monkeypatch.setattr(units, "UNIT_DIR", unwritable)
     with pytest.raises(ConfigError):
-        units.install(str(tmp_path / "missing"), reload=False)
+        units.install(unwritable, reload=False)
     assert not etc.exists()
     monkeypatch.setattr(units, "UNIT_DIR", str(tmp_path))
     units.install(str(tmp_path), reload=False)
@@ -86,3 +88,12 @@ def test_render_loosens_only_what_hides_the_installation():
         .notes()[-1]
         .startswith("for production, install under /opt/vlan-nats")
     )
+
+
+def test_install_systemd_dir_that_does_not_exist_yet(tmp_path, capsys):
+    from vlan_nats import cli
+
+    target = tmp_path / "staging" / "systemd"
+    assert cli.main(["install-systemd", "--dir", str(target), "--no-reload"]) == 0
+    assert sorted(p.name for p in target.iterdir()) == sorted(units.UNITS)
+    assert f"installed {target}/vlan-nats@.service" in capsys.readouterr().out

@@ -107,16 +107,28 @@ async def ping_node(
     return rtt if ok else None
 
 
-def find_node(peers: list[NodeInfo], target: str) -> tuple[NodeInfo | None, int]:
-    """The node ``target`` names: its node id, a MAC of it, or its hostname
-    (the first of several on one host); and how many others matched."""
+def find_nodes(peers: list[NodeInfo], target: str) -> list[NodeInfo]:
+    """The nodes ``target`` names: its node id, a MAC of it (its TAP's or
+    one behind its bridge), one of its addresses (with or without the
+    prefix length), or its hostname.  Several when the name is ambiguous
+    (a hostname with several daemons, a duplicate MAC or address)."""
     t = target.lower()
-    match = [p for p in peers if t == p.node_id] or [
-        p for p in peers if t in p.macs or t == p.hostname.lower()
+    by_id = [p for p in peers if t == p.node_id]
+    if by_id:
+        return by_id
+    return [
+        p
+        for p in peers
+        if t in p.macs
+        or t == p.hostname.lower()
+        or any(t in (a.lower(), a.split("/")[0].lower()) for a in p.addresses)
     ]
-    if not match:
-        return None, 0
-    return match[0], len(match) - 1 if t == match[0].hostname.lower() else 0
+
+
+def describe_node(p: NodeInfo) -> str:
+    """``host/netns/dev (node id, MAC)``: what tells one node from another."""
+    where = "/".join(x for x in (p.hostname, p.netns, p.dev) if x)
+    return f"{where} ({p.node_id}, {p.macs[0] if p.macs else '-'})"
 
 
 def new_node_id() -> str:

@@ -40,6 +40,7 @@ NO_JETSTREAM = (
 
 
 JETSTREAM_WAIT = 30.0
+STOP_GRACE = 2.0  # a request in hand when stopping: time to finish its key operations
 
 
 class IpamError(VlanNatsError):
@@ -135,6 +136,7 @@ class IpamService:
         self._kv: KeyValue | None = None
         self._sub: Subscription | None = None
         self._lock = asyncio.Lock()
+        self._stopping = False
         self._badlog = RateLimitedLog(log)
         self._fulllog = RateLimitedLog(log)
 
@@ -152,12 +154,19 @@ class IpamService:
         )  # fmt: skip
 
     async def stop(self) -> None:
+        """No new requests; the one in hand (if any) is finished first, so
+        closing the connection next cuts no lease operation short."""
+        self._stopping = True
         if self._sub is not None:
             try:
                 await self._sub.unsubscribe()
             except nats.errors.Error:
                 pass
             self._sub = None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_GRACE):
+                await self._lock.acquire()
+                self._lock.release()
 
     async def _on_request(self, msg: Msg) -> None:
         if not msg.reply:
@@ -175,7 +184,10 @@ class IpamService:
                     answer = await self.handle(req)
             except (nats.errors.Error, jserr.Error, OSError) as e:
                 self.counters["errors"] += 1
-                self._badlog.warning("address service: lease store error=%r", e)
+                if self._stopping:  # the connection is closing under us: not news
+                    log.debug("address service: request cut short by the stop error=%r", e)
+                else:
+                    self._badlog.warning("address service: lease store error=%r", e)
                 answer = ipam.refuse("lease store unavailable, retry")
         try:
             await self.nc.publish(msg.reply, answer)

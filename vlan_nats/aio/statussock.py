@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import socket
@@ -21,8 +22,9 @@ RUN_DIR = Path("/run/vlan-nats")
 
 
 def socket_path(dev: str, netns: str | None = None, run_dir: Path = RUN_DIR) -> Path:
-    """Two daemons may each move a ``vnats0`` into their own namespace: the
-    namespace is part of the name."""
+    """Two daemons may each have a ``vnats0`` in their own namespace (moved
+    there with --netns, or run there with ``ip netns exec``): the namespace
+    the device lives in is part of the name, so the names never collide."""
     return run_dir / (f"{netns}.{dev}.sock" if netns else f"{dev}.sock")
 
 
@@ -43,9 +45,36 @@ def _in_use(path: Path) -> bool:
     return True
 
 
+class InUse(OSError):
+    """Another live daemon answers on this path."""
+
+
+def remove_own(path: Path, identity: tuple[int, int] | None) -> None:
+    """Remove the socket at ``path`` if it is still the one we made
+    (``identity``: its st_dev and st_ino); another daemon's never is."""
+    try:
+        st = path.stat()
+        if identity is not None and (st.st_dev, st.st_ino) == identity:
+            path.unlink()
+    except OSError:
+        pass
+
+
+def identity_of(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 async def serve(path: Path, status: Callable[[], dict[str, object]]) -> asyncio.Server:
+    """Serve ``path``; InUse if a live daemon answers there (never taken
+    over); a file left by a killed daemon is replaced."""
     path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    if path.exists() and not _in_use(path):
+    if path.exists():
+        if _in_use(path):
+            raise InUse(errno.EADDRINUSE, f"another daemon answers on {path}")
         path.unlink()  # left over by a daemon that was killed
 
     async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

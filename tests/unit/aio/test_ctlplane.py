@@ -4,15 +4,23 @@ import asyncio
 import json
 from dataclasses import dataclass
 
-from vlan_nats.aio.ctlplane import ControlResponder, find_node, peers_subject, ping_subject
+from vlan_nats.aio.ctlplane import (
+    ControlResponder,
+    describe_node,
+    find_nodes,
+    peers_subject,
+    ping_subject,
+)
 from vlan_nats.core.control import NodeInfo
 from vlan_nats.core.subjects import SubjectScheme
 
 SCHEME = SubjectScheme("vlan", "7")
 
 
-def info(node_id="0a0b0c0d", host="vm1", mac="02:00:00:00:00:01", dev="vnats7"):
-    return NodeInfo(node_id, host, dev, [mac], "7", "native", "0.1.0", 1.0, "-", {})
+def info(node_id="0a0b0c0d", host="vm1", mac="02:00:00:00:00:01", dev="vnats7", addrs=()):
+    return NodeInfo(
+        node_id, host, dev, [mac], "7", "native", "0.1.0", 1.0, "-", {}, addresses=list(addrs)
+    )
 
 
 @dataclass
@@ -32,17 +40,21 @@ class FakeNC:
         self.published.append((subject, data))
 
 
-def test_find_node_by_id_mac_or_hostname():
+def test_find_nodes_by_id_mac_address_or_hostname():
     a, b, c = (
-        info("0a0b0c0d", "vm1"),
-        info("1a1b1c1d", "vm2", "02:00:00:00:00:02"),
+        info("0a0b0c0d", "vm1", addrs=["198.18.100.1/24"]),
+        info("1a1b1c1d", "vm2", "02:00:00:00:00:02", addrs=["198.18.100.2/24", "fd00::2/64"]),
         info("2a2b2c2d", "vm2", "02:00:00:00:00:03", "lab0"),
     )
     peers = [a, b, c]
-    assert find_node(peers, "1A1B1C1D") == (b, 0)  # the id peers prints
-    assert find_node(peers, "02:00:00:00:00:03") == (c, 0)
-    assert find_node(peers, "VM2") == (b, 1)  # two on that host: the first, and one other
-    assert find_node(peers, "nobody") == (None, 0)
+    assert find_nodes(peers, "1A1B1C1D") == [b]  # the id peers prints
+    assert find_nodes(peers, "02:00:00:00:00:03") == [c]
+    assert find_nodes(peers, "198.18.100.2") == [b]  # an address, with or without prefix
+    assert find_nodes(peers, "198.18.100.1/24") == [a]
+    assert find_nodes(peers, "FD00::2") == [b]
+    assert find_nodes(peers, "VM2") == [b, c]  # ambiguous: both, for the caller to list
+    assert find_nodes(peers, "nobody") == []
+    assert describe_node(c) == "vm2/lab0 (2a2b2c2d, 02:00:00:00:00:03)"
 
 
 def test_responder_answers_peers_and_its_own_ping_only():
