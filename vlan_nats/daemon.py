@@ -34,6 +34,7 @@ from .aio import statussock
 from .aio.addrclient import AddressClient
 from .aio.ctlplane import ControlResponder, gather_peers, new_node_id
 from .aio.datapath import Datapath, SubjectSink
+from .aio.dupaddr import DuplicateAddress
 from .aio.dupmac import DuplicateMac
 from .aio.linkfollow import LinkFollower
 from .aio.natslink import NatsLink
@@ -46,10 +47,12 @@ from .control import netns
 from .control.bringup import bring_up
 from .control.nlthread import NetlinkThread
 from .control.watch import LinkWatcher, McastList
+from .core.addrclaim import Claim
 from .core.arp import RepeatMemory
 from .core.control import NodeInfo
 from .core.counters import Counters
 from .core.forwarding import Forwarder
+from .core.mac import format_mac
 from .core.status import Status
 from .core.subjects import SubjectScheme
 from .core.switching import MacTable, TokenBucket
@@ -136,6 +139,7 @@ class Daemon:
         self.where = cfg.netns or netns.current() or None
         self.started = time.monotonic()
         self.dup = DuplicateMac(lambda: self.forwarder.mac, self.node_id, self._lookup_peers)
+        self.dupaddr = DuplicateAddress(self.scheme, self._claim)
         self.keys = KeyRing(cfg.seal)
         self.link: NatsLink | None = None
         self.tunnel: Datapath | None = None
@@ -247,7 +251,10 @@ class Daemon:
         self.tunnel = tunnel
         self.keys.load(tunnel)
         tunnel.start()
-        follower = self.follower = LinkFollower(cfg, dev, subs, tunnel, self.fail)
+        self.dupaddr.set_addresses(dev.addresses)
+        follower = self.follower = LinkFollower(
+            cfg, dev, subs, tunnel, self.fail, on_addresses=self.dupaddr.set_addresses
+        )
         if cfg.run_as is not None:
             privdrop.drop(cfg.run_as)
             log.info("dropped root user=%s", privdrop.describe(cfg.run_as))
@@ -257,6 +264,7 @@ class Daemon:
             loop.create_task(follower.watch(watcher, mcast), name="link-watch"),
             loop.create_task(follower.poll(mcast), name="mcast-poll"),
             loop.create_task(switch.age(), name="mac-ageing"),
+            loop.create_task(self._duplicate_addresses(link), name="dup-addr"),
         ]
         if cfg.address_auto:
             self.addr = AddressClient(
@@ -272,6 +280,27 @@ class Daemon:
             t.add_done_callback(self._task_done)
         tunnel.failed.add_done_callback(lambda f: follower.tap_failed(f.result()))
         return tasks
+
+    async def _duplicate_addresses(self, link: NatsLink) -> None:
+        await self._ready.wait()
+        await self.dupaddr.run(link.nc)
+
+    def _claim(self, address: str) -> Claim:
+        """This node's claim on one of its addresses (core/addrclaim.py)."""
+        leased = (
+            {str(le["address"]).split("/")[0] for le in self.addr.describe()}
+            if self.addr
+            else set()
+        )
+        return Claim(
+            node_id=self.node_id,
+            hostname=socket.gethostname(),
+            dev=self.cfg.dev,
+            netns=self.where,
+            mac=format_mac(self.forwarder.mac),
+            address=address,
+            how="ipam" if address in leased else "static",
+        )
 
     async def _address(self, addr: AddressClient) -> None:
         await self._ready.wait()

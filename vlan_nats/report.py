@@ -35,6 +35,7 @@ def status(d: Daemon) -> Status:
         connected=bool(link and link.is_connected),
         nats_error=link.last_error if link else None,
         duplicate_mac=d.dup.status(),
+        duplicate_addresses=d.dupaddr.status(),
         foreign_bridge=fol.foreign_master if fol else None,
         addresses=list(fol.addresses) if fol else [],
         subjects=_subjects(d),

@@ -177,3 +177,29 @@ def test_without_jetstream_the_service_says_so_in_one_line():
             r = cli(*args, "--server", server.url)
             assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
             assert "has no JetStream" in r.stderr and "-js" in r.stderr, r.stderr
+
+
+def test_an_address_a_node_holds_statically_is_skipped(lab):
+    """The README's own quick start: static addresses inside the pool.  Of a
+    two-address range, the one a node holds is never leased."""
+    static = lab.add_node(8, extra=["--network", "held", "--address", "198.18.14.1/29"])
+    try:
+        with IpamProcess(lab.server.url, "held", "198.18.14.0/29", "--range",
+                         "198.18.14.1-198.18.14.2") as inst:  # fmt: skip
+            replies = asyncio.run(_requests(lab.server.url, 2, network="held"))
+            granted = [r.address for r in replies if r.ok]
+            assert granted == ["198.18.14.2/29"], replies
+            assert any("exhausted" in r.error for r in replies if not r.ok), replies
+            skipped = [x for x in inst.lines if "skipped" in x]
+            assert skipped and "address=198.18.14.1" in skipped[0], inst.lines[-5:]
+            assert f"dev={static.dev}" in skipped[0], skipped
+    finally:
+        static.stop()
+
+
+def test_a_second_instance_with_another_pool_is_refused(lab):
+    r = cli("ipam", "--server", lab.server.url, "--pool", "198.18.200.0/24")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert f"serves pool {POOL} range" in r.stderr and "198.18.200.0/24" in r.stderr, r.stderr
+    r = cli("ipam", "--server", lab.server.url, "--pool", "198.18.110.5/24")
+    assert r.returncode == 1 and "host bits set" in r.stderr and "198.18.110.0/24" in r.stderr

@@ -24,7 +24,7 @@ def node_user(name: str, mac: str) -> str:
           publish: {{ allow: ["vlan.0.>"] }},
           subscribe: {{ allow: ["vlan.0.u.{hexmac}", "vlan.0.b", "vlan.0.m.>", "vlan.0.arp.*",
                                "vlan.0.ctl.peers", "vlan.0.ctl.node.*.ping",
-                               "_INBOX.{hexmac}.>"] }},
+                               "vlan.0.ctl.addr.*", "_INBOX.{hexmac}.>"] }},
           allow_responses: true
       }} }}"""
 
@@ -36,8 +36,9 @@ CONFIG = (
       { user: "admin", password: "pw-admin", permissions: {
           publish: { allow: ["vlan.0.ctl.>", "$JS.API.>"] }, subscribe: { allow: ["_INBOX.>"] } } }
       { user: "ipam", password: "pw-ipam", permissions: {
-          publish: { allow: ["$JS.API.>", "$KV.vlan-nats-ipam_vlan_0.>"] },
-          subscribe: { allow: ["vlan.0.ctl.ipam", "_INBOX.>"] },
+          publish: { allow: ["$JS.API.>", "$KV.vlan-nats-ipam_vlan_0.>",
+                             "vlan.0.ctl.addr.*", "vlan.0.ctl.ipam.pool"] },
+          subscribe: { allow: ["vlan.0.ctl.ipam", "vlan.0.ctl.ipam.pool", "_INBOX.>"] },
           allow_responses: true } }
     ], jetstream: enabled } }
 """

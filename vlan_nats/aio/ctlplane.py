@@ -87,6 +87,29 @@ async def gather_peers(nc: Client, scheme: SubjectScheme, timeout: float) -> lis
     return sorted(found.values(), key=lambda i: (i.hostname, i.dev))
 
 
+async def ask_all(nc: Client, subject: str, payload: bytes, timeout: float) -> list[bytes]:
+    """Every answer to one request within ``timeout`` (many may answer);
+    at once an empty list when nobody listens (the server's 503)."""
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    out: list[bytes] = []
+    try:
+        await nc.publish(subject, payload, reply=inbox)
+        await nc.flush()
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = await sub.next_msg(timeout=left)
+            except nats.errors.TimeoutError:
+                break
+            if msg.headers and msg.headers.get("Status") == "503":
+                break  # no responders
+            out.append(msg.data)
+    finally:
+        await sub.unsubscribe()
+    return out
+
+
 async def ping_node(
     nc: Client, scheme: SubjectScheme, node_id: str, timeout: float
 ) -> float | None:

@@ -16,7 +16,7 @@ import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import nats
 import nats.js.errors as jserr
@@ -26,9 +26,11 @@ from nats.aio.subscription import Subscription
 from nats.js.kv import KeyValue
 
 from ..core import ipam
+from ..core.addrclaim import Claim, claim_subject
 from ..core.subjects import SubjectScheme
 from ..errors import VlanNatsError
 from ..ratelog import RateLimitedLog
+from .ctlplane import ask_all
 
 log = logging.getLogger("vlan_nats.ipam")
 
@@ -40,6 +42,8 @@ NO_JETSTREAM = (
 
 
 JETSTREAM_WAIT = 30.0
+HOLDER_WAIT = 0.3  # s: a holder answers at once; nobody listening is said at once too
+POOL_WAIT = 0.5  # s: other instances' answers about their pools
 STOP_GRACE = 2.0  # a request in hand when stopping: time to finish its key operations
 
 
@@ -49,6 +53,12 @@ class IpamError(VlanNatsError):
 
 def ipam_subject(scheme: SubjectScheme) -> str:
     return f"{scheme.control}.ipam"
+
+
+def pool_subject(scheme: SubjectScheme) -> str:
+    """Every instance (no queue group) answers with its pool: a new one
+    refuses to start beside another that serves a different pool."""
+    return f"{scheme.control}.ipam.pool"
 
 
 async def open_bucket(
@@ -125,8 +135,12 @@ class IpamService:
         lease: float = ipam.DEFAULT_LEASE,
         replicas: int = 1,
         clock: Callable[[], float] = time.time,
+        holders: Callable[[str], Awaitable[list[Claim]]] | None = None,
     ) -> None:
         self.nc = nc
+        # Who holds an address on the network (a node with it static): asked
+        # before it is leased (core/addrclaim.py).
+        self.holders = holders or self._ask_holders
         self.scheme = scheme
         self.pool = pool
         self.lease = lease
@@ -135,16 +149,20 @@ class IpamService:
         self.counters: Counter[str] = Counter()
         self._kv: KeyValue | None = None
         self._sub: Subscription | None = None
+        self._pool_sub: Subscription | None = None
         self._lock = asyncio.Lock()
         self._stopping = False
         self._badlog = RateLimitedLog(log)
         self._fulllog = RateLimitedLog(log)
+        self._heldlog = RateLimitedLog(log)
 
     async def start(self) -> None:
+        await self._check_other_pools()
         self._kv = await open_bucket(self.nc, self.scheme, self.replicas)
         self._sub = await self.nc.subscribe(
             ipam_subject(self.scheme), queue=ipam.QUEUE_GROUP, cb=self._on_request
         )
+        self._pool_sub = await self.nc.subscribe(pool_subject(self.scheme), cb=self._on_pool)
         await self.nc.flush()
         log.info(
             "address service ready network=%s pool=%s range=%s-%s addresses=%d lease=%gs "
@@ -153,10 +171,32 @@ class IpamService:
             self.pool.size, self.lease, ipam_subject(self.scheme), ipam.QUEUE_GROUP,
         )  # fmt: skip
 
+    async def _check_other_pools(self) -> None:
+        """IpamError when a running instance of this network serves another
+        pool: nodes would land on two subnets at random."""
+        ours = self.pool.describe()
+        answers = await ask_all(self.nc, pool_subject(self.scheme), b"", POOL_WAIT)
+        for other in {a.decode(errors="replace")[:200] for a in answers}:
+            if other != ours:
+                raise IpamError(
+                    f"another address service of network {self.scheme.network} serves pool "
+                    f"{other}; this one was given {ours}. One network has one pool: give the "
+                    "same --pool/--range/--exclude, or stop the other instance first"
+                )
+
+    async def _on_pool(self, msg: Msg) -> None:
+        if msg.reply:
+            with contextlib.suppress(nats.errors.Error):
+                await self.nc.publish(msg.reply, self.pool.describe().encode())
+
     async def stop(self) -> None:
         """No new requests; the one in hand (if any) is finished first, so
         closing the connection next cuts no lease operation short."""
         self._stopping = True
+        if self._pool_sub is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await self._pool_sub.unsubscribe()
+            self._pool_sub = None
         if self._sub is not None:
             try:
                 await self._sub.unsubscribe()
@@ -247,10 +287,26 @@ class IpamService:
         held = await self._entry(address)
         if held is not None and held[0].mac != req.mac and held[0].live(now):
             return None
+        if held is None or held[0].mac != req.mac:
+            others = [c for c in await self.holders(address) if c.mac != req.mac]
+            if others:
+                self.counters["held"] += 1
+                self._heldlog.warning(
+                    "address held by a node, skipped address=%s holder=%s (%s)",
+                    address, others[0].describe(), others[0].how,
+                )  # fmt: skip
+                return None
         lease = await self._write(req, address, held[1] if held else None, now)
         if lease is None:
             self.counters["conflicts"] += 1  # another instance was first
         return lease
+
+    async def _ask_holders(self, address: str) -> list[Claim]:
+        """The nodes that answer on the address's claim subject (at once
+        none when nobody listens there)."""
+        query = Claim("0" * 8, "", "", None, "", address, how="").encode()
+        answers = await ask_all(self.nc, claim_subject(self.scheme, address), query, HOLDER_WAIT)
+        return [c for c in map(Claim.decode, answers) if c is not None and c.address == address]
 
     async def _entry(self, address: str) -> tuple[ipam.Lease, int] | None:
         assert self._kv is not None

@@ -51,8 +51,10 @@ class LinkFollower:
         subs: Subscriptions,
         tunnel: Datapath,
         fail: Callable[[BaseException], None],
+        on_addresses: Callable[[tuple[str, ...]], None] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.on_addresses = on_addresses  # told every change of the TAP's addresses
         self.device = device
         self.subs = subs
         self.tunnel = tunnel
@@ -86,6 +88,8 @@ class LinkFollower:
         async for event in watcher.events():
             if isinstance(event, AddressEvent):
                 self.addresses = await ctl.addresses(index)
+                if self.on_addresses is not None:
+                    self.on_addresses(self.addresses)
                 if self.subs.set_addresses(self.addresses):
                     log.debug("arp subjects addresses=%s", ",".join(self.addresses))
                     await self.subs.sync()

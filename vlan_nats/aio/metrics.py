@@ -123,6 +123,14 @@ def _nats(st: Status) -> Iterator[object]:
         "1 while another node was seen using our MAC (within the last 5 minutes)",
         value=1 if st.duplicate_mac else 0,
     )
+    dup = GaugeMetricFamily(
+        "vlan_nats_duplicate_address",
+        "1 for each of our IPv4 addresses that another node holds too",
+        labels=["address"],
+    )
+    for address in sorted({str(d.get("address")) for d in st.duplicate_addresses}):
+        dup.add_metric([address], 1)
+    yield dup
     yield _flag(
         "vlan_nats_foreign_bridge",
         "1: the TAP is a port of this bridge but the daemon runs without --bridge",

@@ -76,6 +76,8 @@ class Pool:
             ) from None
         if "/" not in cidr:
             raise PoolError(f"bad pool {cidr!r}: give a prefix length, e.g. {cidr}/24")
+        if net.network_address != ipaddress.IPv4Interface(cidr).ip:
+            raise PoolError(f"bad pool {cidr!r}: host bits set; the network is {net}")
         hosts = (net[0], net[-1]) if net.prefixlen >= 31 else (net[1], net[-2])
         first, last = hosts
         if span is not None:
@@ -93,6 +95,14 @@ class Pool:
         except ValueError as e:
             raise PoolError(f"bad --exclude: {e}") from None
         return cls(net, first, last, excl)
+
+    def describe(self) -> str:
+        """``198.18.0.0/24 range 198.18.0.1-198.18.0.254 exclude ...``: what
+        tells two pools apart (instances of one network must agree)."""
+        excl = ",".join(str(x) for x in sorted(self.exclude))
+        return f"{self.network} range {self.first}-{self.last}" + (
+            f" exclude {excl}" if excl else ""
+        )
 
     @property
     def size(self) -> int:

@@ -31,6 +31,8 @@ class Status:
     nats_error: str | None = None  # the last NATS error since the last connect
     duplicate_mac: dict[str, Any] | None = None  # another node seen with our MAC
     foreign_bridge: str | None = None  # a bridge we are a port of without --bridge
+    # Other nodes holding one of our IPv4 addresses (core/addrclaim.py).
+    duplicate_addresses: list[dict[str, Any]] = field(default_factory=list)
     addresses: list[str] = field(default_factory=list)
     subjects: int = 0
     multicast_groups: list[str] = field(default_factory=list)
@@ -94,6 +96,12 @@ class Status:
             out.append(
                 f"duplicate MAC {dup.get('mac')}: also used by {names or 'another node'}, "
                 f"{dup.get('frames')} frames, last {dup.get('last_seen_s_ago')} s ago"
+            )
+        for d in self.duplicate_addresses:
+            where = "/".join(str(d[k]) for k in ("hostname", "netns", "dev") if d.get(k))
+            out.append(
+                f"duplicate address {d.get('address')}: also held by {where} "
+                f"(node {d.get('node_id')}, MAC {d.get('mac')}, {d.get('how')})"
             )
         if self.address_problem:
             out.append(f"address service: {self.address_problem}")

@@ -63,10 +63,16 @@ class FakeKV:
             await hook(key)
 
 
-def service(pool="198.18.5.0/29", now=1000.0):
+def service(pool="198.18.5.0/29", now=1000.0, static=None):
+    """``static``: address -> the Claim of a node that holds it (ip addr)."""
     clock = SimpleNamespace(t=now)
+    held = static or {}
+
+    async def holders(address):
+        return [held[address]] if address in held else []
+
     svc = IpamService(None, SubjectScheme("vlan", "7"), ipam.Pool.parse(pool), lease=60,
-                      clock=lambda: clock.t)  # fmt: skip
+                      clock=lambda: clock.t, holders=holders)  # fmt: skip
     svc._kv = FakeKV()
     return svc, clock
 
@@ -134,3 +140,19 @@ def test_a_request_in_a_sparse_pool_reads_few_keys():
     before = svc._kv.ops
     ask(svc, "request", MAC3)
     assert svc._kv.ops - before <= 4  # not one per lease
+
+
+def test_an_address_a_node_holds_statically_is_never_leased():
+    from vlan_nats.core.addrclaim import Claim
+
+    probe, _ = service("198.18.5.0/29")
+    first = ask(probe, "request", MAC1).address.split("/")[0]  # where MAC1 would land
+    owner = Claim("0a0b0c0d", "h9", "vnats7", None, MAC2, first, "static")
+    svc, _ = service("198.18.5.0/29", static={first: owner})
+    got = ask(svc, "request", MAC1)
+    assert got.ok and got.address.split("/")[0] != first
+    assert svc.counters["held"] == 1
+    # The holder itself may have it (it answers for its own address).
+    mine = Claim("0a0b0c0d", "h1", "vnats7", None, MAC1, first, "static")
+    svc2, _ = service("198.18.5.0/29", static={first: mine})
+    assert ask(svc2, "request", MAC1).address.split("/")[0] == first
