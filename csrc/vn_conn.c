@@ -75,10 +75,55 @@ static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, 
     vn_push_event(dp, EV_ERROR, (int)err, 0, NULL, text && *text ? text : natsStatus_GetText(err));
 }
 
+/* Secrets the connection asks for on every (re)connect: the control plane
+ * replaces them when their files change (a token fixed while the server
+ * refused us), so the next attempt uses the new ones.  Replaced values are
+ * kept until the process ends: libnats may still be reading the old one. */
+static pthread_mutex_t secrets_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *kept_seed, *kept_jwt, *kept_token;
+struct spent { struct spent *next; char *s; };
+static struct spent *spent;
+
+static void replace(char **slot, const char *value)
+{
+    if (!value || !*value || (*slot && !strcmp(*slot, value)))
+        return;
+    struct spent *old = *slot ? malloc(sizeof(*old)) : NULL;
+    if (old) {
+        old->s = *slot;
+        old->next = spent;
+        spent = old;
+    }
+    *slot = strdup(value);
+}
+
+int vn_dp_set_secrets(vn_dp *dp, const char *token, const char *jwt, const char *seed)
+{
+    (void)dp;
+    pthread_mutex_lock(&secrets_mu);
+    replace(&kept_token, token);
+    replace(&kept_jwt, jwt);
+    replace(&kept_seed, seed);
+    pthread_mutex_unlock(&secrets_mu);
+    return 0;
+}
+
+static const char *token_cb(void *closure)
+{
+    (void)closure;
+    pthread_mutex_lock(&secrets_mu);
+    const char *t = kept_token;
+    pthread_mutex_unlock(&secrets_mu);
+    return t ? t : "";
+}
+
 static natsStatus user_jwt(char **jwt, char **custom, void *closure)
 {
     (void)custom;
-    *jwt = strdup((const char *)closure);
+    (void)closure;
+    pthread_mutex_lock(&secrets_mu);
+    *jwt = kept_jwt ? strdup(kept_jwt) : NULL;
+    pthread_mutex_unlock(&secrets_mu);
     return *jwt ? NATS_OK : NATS_NO_MEMORY;
 }
 
@@ -86,17 +131,17 @@ static natsStatus sign_cb(char **custom, unsigned char **sig, int *len, const ch
                           void *closure)
 {
     (void)custom;
-    return nats_Sign((const char *)closure, nonce, sig, len);
+    (void)closure;
+    pthread_mutex_lock(&secrets_mu);
+    char *seed = kept_seed ? strdup(kept_seed) : NULL;
+    pthread_mutex_unlock(&secrets_mu);
+    if (!seed)
+        return NATS_NO_MEMORY;
+    natsStatus s = nats_Sign(seed, nonce, sig, len);
+    memset(seed, 0, strlen(seed));
+    free(seed);
+    return s;
 }
-
-static char *keep(const char *s)
-{
-    return s && *s ? strdup(s) : NULL;
-}
-
-/* Seeds and JWTs live as long as the datapath (libnats calls back for
- * them on every reconnect, after --run-as may have dropped root). */
-static char *kept_seed, *kept_jwt;
 
 int vn_dp_connect(vn_dp *dp, const struct vn_conn_opts *o)
 {
@@ -174,20 +219,13 @@ int vn_dp_connect(vn_dp *dp, const struct vn_conn_opts *o)
         OPT(natsOptions_SetRetryOnFailedConnect(op, true, on_first_connect, dp));
         if (o->user)
             OPT(natsOptions_SetUserInfo(op, o->user, o->password));
+        vn_dp_set_secrets(dp, o->token, o->jwt, o->seed);
         if (o->token)
-            OPT(natsOptions_SetToken(op, o->token));
-        if (o->seed) {
-            free(kept_seed);
-            kept_seed = keep(o->seed);
-        }
-        if (o->jwt) {
-            free(kept_jwt);
-            kept_jwt = keep(o->jwt);
-            OPT(natsOptions_SetUserCredentialsCallbacks(op, user_jwt, kept_jwt, sign_cb,
-                                                        kept_seed));
-        } else if (o->nkey_public) {
-            OPT(natsOptions_SetNKey(op, o->nkey_public, sign_cb, kept_seed));
-        }
+            OPT(natsOptions_SetTokenHandler(op, token_cb, NULL));
+        if (o->jwt)
+            OPT(natsOptions_SetUserCredentialsCallbacks(op, user_jwt, NULL, sign_cb, NULL));
+        else if (o->nkey_public)
+            OPT(natsOptions_SetNKey(op, o->nkey_public, sign_cb, NULL));
         if (o->tls) {
             OPT(natsOptions_SetSecure(op, true));
             if (o->tls_ca)

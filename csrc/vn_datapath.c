@@ -128,7 +128,8 @@ void vn_push_event(vn_dp *dp, int kind, int reason, long long value,
 
 /* A drop worth a log line: at most one event per reason per second (the
  * control plane rate-limits its lines further). */
-void vn_drop_event(vn_dp *dp, int reason, long long value, const char *subject, int slot)
+void vn_drop_event(vn_dp *dp, int reason, long long value, const char *subject, int slot,
+                   const unsigned char *mac)
 {
     double now = vn_mono();
     pthread_mutex_lock(&dp->ev_mu);
@@ -137,7 +138,7 @@ void vn_drop_event(vn_dp *dp, int reason, long long value, const char *subject, 
         dp->last_event[slot] = now;
     pthread_mutex_unlock(&dp->ev_mu);
     if (due)
-        vn_push_event(dp, slot == VN_D_COUNT ? EV_DUP_MAC : EV_DROP, reason, value, NULL, subject);
+        vn_push_event(dp, slot == VN_D_COUNT ? EV_DUP_MAC : EV_DROP, reason, value, mac, subject);
 }
 
 
@@ -463,6 +464,23 @@ void vn_dp_stop(vn_dp *dp)
     }
     natsOptions_Destroy(dp->opts);
     dp->opts = NULL;
+}
+
+/* A data connection libnats closed for good (the same auth error twice on
+ * a server: a token being fixed) is made anew, with the credentials the
+ * control plane has now; the TAP, tables and counters stay. */
+int vn_dp_reconnect(vn_dp *dp, const struct vn_conn_opts *opts)
+{
+    int was_started = dp->started;
+    vn_dp_stop(dp);
+    uint64_t v;
+    ssize_t r = read(dp->stop_efd, &v, sizeof(v));
+    (void)r;
+    atomic_store(&dp->stopping, 0);
+    int ret = vn_dp_connect(dp, opts);
+    if (ret == 0 && was_started)
+        ret = vn_dp_start(dp);
+    return ret;
 }
 
 void vn_dp_free(vn_dp *dp)

@@ -110,6 +110,13 @@ vn_dp *vn_dp_new(int tap_fd, int compat, unsigned int max_frame);
  * Returns 0, or -(1000 + natsStatus) for an option libnats refused; then
  * vn_dp_error() says why. */
 int vn_dp_connect(vn_dp *dp, const struct vn_conn_opts *opts);
+/* Make the data connection anew (after libnats closed it): the threads
+ * are stopped, the old connection and its subscriptions dropped, then
+ * connect and start as before.  The caller subscribes again. */
+int vn_dp_reconnect(vn_dp *dp, const struct vn_conn_opts *opts);
+/* New token, creds JWT or seed (NULL or "": unchanged), used from the next
+ * connection attempt on. */
+int vn_dp_set_secrets(vn_dp *dp, const char *token, const char *jwt, const char *seed);
 int vn_dp_error(vn_dp *dp, char *out, unsigned int cap);
 /* Start the TAP reader and flush threads.  Signals stay blocked in them. */
 int vn_dp_start(vn_dp *dp);

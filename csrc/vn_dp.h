@@ -157,7 +157,8 @@ double vn_mono(void);
 double vn_wall(void);
 void vn_push_event(vn_dp *dp, int kind, int reason, long long value,
                    const unsigned char *mac, const char *text);
-void vn_drop_event(vn_dp *dp, int reason, long long value, const char *subject, int slot);
+void vn_drop_event(vn_dp *dp, int reason, long long value, const char *subject, int slot,
+                   const unsigned char *mac);
 /* vn_conn.c */
 void vn_drop_subs(vn_dp *dp);
 /* vn_tx.c */

@@ -89,7 +89,7 @@ static void deliver(vn_dp *dp, const char *subject, const unsigned char *data, s
         pthread_rwlock_unlock(&dp->cfg);
         if (own_src) {
             reason = VN_D_DUP_MAC;
-            vn_drop_event(dp, VN_D_DUP_MAC, 0, subject, VN_D_COUNT);
+            vn_drop_event(dp, VN_D_DUP_MAC, 0, subject, VN_D_COUNT, NULL);
         } else {
             /* Learn the source; one we served behind our bridge has moved. */
             int added, moved = 0, served = 0;
@@ -120,8 +120,12 @@ static void deliver(vn_dp *dp, const char *subject, const unsigned char *data, s
     }
     if (reason >= 0) {
         DROP(dp, reason);
+        /* An oversized frame names its sender (its source MAC): the control
+         * plane tells that node its frames exceed our MTU. */
+        const unsigned char *src = reason == VN_D_OVERSIZE && n >= off + ETH_HLEN
+                                       ? data + off + 6 : NULL;
         if (reason == VN_D_OVERSIZE || reason == VN_D_SEALED_NO_KEY)
-            vn_drop_event(dp, reason, (long long)n, subject, reason);
+            vn_drop_event(dp, reason, (long long)n, subject, reason, src);
         return;
     }
     const unsigned char *dst = data + off;
@@ -205,7 +209,7 @@ void vn_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *cl
             long long value = refused == VN_D_SEAL_STALE ? stale
                               : n > 2 ? (long long)((const unsigned char *)natsMsg_GetData(msg))[2]
                                       : -1;
-            vn_drop_event(dp, refused, value, subject, refused);
+            vn_drop_event(dp, refused, value, subject, refused, NULL);
             natsMsg_Destroy(msg);
             return;
         }

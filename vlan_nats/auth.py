@@ -8,9 +8,11 @@ that others can read are reported, so the daemon can warn at start.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +30,7 @@ OPTIONS = (
     "tls_key",
     "tls_first",
 )
+log = logging.getLogger(__name__)
 ENV_PASSWORD = "VLAN_NATS_PASSWORD"
 ENV_TOKEN = "VLAN_NATS_TOKEN"
 
@@ -44,6 +47,10 @@ class NatsAuth:
     tls_key: str | None = None
     tls_first: bool = False
     loose_files: tuple[str, ...] = ()  # secret files readable by group/others
+    # Where the token and password came from (None: the environment), so
+    # that they are read again on every connection attempt.
+    token_file: str | None = None
+    password_file: str | None = None
 
     @property
     def tls(self) -> bool:
@@ -136,6 +143,8 @@ def build_auth(
         user=user,
         password=password,
         token=token,
+        token_file=token_file if token and token_file else None,
+        password_file=password_file if pw else None,
         nkey_seed_file=_check_file(nkey, "nkey seed file", "nkey", loose),
         creds_file=_check_file(creds, "credentials file", "creds", loose),
         tls_ca=_check_file(tls_ca, "TLS CA file", "tls_ca"),
@@ -146,32 +155,100 @@ def build_auth(
     )
 
 
-def connect_options(auth: NatsAuth) -> dict[str, Any]:
-    """nats-py ``connect()`` keywords for these settings.  Raises
+class SecretFile:
+    """A secret read again from its file on every call: nats-py calls it
+    for each CONNECT, so a token or password file fixed while the server
+    refuses us is used at the next attempt.  When the file cannot be read
+    (gone, or root dropped by --run-as) the last value is used.
+    ``on_change(path)`` is told when the value changes."""
+
+    def __init__(
+        self,
+        path: str,
+        value: str,
+        what: str,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
+        self.path, self.value, self.what, self.on_change = path, value, what, on_change
+        self._unreadable = False
+
+    def __call__(self) -> str:
+        try:
+            value = read_secret(self.path, self.what, [])
+        except ConfigError as e:
+            if not self._unreadable:
+                self._unreadable = True
+                log.warning("%s; using the value read before", e)
+            return self.value
+        self._unreadable = False
+        if value != self.value:
+            self.value = value
+            log.info("secret changed, used from now on path=%s", self.path)
+            if self.on_change is not None:
+                self.on_change(self.path)
+        return value
+
+
+def _raw_credentials(path: str, value: str, on_change: Callable[[str], None] | None) -> Any:
+    """A .creds file as nats-py's RawCredentials, read again each time
+    nats-py reads it (every connection attempt)."""
+    from nats.aio.client import RawCredentials
+
+    class LiveCredentials(RawCredentials):
+        def __init__(self) -> None:
+            super().__init__(value)
+            self._file = SecretFile(path, value, "credentials file", on_change)
+
+        @property
+        def data(self) -> str:
+            return self._file()
+
+        @data.setter
+        def data(self, _: str) -> None:  # UserString.__init__ sets it
+            pass
+
+    return LiveCredentials()
+
+
+def connect_options(
+    auth: NatsAuth, on_change: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """nats-py ``connect()`` keywords for these settings.  The token,
+    password and credentials files are read again for every connection
+    attempt (``on_change(path)``: one of them changed).  Raises
     ConfigError for unusable certificates or keys."""
     import ssl  # here: ssl loads socket, and config (imported with the core) imports us
 
     try:
-        return _connect_options(auth, ssl)
+        return _connect_options(auth, ssl, on_change)
     except (ssl.SSLError, OSError) as e:
         raise ConfigError(f"TLS settings: {e}") from None
 
 
-def _connect_options(auth: NatsAuth, ssl: Any) -> dict[str, Any]:
+def _connect_options(
+    auth: NatsAuth, ssl: Any, on_change: Callable[[str], None] | None = None
+) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     if auth.user:
         opts["user"], opts["password"] = auth.user, auth.password
+        if auth.password_file and auth.password:
+            opts["password"] = SecretFile(
+                auth.password_file, auth.password, "password file", on_change
+            )
     if auth.token:
         opts["token"] = auth.token
-    # Read now, not on each (re)connect: the daemon may have dropped root
-    # (--run-as) by then and no longer be able to read them.
+        if auth.token_file:
+            opts["token"] = SecretFile(auth.token_file, auth.token, "token file", on_change)
+    # Read now too: the daemon may have dropped root (--run-as) by the
+    # next connect and no longer be able to read them; then the values
+    # read before are used.  (An nkey seed is the user's identity: a new
+    # one takes a restart.)
     if auth.nkey_seed_file:
         opts["nkeys_seed_str"] = read_secret(auth.nkey_seed_file, "nkey seed file", [])
     if auth.creds_file:
-        from nats.aio.client import RawCredentials
-
         creds = read_secret(auth.creds_file, "credentials file", [])
-        opts["user_credentials"] = RawCredentials(creds)  # user JWT + seed (nsc's .creds)
+        # user JWT + seed (nsc's .creds)
+        opts["user_credentials"] = _raw_credentials(auth.creds_file, creds, on_change)
     if auth.tls:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=auth.tls_ca)
         if auth.tls_cert:

@@ -262,7 +262,9 @@ class CDatapath:
         self._keep: list[Any] = []  # C strings the options point to, while connecting
 
     # -- lifecycle
-    def connect(self, o: ConnOptions) -> None:
+    def connect(self, o: ConnOptions, again: bool = False) -> None:
+        """Open the data connection (``again``: make it anew after libnats
+        closed it; blocks while the threads stop, so call it off the loop)."""
         ffi = self._ffi
         keep = self._keep = []
 
@@ -288,7 +290,8 @@ class CDatapath:
         opts.delivery = ("pool", "sub").index(o.delivery)
         opts.evloop = ("threads", "loop", "loop1").index(o.io)
         opts.kick_idle_us = o.kick_idle_us
-        r = self._lib.vn_dp_connect(self._dp, opts)
+        call = self._lib.vn_dp_reconnect if again else self._lib.vn_dp_connect
+        r = call(self._dp, opts)
         self._keep = []
         if r < 0:
             raise DatapathError(errno.EINVAL, f"data connection: {self.error() or r}")
@@ -387,6 +390,16 @@ class CDatapath:
 
     def set_storm(self, rate: float, burst: float) -> None:
         _check(self._lib.vn_dp_set_storm(self._dp, rate, burst), "storm")
+
+    def set_secrets(
+        self, token: str | None = None, jwt: str | None = None, seed: str | None = None
+    ) -> None:
+        """Credentials for the next connection attempts (None: unchanged)."""
+
+        def s(v: str | None) -> Any:
+            return v.encode() if v else self._ffi.NULL
+
+        _check(self._lib.vn_dp_set_secrets(self._dp, s(token), s(jwt), s(seed)), "secrets")
 
     def flush(self, timeout: float) -> None:
         """Block until the server has processed what was sent (its SUBs

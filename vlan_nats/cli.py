@@ -323,18 +323,29 @@ def given(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def up_config(args: argparse.Namespace) -> Config:
+    return up_settings(args)[0]
+
+
+def up_settings(args: argparse.Namespace) -> tuple[Config, bool]:
+    """The Config of ``up`` (its file read now, then the flags), and
+    whether --mac named a MAC (not random, not derived)."""
+    flags = given(args)
     if "config" in vars(args):
-        return configfile.build_from(args.config, given(args))
-    return build(**given(args))
+        values, _ = configfile.read(args.config)
+        cfg = configfile.build_from(args.config, flags)
+    else:
+        values, cfg = {}, build(**flags)
+    return cfg, flags.get("mac", values.get("mac")) not in (None, "random", "stable")
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    cfg = up_config(args)
+    cfg, explicit_mac = up_settings(args)
     setup_logging(cfg.log_level, cfg.log_format)
     from .daemon import Daemon
 
     _install_uvloop()
-    asyncio.run(Daemon(cfg).run())
+    reload = (lambda: up_settings(args)) if "config" in vars(args) else None
+    asyncio.run(Daemon(cfg, reload, explicit_mac).run())
     return 0
 
 

@@ -25,7 +25,15 @@ from .keys import SealKeys
 from .options import DEFAULT_SERVER, LOG_FORMATS, LOG_LEVELS, check_range
 from .privdrop import RunAs, lookup
 
-__all__ = ["Config", "DEFAULT_SERVER", "LOG_FORMATS", "LOG_LEVELS", "build", "check_server_url"]
+__all__ = [
+    "Config",
+    "DEFAULT_SERVER",
+    "LOG_FORMATS",
+    "LOG_LEVELS",
+    "build",
+    "check_server_url",
+    "settings_of",
+]
 
 NATS_SCHEMES = ("nats", "tls", "ws", "wss")
 MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id")
@@ -65,6 +73,32 @@ class Config:
     @property
     def mac_text(self) -> str:
         return format_mac(self.mac)
+
+
+def settings_of(cfg: Config, explicit_mac: bool) -> dict[str, object]:
+    """The settings as plain values, to tell what a reload changed
+    (core.settings.diff): files by path, not content (the daemon reads
+    secrets and keys again anyway); the MAC only when given as one (a
+    random or derived MAC is not a setting that changed)."""
+    out: dict[str, object] = {}
+    for f in fields(Config):
+        v = getattr(cfg, f.name)
+        if f.name == "mac":
+            if not explicit_mac:
+                continue
+            v = cfg.mac_text
+        elif f.name == "auth":
+            a = cfg.auth
+            v = (a.user, a.token_file, a.password_file, a.nkey_seed_file, a.creds_file,
+                 a.tls_ca, a.tls_cert, a.tls_key, a.tls_first)  # fmt: skip
+            if not any(v[1:]) and (a.token or a.password):  # from the environment
+                v = (*v, "environment")
+        elif f.name == "seal":
+            v = (cfg.seal.key_file, cfg.seal.accept_file) if cfg.seal else None
+        elif f.name == "run_as":
+            v = cfg.run_as.name if cfg.run_as else None
+        out[f.name] = v
+    return out
 
 
 def check_server_url(url: str) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import gc
 import json
@@ -27,24 +28,27 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from . import __version__, privdrop, report, sdnotify
 from .aio import statussock
 from .aio.addrclient import AddressClient
-from .aio.ctlplane import ControlResponder, gather_peers, new_node_id
+from .aio.alone import Loneliness
+from .aio.ctlplane import ControlResponder, gather_peers, new_node_id, notice_subject
 from .aio.datapath import Datapath, SubjectSink
 from .aio.dupaddr import DuplicateAddress
-from .aio.dupmac import DuplicateMac
+from .aio.dupmac import LOOKUP_TIMEOUT, DuplicateMac
 from .aio.linkfollow import LinkFollower
+from .aio.mtucheck import MtuWatch
 from .aio.natslink import NatsLink
 from .aio.switchctl import Subscriptions, SwitchEvents
 from .aio.tunnel import Tunnel
-from .auth import connect_options, data_connection_secrets
+from .auth import SecretFile, connect_options, data_connection_secrets, read_secret
 from .cdatapath import ConnOptions, choose
-from .config import Config
+from .config import Config, settings_of
 from .control import netns
-from .control.bringup import bring_up
+from .control.bringup import Device, bring_up
 from .control.nlthread import NetlinkThread
 from .control.watch import LinkWatcher, McastList
 from .core.addrclaim import Claim
@@ -53,10 +57,11 @@ from .core.control import NodeInfo
 from .core.counters import Counters
 from .core.forwarding import Forwarder
 from .core.mac import format_mac
+from .core.settings import Change, diff
 from .core.status import Status
 from .core.subjects import SubjectScheme
 from .core.switching import MacTable, TokenBucket
-from .errors import ConfigError, PrivilegeError, TapError
+from .errors import ConfigError, PrivilegeError, TapError, VlanNatsError
 from .keyring import KeyRing
 
 if TYPE_CHECKING:
@@ -65,6 +70,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CAP_NET_ADMIN = 12  # include/uapi/linux/capability.h
+
+
+def _log_failure(what: str) -> Callable[[asyncio.Task[None]], None]:
+    def done(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("config reload: %s not applied: %s", what, task.exception())
+
+    return done
 
 
 def has_net_admin() -> bool:
@@ -125,9 +138,18 @@ def _datapath_knobs() -> dict[str, Any]:
     return knobs
 
 
+Reload = Callable[[], tuple[Config, bool]]  # the config file again, and whether --mac was a MAC
+
+
 class Daemon:
-    def __init__(self, cfg: Config) -> None:
+    def __init__(
+        self, cfg: Config, reload: Reload | None = None, explicit_mac: bool = False
+    ) -> None:
         self.cfg = cfg
+        # SIGHUP: the config file read again (None: flags only, nothing to re-read).
+        self._reload = reload
+        self._explicit_mac = explicit_mac
+        self.restart_needed: list[str] = []  # changes a reload could not apply
         self.counters = Counters()
         self.scheme = SubjectScheme(cfg.subject_prefix, cfg.network, cfg.compat)
         self.forwarder = Forwarder(
@@ -140,12 +162,16 @@ class Daemon:
         self.started = time.monotonic()
         self.dup = DuplicateMac(lambda: self.forwarder.mac, self.node_id, self._lookup_peers)
         self.dupaddr = DuplicateAddress(self.scheme, self._claim)
+        self.mtuw = MtuWatch(self.node_info, self._mtu, self._lookup_peers, self._notify)
+        self.alone = Loneliness(cfg.network, self.node_id, self._heard, self._lookup_peers)
         self.keys = KeyRing(cfg.seal)
         self.link: NatsLink | None = None
         self.tunnel: Datapath | None = None
         self.dataplane, self.dataplane_why = choose(cfg.dataplane, cfg.servers, cfg.auth.tls_first)
         self.follower: LinkFollower | None = None
         self.addr: AddressClient | None = None  # --address auto
+        self._ctunnel: CTunnel | None = None  # the C datapath, when it runs
+        self._dev: Device | None = None
         self._ready = asyncio.Event()
         self.offloads: tuple[str, ...] = ()
         self._stop = asyncio.Event()
@@ -157,6 +183,53 @@ class Daemon:
     def fail(self, error: BaseException) -> None:
         self._error = error
         self._stop.set()
+
+    def reload(self) -> None:
+        """SIGHUP: the sealing keys, the secret files, and the config file:
+        what can change live is applied and logged, the rest is named in
+        one WARNING and in status until the daemon is restarted."""
+        self.keys.reload(self.tunnel)
+        if self.link is not None:
+            for value in self.link.options.values():
+                if isinstance(value, SecretFile):
+                    value()  # logs (and hands on) a changed secret
+        if self._reload is None:
+            log.info("SIGHUP: no --config file to read again")
+            return
+        try:
+            new, explicit_mac = self._reload()
+        except VlanNatsError as e:
+            log.error("config reload failed, keeping the running settings: %s", e)
+            return
+        live, restart = diff(
+            settings_of(self.cfg, self._explicit_mac), settings_of(new, explicit_mac)
+        )
+        for change in live:
+            self._apply(change, new)
+            log.info("config reload: %s applied", change)
+        self.cfg = dataclasses.replace(self.cfg, **{c.name: getattr(new, c.name) for c in live})
+        self.restart_needed = [str(c) for c in restart]
+        if restart:
+            log.warning(
+                "config reload: %s: needs a restart (the running daemon keeps the old value)",
+                "; ".join(self.restart_needed),
+            )
+        elif not live:
+            log.info("config reload: no change")
+
+    def _apply(self, change: Change, new: Config) -> None:
+        """Hand one live change to the part that applies it."""
+        tunnel = self.tunnel
+        if change.name == "log_level":
+            logging.getLogger().setLevel(new.log_level.upper())
+        elif change.name == "storm_pps" and tunnel is not None:
+            tunnel.set_storm(new.storm_pps)
+        elif change.name in ("mac_ageing", "max_macs") and tunnel is not None:
+            tunnel.set_switching(new.mac_ageing, new.max_macs)
+        elif change.name == "mtu" and self._dev is not None:
+            dev = self._dev
+            task = asyncio.get_running_loop().create_task(dev.ctl.set(dev.index, mtu=new.mtu))
+            task.add_done_callback(_log_failure("mtu"))
 
     def log_counters(self) -> None:
         """SIGUSR1: one line ``counters {json}`` with every counter."""
@@ -171,7 +244,7 @@ class Daemon:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop)
         loop.add_signal_handler(signal.SIGUSR1, self.log_counters)
-        loop.add_signal_handler(signal.SIGHUP, lambda: self.keys.reload(self.tunnel))
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
         async with contextlib.AsyncExitStack() as stack:
             tasks = await self._setup(stack)
             try:
@@ -183,6 +256,7 @@ class Daemon:
                 for t in tasks:
                     t.cancel()
                 self.dup.cancel()
+                self.mtuw.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 if self.addr is not None:
                     await self.addr.release()
@@ -194,7 +268,7 @@ class Daemon:
         cfg = self.cfg
         nl = NetlinkThread()
         stack.callback(nl.close)
-        dev = await bring_up(cfg, nl, stack)
+        dev = self._dev = await bring_up(cfg, nl, stack)
         self.offloads = dev.offloads
         mcast = McastList(cfg.netns)
         stack.callback(mcast.close)
@@ -217,10 +291,12 @@ class Daemon:
                 cfg.mtu,
                 storm=TokenBucket(cfg.storm_pps),
                 on_dup_mac=self.dup.seen,
+                on_oversize=self.mtuw.oversize,
                 arp_routing=cfg.arp_routing,
             )
             stack.push_async_callback(ctunnel.stop)
             sink = ctunnel
+            self._ctunnel = ctunnel
         subs = Subscriptions(sink, self.scheme, self.forwarder, cfg.arp_routing)
         subs.groups = mcast.read(dev.index)
         subs.set_addresses(dev.addresses)
@@ -243,6 +319,7 @@ class Daemon:
                 on_events=switch.on_events,
                 on_new_local=subs.add_local,
                 on_dup_mac=self.dup.seen,
+                on_oversize=self.mtuw.oversize,
                 arp_memory=RepeatMemory() if cfg.arp_routing else None,
             )
             link.on_msg = pytunnel.on_msg
@@ -253,7 +330,13 @@ class Daemon:
         tunnel.start()
         self.dupaddr.set_addresses(dev.addresses)
         follower = self.follower = LinkFollower(
-            cfg, dev, subs, tunnel, self.fail, on_addresses=self.dupaddr.set_addresses
+            cfg,
+            dev,
+            subs,
+            tunnel,
+            self.fail,
+            on_addresses=self.dupaddr.set_addresses,
+            on_mtu=self.mtuw.mtu_changed,
         )
         if cfg.run_as is not None:
             privdrop.drop(cfg.run_as)
@@ -265,6 +348,7 @@ class Daemon:
             loop.create_task(follower.poll(mcast), name="mcast-poll"),
             loop.create_task(switch.age(), name="mac-ageing"),
             loop.create_task(self._duplicate_addresses(link), name="dup-addr"),
+            loop.create_task(self._after_ready(self.alone.run()), name="alone"),
         ]
         if cfg.address_auto:
             self.addr = AddressClient(
@@ -284,6 +368,25 @@ class Daemon:
     async def _duplicate_addresses(self, link: NatsLink) -> None:
         await self._ready.wait()
         await self.dupaddr.run(link.nc)
+
+    async def _after_ready(self, work: Coroutine[Any, Any, None]) -> None:
+        await self._ready.wait()
+        await work
+
+    def _heard(self) -> bool:
+        """Has a frame come from the network (or a remote MAC been heard)?"""
+        if self.tunnel is None:
+            return False
+        self.tunnel.refresh_counters()
+        return self.counters.tap_tx_frames > 0 or self.tunnel.remote_macs(time.monotonic()) > 0
+
+    def _mtu(self) -> int:
+        """The TAP's MTU as the kernel has it now."""
+        return self.follower.state.mtu if self.follower else self.cfg.mtu
+
+    async def _notify(self, node_id: str, data: bytes) -> None:
+        if self.link is not None and self.link.is_connected:
+            await self.link.nc.publish(notice_subject(self.scheme, node_id), data)
 
     def _claim(self, address: str) -> Claim:
         """This node's claim on one of its addresses (core/addrclaim.py)."""
@@ -342,11 +445,32 @@ class Daemon:
             cfg.servers,
             f"{self._conn_name} {'ctl' if self.dataplane == 'c' else 'data+ctl'}",
             self.counters,
-            options=connect_options(cfg.auth),
+            options=connect_options(cfg.auth, on_change=self._secret_changed),
             # Replies to our own lookups: a per-node permission can allow
             # exactly this (docs/security.md).
             inbox_prefix=f"_INBOX.{cfg.mac.hex()}",
         )
+
+    def _secret_changed(self, path: str) -> None:
+        """A token, password or creds file changed (the control connection
+        reads them at every attempt): the C datapath's connection too."""
+        ct, auth = self._ctunnel, self.cfg.auth
+        if ct is None:
+            return
+        try:
+            if path == auth.token_file:
+                ct.set_secrets(token=read_secret(path, "token file", []))
+            elif path == auth.creds_file:
+                new = data_connection_secrets(auth)
+                ct.set_secrets(jwt=new["jwt"], seed=new["seed"])
+            elif path == auth.password_file:
+                log.warning(
+                    "password file changed path=%s: the C datapath's data connection takes "
+                    "a new password only at restart (restart the daemon)",
+                    path,
+                )
+        except ConfigError as e:
+            log.warning("%s; the data connection keeps the credentials it has", e)
 
     @property
     def _conn_name(self) -> str:
@@ -395,14 +519,18 @@ class Daemon:
         log.info("connecting servers=%s", ",".join(cfg.servers))
         await link.connect()
         # Before we subscribe: does another node already use our MAC?
-        await self.dup.check_at_start()
+        peers = await self._lookup_peers(LOOKUP_TIMEOUT)
+        await self.dup.check_at_start(peers)
+        self.mtuw.check_peers(peers)
         data = getattr(self.tunnel, "connected", None)
         if isinstance(data, asyncio.Event) and not data.is_set():
             log.info("waiting for the data connection")
             await data.wait()
         # Subscribes and waits until the server(s) hold the SUBs.
         await subs.sync()
-        await ControlResponder(self.scheme, self.node_id, self.node_info).start(link.nc)
+        await ControlResponder(
+            self.scheme, self.node_id, self.node_info, on_notice=self.mtuw.notice
+        ).start(link.nc)
         st = self.status()
         log.info(
             "ready dev=%s mac=%s network=%s server=%s netns=%s mtu=%d mode=%s datapath=%s "

@@ -36,6 +36,9 @@ def status(d: Daemon) -> Status:
         nats_error=link.last_error if link else None,
         duplicate_mac=d.dup.status(),
         duplicate_addresses=d.dupaddr.status(),
+        mtu_problems=d.mtuw.problems(),
+        alone=d.alone.current(),
+        restart_needed=list(d.restart_needed),
         foreign_bridge=fol.foreign_master if fol else None,
         addresses=list(fol.addresses) if fol else [],
         subjects=_subjects(d),
@@ -91,6 +94,7 @@ def node_info(d: Daemon) -> NodeInfo:
         netns=st.netns,
         addresses=st.addresses,
         leased=[le["address"] for le in st.leases],
+        mtu=st.mtu,
         counters={
             "tap_rx_frames": c.tap_rx_frames,
             "tap_tx_frames": c.tap_tx_frames,

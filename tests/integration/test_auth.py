@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import time
 import urllib.request
 
 import pytest
@@ -151,6 +152,28 @@ def test_wrong_password_never_gets_in_and_says_so(tmp_path, dataplane):
             [sys.executable, "-m", "vlan_nats", "status"], capture_output=True, text=True
         )
         assert "disconnected (authorization violation)" in r.stdout, r.stdout
+
+
+def test_a_token_file_fixed_while_refused_is_used_at_the_next_attempt(tmp_path, dataplane):
+    """The token file is read again at every connection attempt, by both
+    connections of the C datapath too: fixing it connects within seconds."""
+    server = NatsServer(config='authorization { token: "tok-right" }\n')
+    with Lab(2, dataplane=dataplane, tag="vna", server=server, start_nodes=False) as lab:
+        h1, h2 = lab.nodes
+        tok = secret_file(tmp_path, "tok", "tok-wrong")
+        h1.args += ["--token-file", tok]
+        h2.args += ["--token-file", secret_file(tmp_path, "tok2", "tok-right")]
+        with pytest.raises(LabError):
+            h1.start(timeout=3)
+        assert any("nats refused our credentials" in x for x in h1.lines), h1.lines[-5:]
+        secret_file(tmp_path, "tok", "tok-right")  # the same file, fixed
+        t0 = time.monotonic()
+        h1.wait_ready(10)
+        assert time.monotonic() - t0 < 5, h1.lines[-5:]
+        assert any("secret changed" in x and tok in x for x in h1.lines), h1.lines[-8:]
+        h2.start()
+        assert ping(h1.ns, h2.ip, count=2).ok  # frames move: the data connection is in too
+        assert h1.status()["nats_error"] is None
 
 
 def test_a_server_we_cannot_verify_is_a_tls_error_in_status(tmp_path, dataplane):

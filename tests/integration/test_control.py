@@ -66,6 +66,59 @@ def test_ping_by_address_and_an_ambiguous_hostname(lab3c):
     assert r.stdout == ""
 
 
+def test_a_node_alone_on_its_network_says_so(lab3c):
+    """`--network Obs` where the LAN is on another network: said after the
+    grace time (aio/alone.py), in the log and status; the LAN's nodes are not."""
+    from vlan_nats.aio.alone import GRACE
+    from vlan_nats.lab.checks import wait_until
+
+    lonely = lab3c.add_node(4, extra=["--network", "Obs"])
+    try:
+        assert wait_until(lambda: lonely.status()["alone"], GRACE + 5), lonely.lines[-3:]
+        assert "no other node on network Obs" in lonely.status()["alone"]
+        assert any("no other node on network Obs" in x and " WARNING " in x for x in lonely.lines)
+        r = cli("status", "--dev", lonely.dev)
+        assert r.returncode == 3 and "no other node on network Obs" in r.stdout, r.stdout
+        assert all(n.status()["alone"] is None for n in lab3c.nodes[:3])
+    finally:
+        lonely.stop()
+        lab3c.nodes.remove(lonely)  # the module's other tests see three nodes
+
+
+def test_sighup_reads_the_config_file_again(lab3c, tmp_path):
+    """What can change live is applied and logged; what cannot is named in
+    one WARNING and in status until restarted (or the file is put back)."""
+    import signal
+
+    from vlan_nats.lab.checks import wait_until
+
+    conf = tmp_path / "node.toml"
+    conf.write_text('network = "0"\nstorm_pps = 1000\n')
+    node = lab3c.add_node(6, extra=["--config", str(conf)])
+    try:
+        conf.write_text('network = "lab"\nstorm_pps = 500\nmtu = 9000\n')
+        node.proc.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: node.status()["mtu"] == 9000, 5), node.lines[-5:]
+        assert any("config reload: storm_pps 1000.0 -> 500.0 applied" in x for x in node.lines)
+        assert any("config reload: mtu 1500 -> 9000 applied" in x for x in node.lines)
+        warn = [x for x in node.lines if "needs a restart" in x]
+        assert len(warn) == 1 and " WARNING " in warn[0] and "network 0 -> lab" in warn[0]
+        st = node.status()
+        assert st["restart_needed"] == ["network 0 -> lab"] and st["network"] == "0"
+        r = cli("status", "--dev", node.dev)
+        assert r.returncode == 3 and "config changed, needs a restart: network 0 -> lab" in r.stdout
+        conf.write_text('network = "0"\nstorm_pps = 500\nmtu = 9000\n')  # put back
+        node.proc.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: node.status()["restart_needed"] == [], 5), node.lines[-3:]
+        conf.write_text("mtu = 0\n")  # a bad file: said, and nothing changes
+        node.proc.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: any("config reload failed" in x for x in node.lines), 5)
+        assert node.proc.poll() is None and node.status()["mtu"] == 9000
+    finally:
+        node.stop()
+        lab3c.nodes.remove(node)
+
+
 def test_peers_with_no_server_is_one_line():
     r = cli("peers", "--server", "nats://127.0.0.1:1")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "cannot connect" in r.stderr

@@ -24,7 +24,8 @@ def node_user(name: str, mac: str) -> str:
           publish: {{ allow: ["vlan.0.>"] }},
           subscribe: {{ allow: ["vlan.0.u.{hexmac}", "vlan.0.b", "vlan.0.m.>", "vlan.0.arp.*",
                                "vlan.0.ctl.peers", "vlan.0.ctl.node.*.ping",
-                               "vlan.0.ctl.addr.*", "_INBOX.{hexmac}.>"] }},
+                               "vlan.0.ctl.node.*.notice", "vlan.0.ctl.addr.*",
+                               "_INBOX.{hexmac}.>"] }},
           allow_responses: true
       }} }}"""
 

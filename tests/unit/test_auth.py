@@ -19,8 +19,18 @@ def test_nothing_is_nothing():
 
 
 def test_user_and_password_from_a_file(tmp_path):
-    a = build_auth(user="u", password_file=secret(tmp_path, "pw", "s3cret"), environ={})
-    assert connect_options(a) == {"user": "u", "password": "s3cret"}
+    path = secret(tmp_path, "pw", "s3cret")
+    a = build_auth(user="u", password_file=path, environ={})
+    opts = connect_options(a)
+    assert opts["user"] == "u" and opts["password"]() == "s3cret"
+    # Read again at every connection attempt: a fixed file is used at once;
+    # one that cannot be read leaves the value read before.
+    changed = []
+    opts = connect_options(a, on_change=changed.append)
+    secret(tmp_path, "pw", "n3w")
+    assert opts["password"]() == "n3w" and changed == [path]
+    (tmp_path / "pw").unlink()
+    assert opts["password"]() == "n3w"
     assert "s3cret" not in repr(a) and a.describe() == "user:u"
     assert a.loose_files == ()
 

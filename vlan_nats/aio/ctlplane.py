@@ -38,11 +38,22 @@ def ping_subject(scheme: SubjectScheme, node_id: str) -> str:
     return f"{scheme.control}.node.{node_id}.ping"
 
 
+def notice_subject(scheme: SubjectScheme, node_id: str) -> str:
+    return f"{scheme.control}.node.{node_id}.notice"
+
+
 class ControlResponder:
-    def __init__(self, scheme: SubjectScheme, node_id: str, info: Callable[[], NodeInfo]) -> None:
+    def __init__(
+        self,
+        scheme: SubjectScheme,
+        node_id: str,
+        info: Callable[[], NodeInfo],
+        on_notice: Callable[[bytes], None] | None = None,
+    ) -> None:
         self.scheme = scheme
         self.node_id = node_id
         self.info = info
+        self.on_notice = on_notice
         self._bucket = TokenBucket(REQUESTS_PER_S, burst=REQUESTS_PER_S, now=time.monotonic())
         self._nc: Client | None = None
 
@@ -51,6 +62,8 @@ class ControlResponder:
         self._nc = nc
         await nc.subscribe(peers_subject(self.scheme), cb=self._on_peers)
         await nc.subscribe(ping_subject(self.scheme, self.node_id), cb=self._on_ping)
+        if self.on_notice is not None:
+            await nc.subscribe(notice_subject(self.scheme, self.node_id), cb=self._on_notice)
 
     def _accept(self, msg: Msg) -> dict[str, object] | None:
         if not msg.reply or not self._bucket.allow(time.monotonic()):
@@ -60,6 +73,10 @@ class ControlResponder:
     async def _on_peers(self, msg: Msg) -> None:
         if self._accept(msg) is not None and self._nc is not None:
             await self._nc.publish(msg.reply, self.info().encode())
+
+    async def _on_notice(self, msg: Msg) -> None:
+        if self.on_notice is not None and self._bucket.allow(time.monotonic()):
+            self.on_notice(msg.data)
 
     async def _on_ping(self, msg: Msg) -> None:
         req = self._accept(msg)

@@ -23,6 +23,8 @@ manager (set_subjects, add_subject, subjects), so the daemon wires either.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import errno
 import logging
 import os
@@ -41,6 +43,8 @@ from ..errors import TapError
 from ..ratelog import RateLimitedLog
 from .droplog import DropLog
 from .natslink import Refusals, describe_error, is_auth_error
+
+REOPEN_FIRST, REOPEN_MAX = 1.0, 30.0  # s: a closed data connection is made anew
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,7 @@ class CTunnel:
         storm: TokenBucket | None = None,
         on_events: Callable[[], None] | None = None,
         on_dup_mac: Callable[[str], None] | None = None,
+        on_oversize: Callable[[bytes | None, int], None] | None = None,
         arp_routing: bool = False,
     ) -> None:
         self.conn = conn
@@ -76,6 +81,7 @@ class CTunnel:
         self.mtu = mtu
         self._on_events = on_events
         self._on_dup_mac = on_dup_mac
+        self._on_oversize = on_oversize  # (source MAC, size): a frame above our MTU
         self._loop = asyncio.get_running_loop()
         self.failed: asyncio.Future[BaseException] = self._loop.create_future()
         self.dp = CDatapath(tap_fd, scheme.compat, max_frame_len(mtu))
@@ -103,6 +109,15 @@ class CTunnel:
         self._events_lost = 0
         self._started = False
         self._flushes: set[asyncio.Future[None]] = set()
+        # libnats gives a connection up for good (the same auth error twice on
+        # a server): it is made anew (_keep_open).
+        self._closelog = RateLimitedLog(log, interval=30.0)
+        self._reopening: asyncio.Task[None] | None = None
+        self._busy = False
+        self._closed = asyncio.Event()  # libnats closed the connection (again)
+        self._new_secrets = asyncio.Event()
+        # The credentials for the next connection (token/creds files change).
+        self._secrets: dict[str, str] = {}
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
@@ -119,6 +134,9 @@ class CTunnel:
             self.dp.close()
             return
         self._started = False
+        if self._reopening is not None:
+            self._reopening.cancel()
+            await asyncio.gather(self._reopening, return_exceptions=True)
         if self._flushes:  # they use the datapath: not freed under them
             await asyncio.wait(self._flushes)
         self._loop.remove_reader(self.dp.event_fd)
@@ -127,12 +145,75 @@ class CTunnel:
         await asyncio.to_thread(self.dp.close)
 
     # -- the tunnel's interface --------------------------------------------
+    def set_storm(self, pps: float) -> None:
+        storm = TokenBucket(pps)
+        self.dp.set_storm(storm.rate, storm.burst)
+
+    def set_switching(self, ageing: float, max_macs: int) -> None:
+        t = self.forwarder.table
+        t.ageing, t.max_macs = ageing, max_macs
+        self.dp.set_bridge(self.forwarder.bridge, ageing, max_macs)
+
     def set_mtu(self, mtu: int) -> None:
         self.mtu = mtu
         self.dp.set_max_frame(max_frame_len(mtu))
 
     def set_mac(self, mac: bytes) -> None:
         self.dp.set_mac(mac)
+
+    def set_secrets(
+        self, token: str | None = None, jwt: str | None = None, seed: str | None = None
+    ) -> None:
+        """New credentials for the data connection's next attempts."""
+        self.dp.set_secrets(token, jwt, seed)
+        self._secrets.update({k: v for k, v in (("token", token), ("jwt", jwt), ("seed", seed))
+                              if v})  # fmt: skip
+        self._new_secrets.set()  # a closed connection tries them at once
+
+    def _reopen(self) -> None:
+        """libnats closed the data connection for good: make it anew."""
+        self._closed.set()
+        if self._started and (self._reopening is None or self._reopening.done()):
+            self._reopening = self._loop.create_task(self._keep_open(), name="data-reopen")
+
+    async def _keep_open(self) -> None:
+        """Make the connection anew (with the credentials known now) until
+        it connects: after 1 s, doubling up to REOPEN_MAX, at once when the
+        credentials change."""
+        wait = REOPEN_FIRST
+        while self._started and not self.connected.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._new_secrets.wait(), wait)
+            self._new_secrets.clear()
+            wait = min(wait * 2, REOPEN_MAX)
+            if not self._started:
+                return
+            c, new = self.conn, self._secrets
+            conn = dataclasses.replace(
+                c,
+                token=new.get("token", c.token),
+                jwt=new.get("jwt", c.jwt),
+                seed=new.get("seed", c.seed),
+            )
+            self._closed.clear()
+            self._busy = True  # nothing else touches the connection meanwhile
+            try:
+                await asyncio.to_thread(self.dp.connect, conn, True)
+            except OSError as e:
+                log.error("data connection cannot be made anew error=%s; trying again", e)
+                continue
+            finally:
+                self._busy = False
+            self._subs.clear()
+            for subject in sorted(self._wanted):
+                self._subscribe(subject)
+            closed = asyncio.ensure_future(self._closed.wait())
+            up = asyncio.ensure_future(self.connected.wait())
+            await asyncio.wait({closed, up}, return_when=asyncio.FIRST_COMPLETED)
+            closed.cancel()
+            up.cancel()
+        if self.connected.is_set():
+            log.info("data connection made anew servers=%s", ",".join(self.conn.servers))
 
     def set_keys(self, key: bytes, new_session: bool, accept: list[bytes]) -> None:
         if new_session or not self._key_ids:
@@ -184,6 +265,8 @@ class CTunnel:
 
     async def set_subjects(self, wanted: frozenset[str]) -> None:
         self._wanted = wanted
+        if self._busy:
+            return  # the connection made anew subscribes to what is wanted then
         for subject in sorted(self._subs - wanted):
             self.dp.unsubscribe(subject)
             self._subs.discard(subject)
@@ -210,6 +293,8 @@ class CTunnel:
         self._subscribe(subject)
 
     def _subscribe(self, subject: str) -> None:
+        if self._busy:
+            return  # subscribed once the connection is made anew
         try:
             self.dp.subscribe(subject)
         except OSError as e:
@@ -236,7 +321,7 @@ class CTunnel:
                 if self._on_dup_mac is not None:
                     self._on_dup_mac(ev.text)
             elif ev.kind == k.EV_DROP:
-                self._dropped(DropReason(ev.reason), ev.value, ev.text)
+                self._dropped(DropReason(ev.reason), ev.value, ev.text, ev.mac)
             elif ev.kind in (k.EV_CONNECTED, k.EV_RECONNECTED):
                 self.connected.set()
                 self.last_error = None
@@ -248,7 +333,9 @@ class CTunnel:
             elif ev.kind == k.EV_CLOSED:
                 self.connected.clear()
                 self.last_error = self.dp.error() or "closed"
-                log.error("data connection closed error=%r", self.last_error)
+                self._closelog.log(logging.ERROR, "data connection closed error=%r; making it "
+                                   "anew (retrying)", self.last_error)  # fmt: skip
+                self._reopen()
             elif ev.kind == k.EV_ERROR:
                 if self.refusals.handle(ev.text):
                     continue
@@ -288,9 +375,11 @@ class CTunnel:
             self.dp.local_set(mac, k.LOCAL_SERVED)
         self.dp.verdict(upcall, 0)
 
-    def _dropped(self, reason: DropReason, value: int, subject: str) -> None:
+    def _dropped(self, reason: DropReason, value: int, subject: str, mac: bytes) -> None:
         if reason is DropReason.OVERSIZE:
             self._drop_log.oversize(value, self.mtu, subject)
+            if self._on_oversize is not None:
+                self._on_oversize(mac if any(mac) else None, value)
         elif reason is DropReason.SEALED_NO_KEY:
             self._drop_log.no_key(subject)
         elif reason is DropReason.UNSEALED:

@@ -109,10 +109,11 @@ class DuplicateMac:
             if self.others:
                 self._warn(subject)
 
-    async def _find(self) -> None:
+    async def _find(self, peers: list[NodeInfo] | None = None) -> None:
         assert self.lookup is not None
         try:
-            peers = await self.lookup(LOOKUP_TIMEOUT)
+            if peers is None:
+                peers = await self.lookup(LOOKUP_TIMEOUT)
         except Exception as e:  # the control plane is best effort here
             log.debug("duplicate MAC lookup failed error=%r", e)
             return
@@ -136,12 +137,13 @@ class DuplicateMac:
             others,
         )
 
-    async def check_at_start(self) -> None:
-        """Ask ``peers`` once; ERROR if another node already has our MAC."""
+    async def check_at_start(self, peers: list[NodeInfo] | None = None) -> None:
+        """Ask ``peers`` once (or look at the answers given); ERROR if
+        another node already has our MAC."""
         if self.lookup is None:
             return
         self._reset_if_mac_changed()
-        await self._find()
+        await self._find(peers)
         if self.others:
             now = self._clock()
             self.first_seen = self.last_seen = now

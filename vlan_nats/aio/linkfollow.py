@@ -52,9 +52,11 @@ class LinkFollower:
         tunnel: Datapath,
         fail: Callable[[BaseException], None],
         on_addresses: Callable[[tuple[str, ...]], None] | None = None,
+        on_mtu: Callable[[], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.on_addresses = on_addresses  # told every change of the TAP's addresses
+        self.on_mtu = on_mtu  # told every change of its MTU (after the datapath)
         self.device = device
         self.subs = subs
         self.tunnel = tunnel
@@ -112,6 +114,8 @@ class LinkFollower:
             if st.mtu != old.mtu:
                 self.tunnel.set_mtu(st.mtu)
                 log.info("mtu changed old=%d new=%d", old.mtu, st.mtu)
+                if self.on_mtu is not None:
+                    self.on_mtu()
             if st.up != old.up:
                 log.info("link %s dev=%s", "up" if st.up else "down", st.name)
             await self.refresh_groups(mcast)

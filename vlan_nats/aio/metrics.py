@@ -131,6 +131,28 @@ def _nats(st: Status) -> Iterator[object]:
     for address in sorted({str(d.get("address")) for d in st.duplicate_addresses}):
         dup.add_metric([address], 1)
     yield dup
+    mtu = GaugeMetricFamily(
+        "vlan_nats_mtu_problem",
+        "Other nodes whose MTU differs from ours, by how it shows: too_big_from (we drop "
+        "their frames), too_big_for (they drop ours), differs (their MTU in peers)",
+        labels=["kind"],
+    )
+    for kind in ("too_big_from", "too_big_for", "differs"):
+        mtu.add_metric([kind], sum(1 for p in st.mtu_problems if p.get("kind") == kind))
+    yield mtu
+    restart = GaugeMetricFamily(
+        "vlan_nats_restart_needed",
+        "1 for each setting changed in the config file that takes a restart",
+        labels=["setting"],
+    )
+    for change in st.restart_needed:
+        restart.add_metric([change.split(" ", 1)[0]], 1)
+    yield restart
+    yield GaugeMetricFamily(
+        "vlan_nats_alone",
+        "1 while no frame came from the network and no other node answered since start",
+        value=1 if st.alone else 0,
+    )
     yield _flag(
         "vlan_nats_foreign_bridge",
         "1: the TAP is a port of this bridge but the daemon runs without --bridge",

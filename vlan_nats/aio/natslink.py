@@ -51,8 +51,9 @@ OUTBOUND_PENDING = 4 * 1024 * 1024
 PING_INTERVAL = 1
 MAX_OUTSTANDING_PINGS = 2
 # An authorization error is logged at ERROR the first time, then at most
-# this often (the daemon keeps retrying: a server may be reconfigured).
-AUTH_LOG_INTERVAL = 60.0
+# this often while it lasts (the daemon keeps retrying, reading the token,
+# password or creds file again at each attempt: a fixed file is used at once).
+AUTH_LOG_INTERVAL = 30.0
 
 
 def describe_error(e: BaseException) -> str:

@@ -73,6 +73,7 @@ class Tunnel:
         on_new_local: Callable[[bytes], Awaitable[None]] | None = None,
         wall_clock: Callable[[], float] = time.time,
         on_dup_mac: Callable[[str], None] | None = None,
+        on_oversize: Callable[[bytes | None, int], None] | None = None,
         arp_memory: arp.RepeatMemory | None = None,
     ) -> None:
         self.tap = tap
@@ -91,6 +92,7 @@ class Tunnel:
         self.sealer = sealer
         self._on_new_local = on_new_local
         self._on_dup_mac = on_dup_mac  # (subject): a frame came back with our source MAC
+        self._on_oversize = on_oversize  # (source MAC, size): a frame above our MTU
         self.opener = opener
         self._arp = arp_memory  # routed ARP (None: off)
         self._wall = wall_clock
@@ -118,6 +120,13 @@ class Tunnel:
             except (asyncio.CancelledError, Exception):
                 pass
         self._flush_tap()
+
+    def set_storm(self, pps: float) -> None:
+        """A new storm rate (SIGHUP), used from the next batch on."""
+        self.storm = TokenBucket(pps, now=self._clock())
+
+    def set_switching(self, ageing: float, max_macs: int) -> None:
+        self.forwarder.table.ageing, self.forwarder.table.max_macs = ageing, max_macs
 
     def set_mtu(self, mtu: int) -> None:
         self.mtu = mtu
@@ -337,6 +346,8 @@ class Tunnel:
                 self._drop_log.no_key(msg.subject)
             elif reason is DropReason.OVERSIZE:
                 self._drop_log.oversize(len(data), self.mtu, msg.subject)
+                if self._on_oversize is not None:
+                    self._on_oversize(wire.source_mac(data, self._compat), len(data))
             return
         if data[off] & 0x01:
             kind = _BROADCAST if data.startswith(BROADCAST, off) else _MULTICAST

@@ -5,6 +5,8 @@ Subjects, under ``<prefix>.<network>.ctl``:
 
     peers                 every node answers with its NodeInfo (many replies)
     node.<node_id>.ping   that node answers a pong echoing the request
+    node.<node_id>.notice a notice for that node (no answer): another node
+                          dropped its frames as larger than its MTU
 
 Requests are small JSON objects (or empty); anything over MAX_REQUEST bytes,
 not JSON, or not an object is ignored.
@@ -49,6 +51,7 @@ class NodeInfo:
     netns: str | None = None
     addresses: list[str] = field(default_factory=list)  # the TAP's, "198.18.0.1/24"
     leased: list[str] = field(default_factory=list)  # those of them from the address service
+    mtu: int | None = None  # the TAP's (since 0.3: None from older nodes)
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode()
@@ -66,6 +69,8 @@ class NodeInfo:
         if not isinstance(info.macs, list) or not NODE_ID_RE.match(str(info.node_id)):
             return None
         if not isinstance(info.addresses, list) or not isinstance(info.leased, list):
+            return None
+        if info.mtu is not None and (not isinstance(info.mtu, int) or isinstance(info.mtu, bool)):
             return None
         return info
 

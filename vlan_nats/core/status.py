@@ -33,6 +33,12 @@ class Status:
     foreign_bridge: str | None = None  # a bridge we are a port of without --bridge
     # Other nodes holding one of our IPv4 addresses (core/addrclaim.py).
     duplicate_addresses: list[dict[str, Any]] = field(default_factory=list)
+    # MTU mismatches: kind (too_big_from, too_big_for, differs), node, text.
+    mtu_problems: list[dict[str, Any]] = field(default_factory=list)
+    # No frame and no other node since start: "no other node on network ...".
+    alone: str | None = None
+    # Config file changes a reload (SIGHUP) could not apply: "network 7 -> 8".
+    restart_needed: list[str] = field(default_factory=list)
     addresses: list[str] = field(default_factory=list)
     subjects: int = 0
     multicast_groups: list[str] = field(default_factory=list)
@@ -103,6 +109,11 @@ class Status:
                 f"duplicate address {d.get('address')}: also held by {where} "
                 f"(node {d.get('node_id')}, MAC {d.get('mac')}, {d.get('how')})"
             )
+        out += [f"mtu: {p.get('text')}" for p in self.mtu_problems]
+        if self.alone:
+            out.append(self.alone)
+        if self.restart_needed:
+            out.append("config changed, needs a restart: " + "; ".join(self.restart_needed))
         if self.address_problem:
             out.append(f"address service: {self.address_problem}")
         if self.foreign_bridge:

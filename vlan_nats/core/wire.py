@@ -90,3 +90,14 @@ def encode(frame: bytes, vnet_hdr: bytes | None = None) -> bytes:
     if len(vnet_hdr) != VNET_HDR_LEN:
         raise ValueError(f"virtio header must be {VNET_HDR_LEN} bytes")
     return HDR_VNET + vnet_hdr + frame
+
+
+def source_mac(data: bytes | bytearray | memoryview, compat: bool = False) -> bytes | None:
+    """The source MAC of a message's frame (a refused one too: who sent
+    it), or None when the message is too short to hold one."""
+    if compat:
+        off = 0
+    else:
+        vnet = len(data) > 1 and bool(data[1] & FLAG_VNET)
+        off = HEADER_LEN + VNET_HDR_LEN if vnet else HEADER_LEN
+    return bytes(data[off + 6 : off + 12]) if len(data) >= off + 14 else None
