@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import errno
 import gc
 import json
@@ -46,7 +45,7 @@ from .aio.switchctl import Subscriptions, SwitchEvents
 from .aio.tunnel import Tunnel
 from .auth import SecretFile, connect_options, data_connection_secrets, read_secret
 from .cdatapath import ConnOptions, choose
-from .config import Config, settings_of
+from .config import Config
 from .control import netns
 from .control.bringup import Device, bring_up
 from .control.nlthread import NetlinkThread
@@ -57,12 +56,13 @@ from .core.control import NodeInfo
 from .core.counters import Counters
 from .core.forwarding import Forwarder
 from .core.mac import format_mac
-from .core.settings import Change, diff
+from .core.settings import Change
 from .core.status import Status
 from .core.subjects import SubjectScheme
 from .core.switching import MacTable, TokenBucket
-from .errors import ConfigError, PrivilegeError, TapError, VlanNatsError
+from .errors import ConfigError, PrivilegeError, TapError
 from .keyring import KeyRing
+from .reload import ConfigReload, Read
 
 if TYPE_CHECKING:
     from .aio.ctunnel import CTunnel
@@ -138,18 +138,13 @@ def _datapath_knobs() -> dict[str, Any]:
     return knobs
 
 
-Reload = Callable[[], tuple[Config, bool]]  # the config file again, and whether --mac was a MAC
-
-
 class Daemon:
     def __init__(
-        self, cfg: Config, reload: Reload | None = None, explicit_mac: bool = False
+        self, cfg: Config, reload: Read | None = None, explicit_mac: bool = False
     ) -> None:
         self.cfg = cfg
-        # SIGHUP: the config file read again (None: flags only, nothing to re-read).
-        self._reload = reload
-        self._explicit_mac = explicit_mac
-        self.restart_needed: list[str] = []  # changes a reload could not apply
+        # SIGHUP: the config file read again (reload.py)
+        self.config_reload = ConfigReload(cfg, reload, explicit_mac, self._apply)
         self.counters = Counters()
         self.scheme = SubjectScheme(cfg.subject_prefix, cfg.network, cfg.compat)
         self.forwarder = Forwarder(
@@ -193,29 +188,7 @@ class Daemon:
             for value in self.link.options.values():
                 if isinstance(value, SecretFile):
                     value()  # logs (and hands on) a changed secret
-        if self._reload is None:
-            log.info("SIGHUP: no --config file to read again")
-            return
-        try:
-            new, explicit_mac = self._reload()
-        except VlanNatsError as e:
-            log.error("config reload failed, keeping the running settings: %s", e)
-            return
-        live, restart = diff(
-            settings_of(self.cfg, self._explicit_mac), settings_of(new, explicit_mac)
-        )
-        for change in live:
-            self._apply(change, new)
-            log.info("config reload: %s applied", change)
-        self.cfg = dataclasses.replace(self.cfg, **{c.name: getattr(new, c.name) for c in live})
-        self.restart_needed = [str(c) for c in restart]
-        if restart:
-            log.warning(
-                "config reload: %s: needs a restart (the running daemon keeps the old value)",
-                "; ".join(self.restart_needed),
-            )
-        elif not live:
-            log.info("config reload: no change")
+        self.cfg = self.config_reload()
 
     def _apply(self, change: Change, new: Config) -> None:
         """Hand one live change to the part that applies it."""

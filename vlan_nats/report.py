@@ -38,7 +38,7 @@ def status(d: Daemon) -> Status:
         duplicate_addresses=d.dupaddr.status(),
         mtu_problems=d.mtuw.problems(),
         alone=d.alone.current(),
-        restart_needed=list(d.restart_needed),
+        restart_needed=list(d.config_reload.restart_needed),
         foreign_bridge=fol.foreign_master if fol else None,
         addresses=list(fol.addresses) if fol else [],
         subjects=_subjects(d),
