@@ -9,7 +9,7 @@
      +-- ControlError                       NATS control plane: unreachable, no answer
      +-- LabError                           demo and lab orchestration
 
-A user mistake surfaces as one of these; cli.py prints its message on one
+A user mistake surfaces as one of these; the CLI (cli/) prints its message on one
 line and exits non-zero.  Per-frame problems are counted, never raised.
 """
 

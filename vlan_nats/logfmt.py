@@ -1,4 +1,4 @@
-"""Log line formats.  Which one is used is chosen in cli.py only.
+"""Log line formats.  Which one is used is chosen in cli/ only.
 
 Our messages are "fixed text key=value key=value ..." (values may hold
 spaces, e.g. error='...'); ``--log-format json`` carries the fields as
