@@ -86,21 +86,11 @@ class ControlResponder:
 
 async def gather_peers(nc: Client, scheme: SubjectScheme, timeout: float) -> list[NodeInfo]:
     """Ask every node; collect the replies that arrive within ``timeout``."""
-    inbox = nc.new_inbox()
-    sub = await nc.subscribe(inbox)
-    await nc.publish(peers_subject(scheme), b"{}", reply=inbox)
-    await nc.flush()
     found: dict[str, NodeInfo] = {}
-    deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            msg = await sub.next_msg(timeout=left)
-        except nats.errors.TimeoutError:
-            break
-        info = NodeInfo.decode(msg.data)
+    for data in await ask_all(nc, peers_subject(scheme), b"{}", timeout):
+        info = NodeInfo.decode(data)
         if info is not None:
             found[info.node_id] = info
-    await sub.unsubscribe()
     return sorted(found.values(), key=lambda i: (i.hostname, i.dev))
 
 
