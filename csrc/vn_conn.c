@@ -20,6 +20,10 @@
 
 #include "vn_dp.h"
 
+/* libnats' socket buffer: 256 KiB measured best with the offloads' 64 KiB
+ * GSO frames (docs/performance.md, the C datapath's knobs). */
+#define IO_BUF (256 * 1024)
+
 int vn_dp_error(vn_dp *dp, char *out, unsigned int cap)
 {
     const char *text = NULL;
@@ -159,8 +163,6 @@ int vn_dp_connect(vn_dp *dp, const struct vn_conn_opts *o)
         ret = -(1000 + (int)s);
         goto out;
     }
-    dp->flush = o->flush;
-    dp->kick_idle = o->kick_idle_us / 1e6;
     dp->pend_msgs = o->pending_msgs;
     dp->pend_bytes = o->pending_bytes;
     ret = -ENOMEM;
@@ -201,17 +203,12 @@ int vn_dp_connect(vn_dp *dp, const struct vn_conn_opts *o)
         OPT(natsOptions_SetTimeout(op, 2000));
         OPT(natsOptions_SetPingInterval(op, o->ping_ms));
         OPT(natsOptions_SetMaxPingsOut(op, o->max_pings_out));
-        OPT(natsOptions_SetIOBufSize(op, o->io_buf));
-        if (o->flush == 1 || (o->evloop && o->flush == 4))
-            OPT(natsOptions_SetSendAsap(op, true));
+        OPT(natsOptions_SetIOBufSize(op, IO_BUF));
         /* Frames published while disconnected are dropped and counted (the
          * tx thread checks first); nothing stale is replayed later. */
         OPT(natsOptions_SetReconnectBufSize(op, 1));
         OPT(natsOptions_SetMaxPendingMsgs(op, o->pending_msgs));
-        OPT(natsOptions_UseGlobalMessageDelivery(op, o->delivery == 0));
-        dp->evloop = o->evloop;
-        if (o->evloop)
-            OPT(vn_loop_options(dp, op));
+        OPT(vn_loop_options(dp, op));
         OPT(natsOptions_SetDisconnectedCB(op, on_disconnected, dp));
         OPT(natsOptions_SetReconnectedCB(op, on_reconnected, dp));
         OPT(natsOptions_SetClosedCB(op, on_closed, dp));
@@ -282,8 +279,8 @@ int vn_dp_subscribe(vn_dp *dp, const char *subject)
     int r = -ENOSPC;
     if (dp->nsubs < MAX_SUBS) {
         natsSubscription *sub = NULL;
-        natsStatus s = dp->evloop ? natsConnection_SubscribeSync(&sub, dp->nc, subject)
-                                  : natsConnection_Subscribe(&sub, dp->nc, subject, vn_on_msg, dp);
+        /* Synchronous: the datapath thread takes the messages (vn_loop.c). */
+        natsStatus s = natsConnection_SubscribeSync(&sub, dp->nc, subject);
         if (s == NATS_OK) {
             natsSubscription_SetPendingLimits(sub, dp->pend_msgs, dp->pend_bytes);
             r = 1;
@@ -335,18 +332,6 @@ long long vn_dp_dropped(vn_dp *dp)
     pthread_mutex_unlock(&dp->subs_mu);
     return n;
 }
-
-int vn_dp_set_pending_limits(vn_dp *dp, int msgs, int bytes)
-{
-    int r = 0;
-    pthread_mutex_lock(&dp->subs_mu);
-    for (unsigned int i = 0; i < dp->nsubs; i++)
-        if (natsSubscription_SetPendingLimits(dp->subs[i].sub, msgs, bytes) != NATS_OK)
-            r = -EINVAL;
-    pthread_mutex_unlock(&dp->subs_mu);
-    return r;
-}
-
 
 void vn_drop_subs(vn_dp *dp)
 {

@@ -1,19 +1,25 @@
 /* The C datapath: the TAP fd and a libnats data connection, driven by the
  * Python control plane (vlan_nats/aio/ctunnel.py) through vn_datapath.h.
  *
- * TAP to NATS ("tx" thread): poll the TAP -> read frames until EAGAIN ->
- * per frame: the subject from the destination MAC, bridge learning (a new
- * source MAC is an upcall, answered before its frame leaves), unknown
- * unicast also to the flood subject, the storm bucket, sealing -> publish
- * into libnats' buffer.  Once the TAP is drained the "kick" thread flushes
- * that buffer (natsConnection_FlushTimeout writes the buffer at once; only
- * the kick thread waits for the PONG, so the reader never waits for a
- * round trip, and kicks that come while it waits are merged).
+ * One thread ("vn-datapath", vn_tx.c) polls the TAP and the data
+ * connection's socket; libnats runs on that poll loop (its event-loop API,
+ * vn_loop.c), so no frame is handed between threads:
  *
- * NATS to TAP (libnats' delivery thread, one for all subscriptions): open a
- * sealed message, check the wire format, the ingress verdict from the table
- * core/forwarding.py computed, learn the source, write the TAP (one
- * write/writev per frame; a full TAP queue is a counted drop).
+ * TAP to NATS: read frames until EAGAIN -> per frame: the subject from the
+ * destination MAC, bridge learning (a new source MAC is an upcall, answered
+ * before its frame leaves), unknown unicast also to the flood subject, the
+ * storm bucket, sealing -> publish into libnats' buffer.  A batch that
+ * follows a quiet spell, or a big one, is written at once (no PING).
+ *
+ * NATS to TAP: the socket's reads are parsed by libnats, the messages taken
+ * from the (synchronous) subscriptions: open a sealed message, check the
+ * wire format, the ingress verdict from the table core/forwarding.py
+ * computed, learn the source, write the TAP (one write/writev per frame; a
+ * full TAP queue is a counted drop).
+ *
+ * The layouts measured and not kept (libnats' own reader and delivery
+ * threads, a reader and a writer thread, flush threads and modes) are in
+ * docs/performance.md.
  *
  * Policy is not decided here: subjects are spelled from prefixes the
  * control plane gives, accept/drop comes from its verdict table, and what
@@ -156,19 +162,16 @@ vn_dp *vn_dp_new(int tap_fd, int compat, unsigned int max_frame)
     pthread_mutex_init(&dp->subs_mu, NULL);
     pthread_mutex_init(&dp->ev_mu, NULL);
     pthread_cond_init(&dp->ev_cond, NULL);
-    pthread_mutex_init(&dp->kick_mu, NULL);
-    pthread_cond_init(&dp->kick_cond, NULL);
     for (int i = 0; i < 8; i++)
         dp->ingress[i] = -1;
     dp->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     dp->stop_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    dp->rx_wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     dp->tx_wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     atomic_store(&dp->sock_fd, -1);
     dp->txbuf = malloc(SLOT);
     dp->txseal = malloc(SEAL_SLOT);
     dp->subs = calloc(MAX_SUBS, sizeof(*dp->subs));
-    if (dp->efd < 0 || dp->stop_efd < 0 || dp->rx_wake < 0 || dp->tx_wake < 0 || !dp->txbuf || !dp->txseal ||
+    if (dp->efd < 0 || dp->stop_efd < 0 || dp->tx_wake < 0 || !dp->txbuf || !dp->txseal ||
         !dp->subs || mtab_init(&dp->local, 64) < 0 || mtab_init(&dp->remote, 1 << 15) < 0) {
         vn_dp_free(dp);
         return NULL;
@@ -408,24 +411,6 @@ int vn_dp_start(vn_dp *dp)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     int r = pthread_create(&dp->tx, NULL, vn_tx_main, dp);
-    if (r == 0) {
-        r = pthread_create(&dp->kick, NULL, vn_kick_main, dp);
-        if (r == 0 && dp->evloop == 1 &&
-            (r = pthread_create(&dp->rx, NULL, vn_rx_main, dp)) != 0) {
-            atomic_store(&dp->stopping, 1);
-            pthread_mutex_lock(&dp->kick_mu);
-            pthread_cond_signal(&dp->kick_cond);
-            pthread_mutex_unlock(&dp->kick_mu);
-            pthread_join(dp->kick, NULL);
-        }
-        if (r != 0) {
-            atomic_store(&dp->stopping, 1);
-            uint64_t one = 1;
-            ssize_t w = write(dp->stop_efd, &one, sizeof(one));
-            (void)w;
-            pthread_join(dp->tx, NULL);
-        }
-    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r != 0)
         return -r;
@@ -443,15 +428,7 @@ void vn_dp_stop(vn_dp *dp)
         pthread_mutex_lock(&dp->ev_mu);
         pthread_cond_broadcast(&dp->ev_cond);
         pthread_mutex_unlock(&dp->ev_mu);
-        pthread_mutex_lock(&dp->kick_mu);
-        pthread_cond_signal(&dp->kick_cond);
-        pthread_mutex_unlock(&dp->kick_mu);
         pthread_join(dp->tx, NULL);
-        pthread_join(dp->kick, NULL);
-        if (dp->evloop == 1) {
-            w = write(dp->rx_wake, &one, sizeof(one));
-            pthread_join(dp->rx, NULL);
-        }
         dp->started = 0;
     }
     if (dp->nc) {
@@ -494,8 +471,6 @@ void vn_dp_free(vn_dp *dp)
         close(dp->efd);
     if (dp->stop_efd >= 0)
         close(dp->stop_efd);
-    if (dp->rx_wake >= 0)
-        close(dp->rx_wake);
     if (dp->tx_wake >= 0)
         close(dp->tx_wake);
     mtab_free(&dp->local);

@@ -4,9 +4,9 @@
  * none touches a Python object.  Kept free of preprocessor directives so
  * that cffi parses it as it is.
  *
- * Threads: "tx" reads the TAP and publishes; libnats' delivery thread
- * checks received messages and writes the TAP; "kick" flushes the
- * connection's buffer once the TAP is drained (see vn_datapath.c).
+ * One thread ("vn-datapath") polls the TAP and the data connection's
+ * socket and moves frames both ways; libnats runs on its poll loop (see
+ * vn_datapath.c).
  * Counters are atomics, read with vn_dp_counters().  What the datapath
  * cannot decide alone becomes an event on vn_dp_event_fd(). */
 
@@ -68,16 +68,11 @@ struct vn_conn_opts {
     const char *tls_cert;
     const char *tls_key;
     int tls;                 /* TLS on (with or without files) */
-    int io_buf;              /* libnats I/O buffer, bytes */
     int pending_msgs;        /* per-subscription limits */
     int pending_bytes;
     int ping_ms;
     int max_pings_out;
     int reconnect_wait_ms;
-    int flush;               /* 0 kick thread (default), 1 send-asap, 2 libnats' flusher only */
-    int kick_idle_us;        /* kick: flush at once a batch after this much quiet */
-    int delivery;            /* 0 libnats' one delivery thread, 1 one per subscription */
-    int evloop;              /* 1: the connection on the datapath's own poll loops */
 };
 
 struct vn_event {
@@ -118,7 +113,7 @@ int vn_dp_reconnect(vn_dp *dp, const struct vn_conn_opts *opts);
  * connection attempt on. */
 int vn_dp_set_secrets(vn_dp *dp, const char *token, const char *jwt, const char *seed);
 int vn_dp_error(vn_dp *dp, char *out, unsigned int cap);
-/* Start the TAP reader and flush threads.  Signals stay blocked in them. */
+/* Start the datapath thread.  Signals stay blocked in it. */
 int vn_dp_start(vn_dp *dp);
 /* Stop the threads and close the data connection (the TAP fd stays open). */
 void vn_dp_stop(vn_dp *dp);
@@ -174,8 +169,6 @@ int vn_dp_set_sealer(vn_dp *dp, vn_sealer *s);
 int vn_dp_set_opener(vn_dp *dp, vn_opener *o);
 int vn_dp_opener_sessions(vn_dp *dp);
 
-/* Per-subscription pending limits (messages, bytes), for all subscriptions. */
-int vn_dp_set_pending_limits(vn_dp *dp, int msgs, int bytes);
 
 /* The name of counter i ("tap_rx_frames", ..., then the drop reasons in
  * core.counters.DropReason's order), NULL past the end. */

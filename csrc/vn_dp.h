@@ -3,7 +3,7 @@
  *   vn_datapath.c  the datapath object: programming, events, counters, lifecycle
  *   vn_mactab.c    MAC tables (open addressing)
  *   vn_conn.c      the data connection (libnats options, callbacks, subscriptions)
- *   vn_tx.c        TAP -> NATS: the reader and flush threads
+ *   vn_tx.c        the datapath thread: TAP -> NATS, and the socket's turns
  *   vn_rx.c        NATS -> TAP: message delivery
  *   vn_arp.c       routed ARP: a request to its target's subject
  *   vn_seal.c      sealed frames (libcrypto) */
@@ -89,15 +89,11 @@ struct vn_dp {
     _Atomic unsigned long long c[C_COUNT];
     long long dropped_gone;
     int pend_msgs, pend_bytes;
-    int flush;               /* vn_conn_opts.flush */
-    double kick_idle;        /* seconds of quiet before a batch is flushed at once */
-    double last_tx;          /* when the reader last published (its own) */
-    int evloop;              /* the data connection on our poll loops (vn_loop.c):
-                                1 a reader and a writer thread, 2 one thread for both */
+    double last_tx;          /* when the datapath thread last published (its own) */
+    /* The data connection runs on the datapath thread's poll loop (vn_loop.c). */
     atomic_int sock_fd;      /* its socket, -1 while detached */
     atomic_int sock_read, sock_write;  /* what libnats wants polled */
-    int rx_wake, tx_wake;    /* eventfds: look at the socket again */
-    pthread_t rx;  /* slow-consumer drops of subscriptions since removed */
+    int tx_wake;             /* eventfd: look at the socket again */
     char error[256];
 
     /* Config, read per frame under cfg (a read lock), set by the control plane. */
@@ -137,11 +133,8 @@ struct vn_dp {
 
     /* Threads. */
     int stop_efd;
-    pthread_t tx, kick;
+    pthread_t tx;
     int started;
-    pthread_mutex_t kick_mu;
-    pthread_cond_t kick_cond;
-    int kick_wanted;
 
     unsigned char *txbuf, *txseal;
     struct arp_seen arp_seen[ARP_SLOTS];  /* the TAP reader's own */
@@ -163,12 +156,10 @@ void vn_drop_event(vn_dp *dp, int reason, long long value, const char *subject, 
 void vn_drop_subs(vn_dp *dp);
 /* vn_tx.c */
 void *vn_tx_main(void *arg);
-void *vn_kick_main(void *arg);
 /* vn_loop.c */
 natsStatus vn_loop_options(vn_dp *dp, natsOptions *op);
 int vn_loop_write(vn_dp *dp);
 void vn_loop_read(vn_dp *dp);
-void *vn_rx_main(void *arg);
 /* vn_arp.c: 1 and the target's subject in `subject` when the broadcast
  * frame f is an ARP request to route; 0: it stays a broadcast (counted). */
 int vn_arp_route(vn_dp *dp, const unsigned char *f, size_t flen, double now, char *subject);

@@ -1,17 +1,15 @@
-/* The data connection on our own poll loops (libnats' external event loop
- * API, natsOptions_SetEventLoop), instead of libnats' reader and delivery
- * threads:
+/* The data connection on the datapath's own poll loop (libnats' external
+ * event-loop API, natsOptions_SetEventLoop), instead of libnats' reader and
+ * delivery threads.  The datapath thread (vn_tx.c) polls the socket with
+ * the TAP:
  *
- *   vn-rx          poll(socket) -> natsConnection_ProcessReadEvent (parse) ->
- *                  take the messages from the (synchronous) subscriptions ->
- *                  the same per-message work as vn_on_msg -> write the TAP.
- *                  One thread from the socket to the TAP: no hand-off.
- *   vn-tap-reader  also writes the socket: natsConnection_ProcessWriteEvent
- *                  when libnats asks for it (its buffer is full, or its
- *                  flusher or PING timer wants it out), and at once after a
- *                  batch that follows a quiet spell (no PING needed).
+ *   readable  natsConnection_ProcessReadEvent (parse) -> take the messages
+ *             from the (synchronous) subscriptions -> vn_on_msg -> the TAP.
+ *   writable  natsConnection_ProcessWriteEvent when libnats asks for it (its
+ *             buffer is full, or its flush or PING timer wants it out), and
+ *             at once after a batch that follows a quiet spell.
  *
- * libnats' callbacks below only record what to poll and wake the loops. */
+ * libnats' callbacks below only record what to poll and wake the loop. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
@@ -30,13 +28,6 @@ static void wake(int efd)
     (void)w;
 }
 
-static void drain(int efd)
-{
-    uint64_t v;
-    ssize_t r = read(efd, &v, sizeof(v));
-    (void)r;
-}
-
 static natsStatus ev_attach(void **userData, void *loop, natsConnection *nc, natsSock sock)
 {
     vn_dp *dp = loop;
@@ -44,7 +35,6 @@ static natsStatus ev_attach(void **userData, void *loop, natsConnection *nc, nat
     *userData = dp;
     atomic_store(&dp->sock_fd, (int)sock);
     atomic_store(&dp->sock_read, 1);
-    wake(dp->rx_wake);
     wake(dp->tx_wake);
     return NATS_OK;
 }
@@ -53,7 +43,6 @@ static natsStatus ev_read(void *userData, bool add)
 {
     vn_dp *dp = userData;
     atomic_store(&dp->sock_read, add);
-    wake(dp->rx_wake);
     wake(dp->tx_wake);
     return NATS_OK;
 }
@@ -71,7 +60,6 @@ static natsStatus ev_detach(void *userData)
     vn_dp *dp = userData;
     atomic_store(&dp->sock_fd, -1);
     atomic_store(&dp->sock_write, 0);
-    wake(dp->rx_wake);
     wake(dp->tx_wake);
     return NATS_OK;
 }
@@ -129,31 +117,4 @@ void vn_loop_read(vn_dp *dp)
         for (int i = 0; i < n; i++)
             vn_on_msg(dp->nc, NULL, batch[i], dp);
     } while (n == 64);
-}
-
-void *vn_rx_main(void *arg)
-{
-    vn_dp *dp = arg;
-    pthread_setname_np(pthread_self(), "vn-rx");
-    while (!atomic_load(&dp->stopping)) {
-        int fd = atomic_load(&dp->sock_fd);
-        struct pollfd p[2] = {
-            {.fd = dp->rx_wake, .events = POLLIN},
-            {.fd = fd >= 0 && atomic_load(&dp->sock_read) ? fd : -1, .events = POLLIN},
-        };
-        if (poll(p, 2, -1) < 0 && errno != EINTR)
-            break;
-        if (atomic_load(&dp->stopping))
-            break;
-        if (p[0].revents)
-            drain(dp->rx_wake);
-        if (p[1].revents & POLLNVAL) {
-            /* closed under us by a reconnect: wait for the next attach */
-            atomic_compare_exchange_strong(&dp->sock_fd, &fd, -1);
-            continue;
-        }
-        if (p[1].revents & (POLLIN | POLLERR | POLLHUP))
-            vn_loop_read(dp);
-    }
-    return NULL;
 }

@@ -149,8 +149,8 @@ static void deliver(vn_dp *dp, const char *subject, const unsigned char *data, s
     INC(dp, C_TAP_TX_BYTES, n - off);
 }
 
-/* Each delivery thread opens sealed messages into its own buffer (with
- * one thread per subscription there are several). */
+/* Sealed messages are opened into a buffer of the receiving thread's own
+ * (the datapath thread; allocated on first use). */
 static pthread_key_t rxbuf_key;
 static pthread_once_t rxbuf_once = PTHREAD_ONCE_INIT;
 
@@ -168,13 +168,8 @@ static unsigned char *rxbuf(void)
 void vn_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     vn_dp *dp = closure;
-    static __thread int named;
     (void)nc;
     (void)sub;
-    if (!named && sub) {  /* libnats' delivery thread: named for profiles (top -H) */
-        named = 1;
-        pthread_setname_np(pthread_self(), "vn-deliver");
-    }
     if (atomic_load(&dp->stopping)) {
         natsMsg_Destroy(msg);
         return;

@@ -1,5 +1,5 @@
-/* TAP -> NATS: the reader thread (poll, drain, route, learn, publish) and
- * the kick thread that flushes libnats' buffer once the TAP is drained.
+/* TAP -> NATS, and the data connection's socket: the datapath's one thread
+ * (poll the TAP and the socket, drain, route, learn, publish, write).
  * See vn_datapath.c for the flow. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -243,52 +243,74 @@ static void tx_frame(vn_dp *dp, unsigned char *b, size_t len, char *subject, cha
     INC(dp, C_TX_BYTES_KIND + kind, flen);
 }
 
-static void kick(vn_dp *dp)
-{
-    if (dp->flush != 0)
-        return;
-    pthread_mutex_lock(&dp->kick_mu);
-    if (!dp->kick_wanted) {
-        dp->kick_wanted = 1;
-        pthread_cond_signal(&dp->kick_cond);
-    }
-    pthread_mutex_unlock(&dp->kick_mu);
-}
-
 #define WRITE_NOW (32 * 1024)
-#define OWN_FLUSH 0.001
+/* Seconds of quiet after which a batch is written at once: 200 us was the
+ * best of the idle thresholds measured (docs/performance.md, "the C
+ * datapath": ping and 64-byte rate against the kick/asap/flusher modes). */
+#define QUIET_S 200e-6
+#define TX_BATCH 256  /* frames per turn before the socket's reads */
+
+/* Read the TAP until it is drained (at most TX_BATCH frames, so that the
+ * socket's reads get their turn) and publish.  1: the socket is full,
+ * 0: go on, -1: the device is gone. */
+static int tx_batch(vn_dp *dp, char *subject, char *flood)
+{
+    unsigned int n = 0;
+    int backlog = 0;
+    /* A batch that follows a quiet spell is latency: written at once (and
+     * with no PING).  Under steady traffic libnats' flush timer and full
+     * buffers write larger chunks, which is what small frames need. */
+    int quiet = vn_mono() - dp->last_tx >= QUIET_S;
+    for (;;) {
+        ssize_t len = read(dp->tap, dp->txbuf + 2, SLOT - 2);
+        if (len < 0) {
+            int e = errno;
+            if (e == EAGAIN || e == EINTR)
+                break;
+            vn_push_event(dp, EV_TAP_ERROR, e, 0, NULL, strerror(e));
+            if (e == EBADFD || e == EBADF || e == ENODEV || e == EIO)
+                return -1;
+            break;
+        }
+        tx_frame(dp, dp->txbuf, (size_t)len, subject, flood);
+        if (++n >= TX_BATCH)
+            break;
+        /* libnats' buffer is full: write it before reading on. */
+        if (atomic_load(&dp->sock_write) && (backlog = vn_loop_write(dp)))
+            break;
+    }
+    if (!n)
+        return backlog;
+    dp->last_tx = vn_mono();
+    /* A batch of big frames (a TCP flow's GSO frames) is written now too,
+     * rather than by libnats' flush timer 1 ms later. */
+    if (natsConnection_Buffered(dp->nc) >= WRITE_NOW)
+        quiet = 1;
+    if (quiet && atomic_load(&dp->connected))
+        backlog = vn_loop_write(dp);
+    return backlog;
+}
 
 void *vn_tx_main(void *arg)
 {
     vn_dp *dp = arg;
-    pthread_setname_np(pthread_self(), dp->evloop == 2 ? "vn-datapath" : "vn-tap-reader");
+    pthread_setname_np(pthread_self(), "vn-datapath");
     char subject[SUBJ + 64], flood[SUBJ];
-    int backlog = 0;  /* event loop: the socket is full, stop reading the TAP */
-    /* Event loop with our own flush timer (flush "own"): libnats writes
-     * nothing by itself (send-asap, no flusher thread); what a batch leaves
-     * buffered is written by this thread within OWN_FLUSH seconds. */
-    int own = dp->evloop && dp->flush == 4;
-    double pending = 0;  /* own: when unwritten data was first left behind */
+    int backlog = 0;  /* the socket is full: stop reading the TAP until POLLOUT */
     while (!atomic_load(&dp->stopping)) {
-        int timeout = -1;
-        if (own && pending > 0) {
-            double left = pending + OWN_FLUSH - vn_mono();
-            timeout = left > 0 ? (int)(left * 1000) + 1 : 0;
-        }
-        int sock = dp->evloop ? atomic_load(&dp->sock_fd) : -1;
+        int sock = atomic_load(&dp->sock_fd);
         short want = 0;
         if (sock >= 0 && atomic_load(&dp->sock_write))
             want |= POLLOUT;
-        if (sock >= 0 && dp->evloop == 2 && atomic_load(&dp->sock_read))
-            want |= POLLIN;  /* one thread: the socket's reads too */
+        if (sock >= 0 && atomic_load(&dp->sock_read))
+            want |= POLLIN;
         struct pollfd p[4] = {
             {.fd = dp->stop_efd, .events = POLLIN},
             {.fd = backlog ? -1 : dp->tap, .events = POLLIN},
-            {.fd = dp->evloop ? dp->tx_wake : -1, .events = POLLIN},
+            {.fd = dp->tx_wake, .events = POLLIN},
             {.fd = want ? sock : -1, .events = want},
         };
-        int ready = poll(p, 4, timeout);
-        if (ready < 0) {
+        if (poll(p, 4, -1) < 0) {
             if (errno == EINTR)
                 continue;
             break;
@@ -304,93 +326,14 @@ void *vn_tx_main(void *arg)
             atomic_compare_exchange_strong(&dp->sock_fd, &sock, -1);
             continue;
         }
-        if (dp->evloop == 2 && (p[3].revents & (POLLIN | POLLERR | POLLHUP))) {
+        if (p[3].revents & (POLLIN | POLLERR | POLLHUP))
             vn_loop_read(dp);
-            if (own && atomic_load(&dp->sock_write))
-                p[2].revents = POLLIN;  /* a PONG to send: write below */
-        }
-        if (own && pending > 0 && (ready == 0 || vn_mono() - pending >= OWN_FLUSH)) {
+        if (p[3].revents & POLLOUT || p[2].revents)
             backlog = vn_loop_write(dp);
-            pending = 0;
-        }
-        if (dp->evloop && (p[3].revents & POLLOUT || p[2].revents)) {
-            backlog = vn_loop_write(dp);
-            pending = 0;
-        }
-        if (!(p[1].revents))
-            continue;
-        unsigned int n = 0;
-        double start = vn_mono();
-        /* A batch that follows a quiet spell is latency: flush it at once.
-         * Under steady traffic libnats' flusher (~1 ms) and full buffers
-         * write larger chunks, which is what small frames need. */
-        int quiet = start - dp->last_tx >= dp->kick_idle;
-        for (;;) {
-            ssize_t len = read(dp->tap, dp->txbuf + 2, SLOT - 2);
-            if (len < 0) {
-                int e = errno;
-                if (e == EAGAIN || e == EINTR)
-                    break;
-                vn_push_event(dp, EV_TAP_ERROR, e, 0, NULL, strerror(e));
-                if (e == EBADFD || e == EBADF || e == ENODEV || e == EIO) {
-                    kick(dp);
-                    return NULL;  /* the device is gone: the daemon says which way */
-                }
-                break;
-            }
-            tx_frame(dp, dp->txbuf, (size_t)len, subject, flood);
-            if (++n >= 256 && dp->evloop == 2)
-                break;  /* one thread: let the socket's reads in */
-            /* Event loop: libnats' buffer is full; write it before reading on
-             * (with our own timer every publish asks for a write: look at
-             * the size instead). */
-            if (dp->evloop && atomic_load(&dp->sock_write) &&
-                (!own || natsConnection_Buffered(dp->nc) >= WRITE_NOW) &&
-                (backlog = vn_loop_write(dp)))
-                break;
-        }
-        if (n) {
-            dp->last_tx = vn_mono();
-            /* Event loop: a batch of big frames (a TCP flow's GSO frames) is
-             * written now rather than by libnats' flusher 1 ms later. */
-            if (dp->evloop && !quiet && natsConnection_Buffered(dp->nc) >= WRITE_NOW)
-                quiet = 1;
-            if (!quiet || !atomic_load(&dp->connected)) {
-                if (own && pending == 0 && natsConnection_Buffered(dp->nc) > 0)
-                    pending = dp->last_tx;
-                continue;
-            }
-            if (dp->evloop) {
-                backlog = vn_loop_write(dp);  /* at once, and no PING */
-                pending = 0;
-            }
-            else if (dp->flush == 3)
-                natsConnection_FlushTimeout(dp->nc, 1);  /* writes now; waits <= 1 ms */
-            else
-                kick(dp);
-        }
+        if (p[1].revents)
+            backlog = tx_batch(dp, subject, flood);
+        if (backlog < 0)
+            return NULL;  /* the device is gone: the daemon says which way */
     }
     return NULL;
 }
-
-/* Flushes libnats' buffer when the TAP is drained.  FlushTimeout writes the
- * buffer (and a PING) at once, then waits for the PONG: here, not in the
- * reader.  libnats' own flusher still runs for the rest. */
-void *vn_kick_main(void *arg)
-{
-    vn_dp *dp = arg;
-    pthread_setname_np(pthread_self(), "vn-kick");
-    pthread_mutex_lock(&dp->kick_mu);
-    while (!atomic_load(&dp->stopping)) {
-        while (!dp->kick_wanted && !atomic_load(&dp->stopping))
-            pthread_cond_wait(&dp->kick_cond, &dp->kick_mu);
-        dp->kick_wanted = 0;
-        pthread_mutex_unlock(&dp->kick_mu);
-        if (!atomic_load(&dp->stopping) && atomic_load(&dp->connected))
-            natsConnection_FlushTimeout(dp->nc, 1000);
-        pthread_mutex_lock(&dp->kick_mu);
-    }
-    pthread_mutex_unlock(&dp->kick_mu);
-    return NULL;
-}
-

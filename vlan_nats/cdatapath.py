@@ -190,7 +190,6 @@ class ConnOptions:
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
-    io_buf: int = 256 * 1024
     # Per-subscription queue in libnats: ~60 ms of a 64-byte flood, and
     # above what a TCP flow keeps in flight (measured: no slow_consumer drop
     # in TCP runs with or without offloads, docs/performance.md).
@@ -199,18 +198,6 @@ class ConnOptions:
     ping_ms: int = 1000
     max_pings_out: int = 2
     reconnect_wait_ms: int = 1000
-    # How published frames leave libnats' buffer (docs/performance.md has the
-    # measurements): "inline": the reader flushes a batch that follows a
-    # quiet spell itself, "kick": a helper thread does, "asap": every publish
-    # is written, "flusher": libnats' flusher thread only (~1 ms later).
-    flush: str = "inline"
-    kick_idle_us: int = 200
-    delivery: str = "pool"  # libnats' one delivery thread, or one per subscription
-    # "threads": libnats reads the socket on its own thread and hands each
-    # message to its delivery thread; "loop": the datapath's own poll loops
-    # read and write the socket (libnats' event-loop API): no hand-off;
-    # "loop1": one thread for the TAP and the socket, both ways.
-    io: str = "loop1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,14 +269,9 @@ class CDatapath:
         opts.nkey_public, opts.seed, opts.jwt = s(o.nkey_public), s(o.seed), s(o.jwt)
         opts.tls_ca, opts.tls_cert, opts.tls_key = s(o.tls_ca), s(o.tls_cert), s(o.tls_key)
         opts.tls = int(o.tls)
-        opts.io_buf = o.io_buf
         opts.pending_msgs, opts.pending_bytes = o.pending_msgs, o.pending_bytes
         opts.ping_ms, opts.max_pings_out = o.ping_ms, o.max_pings_out
         opts.reconnect_wait_ms = o.reconnect_wait_ms
-        opts.flush = ("kick", "asap", "flusher", "inline", "own").index(o.flush)
-        opts.delivery = ("pool", "sub").index(o.delivery)
-        opts.evloop = ("threads", "loop", "loop1").index(o.io)
-        opts.kick_idle_us = o.kick_idle_us
         call = self._lib.vn_dp_reconnect if again else self._lib.vn_dp_connect
         r = call(self._dp, opts)
         self._keep = []

@@ -105,39 +105,6 @@ def check_environment(cfg: Config) -> None:
         os.close(netns.open_fd(cfg.netns))  # NetnsError when missing
 
 
-def _datapath_knobs() -> dict[str, Any]:
-    """Knobs of the C datapath for measurements (docs/performance.md), from
-    the environment: VLAN_NATS_DP_FLUSH=kick|asap|flusher,
-    VLAN_NATS_DP_IOBUF=bytes, VLAN_NATS_DP_KICK_IDLE_US=microseconds."""
-    knobs: dict[str, Any] = {}
-    flush = os.environ.get("VLAN_NATS_DP_FLUSH")
-    if flush:
-        if flush not in ("kick", "asap", "flusher", "inline", "own"):
-            raise ConfigError(f"VLAN_NATS_DP_FLUSH={flush!r}: kick, asap, flusher, inline or own")
-        knobs["flush"] = flush
-    iobuf = os.environ.get("VLAN_NATS_DP_IOBUF")
-    if iobuf:
-        if not iobuf.isdigit() or not 4096 <= int(iobuf) <= 1 << 24:
-            raise ConfigError(f"VLAN_NATS_DP_IOBUF={iobuf!r}: bytes, 4096-16777216")
-        knobs["io_buf"] = int(iobuf)
-    io = os.environ.get("VLAN_NATS_DP_IO")
-    if io:
-        if io not in ("threads", "loop", "loop1"):
-            raise ConfigError(f"VLAN_NATS_DP_IO={io!r}: threads, loop or loop1")
-        knobs["io"] = io
-    delivery = os.environ.get("VLAN_NATS_DP_DELIVERY")
-    if delivery:
-        if delivery not in ("pool", "sub"):
-            raise ConfigError(f"VLAN_NATS_DP_DELIVERY={delivery!r}: pool or sub")
-        knobs["delivery"] = delivery
-    idle = os.environ.get("VLAN_NATS_DP_KICK_IDLE_US")
-    if idle:
-        if not idle.isdigit():
-            raise ConfigError(f"VLAN_NATS_DP_KICK_IDLE_US={idle!r}: microseconds")
-        knobs["kick_idle_us"] = int(idle)
-    return knobs
-
-
 class Daemon:
     def __init__(
         self, cfg: Config, reload: Read | None = None, explicit_mac: bool = False
@@ -455,7 +422,6 @@ class Daemon:
             servers=self.cfg.servers,
             name=f"{self._conn_name} data",
             **data_connection_secrets(self.cfg.auth),
-            **_datapath_knobs(),
         )
 
     @property
