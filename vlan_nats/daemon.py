@@ -461,10 +461,8 @@ class Daemon:
         peers = await self._lookup_peers(LOOKUP_TIMEOUT)
         await self.dup.check_at_start(peers)
         self.mtuw.check_peers(peers)
-        data = getattr(self.tunnel, "connected", None)
-        if isinstance(data, asyncio.Event) and not data.is_set():
-            log.info("waiting for the data connection")
-            await data.wait()
+        if self.tunnel is not None:
+            await self.tunnel.wait_connected()
         # Subscribes and waits until the server(s) hold the SUBs.
         await subs.sync()
         await ControlResponder(

@@ -41,7 +41,7 @@ def status(d: Daemon) -> Status:
         restart_needed=list(d.config_reload.restart_needed),
         foreign_bridge=fol.foreign_master if fol else None,
         addresses=list(fol.addresses) if fol else [],
-        subjects=_subjects(d),
+        subjects=d.tunnel.subject_count() if d.tunnel else 0,
         multicast_groups=sorted(format_mac(g) for g in (fol.subs.groups if fol else ())),
         learned_macs=len(fwd.table.local) - 1 if fwd.bridge else 0,
         # MACs heard from the network within the ageing time (our peers)
@@ -52,29 +52,10 @@ def status(d: Daemon) -> Status:
         version=__version__,
         counters=d.counters.snapshot(),
         dataplane=d.dataplane,
-        data_connection=_data_connection(d),
+        data_connection=d.tunnel.data_connection() if d.tunnel else None,
         leases=d.addr.describe() if d.addr else [],
         address_problem=d.addr.problem if d.addr else None,
     )
-
-
-def _subjects(d: Daemon) -> int:
-    sink = getattr(d.tunnel, "subjects", None)  # the C datapath's subscriptions
-    if isinstance(sink, frozenset):
-        return len(sink)
-    return len(d.link.subjects) if d.link else 0
-
-
-def _data_connection(d: Daemon) -> dict[str, object] | None:
-    """The C datapath's own connection (the python one shares the link)."""
-    t = d.tunnel
-    if d.dataplane != "c" or t is None:
-        return None
-    return {
-        "server": getattr(t, "server", "-"),
-        "connected": bool(getattr(t, "is_connected", False)),
-        "error": getattr(t, "last_error", None),
-    }
 
 
 def node_info(d: Daemon) -> NodeInfo:

@@ -249,6 +249,17 @@ class CTunnel:
     def remote_macs(self, now: float) -> int:
         return self.dp.remote_count(self.forwarder.table.ageing)
 
+    def subject_count(self) -> int:
+        return len(self._subs)
+
+    def data_connection(self) -> dict[str, object] | None:
+        return {"server": self.server, "connected": self.is_connected, "error": self.last_error}
+
+    async def wait_connected(self) -> None:
+        if not self.connected.is_set():
+            log.info("waiting for the data connection")
+            await self.connected.wait()
+
     # -- what the subscription manager needs (as of NatsLink) ---------------
     @property
     def is_connected(self) -> bool:

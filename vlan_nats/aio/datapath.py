@@ -39,6 +39,19 @@ class Datapath(Protocol):
 
     def remote_macs(self, now: float) -> int: ...
 
+    def subject_count(self) -> int:
+        """NATS subscriptions held for frames (the python datapath: the link's)."""
+        ...
+
+    def data_connection(self) -> dict[str, object] | None:
+        """Its own NATS connection for status (server, connected, error);
+        None when it shares the control connection (python)."""
+        ...
+
+    async def wait_connected(self) -> None:
+        """Until its own connection is up (at once when it has none)."""
+        ...
+
 
 class SubjectSink(Protocol):
     """Where subscriptions are made: the NATS link (python) or the C

@@ -160,6 +160,15 @@ class Tunnel:
         t = self.forwarder.table
         return sum(1 for seen in t.remote.values() if now - seen <= t.ageing)
 
+    def subject_count(self) -> int:
+        return len(self.link.subjects)
+
+    def data_connection(self) -> dict[str, object] | None:
+        return None  # frames go over the control connection (NatsLink)
+
+    async def wait_connected(self) -> None:
+        return None
+
     def _pump_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() and not self.failed.done():
             self.failed.set_result(task.exception())  # type: ignore[arg-type]
