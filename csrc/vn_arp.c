@@ -64,7 +64,7 @@ int vn_arp_route(vn_dp *dp, const unsigned char *f, size_t flen, double now, cha
         subject[n] = 0;
     }
     pthread_rwlock_unlock(&dp->cfg);
-    INC(dp, routed ? C_ARP_ROUTED : C_ARP_BCAST, 1);
+    INC(dp, routed ? C_ARP_ROUTED : C_ARP_BROADCAST, 1);
     return routed;
 }
 

@@ -40,7 +40,7 @@ static void on_disconnected(natsConnection *nc, void *closure)
     vn_dp *dp = closure;
     (void)nc;
     if (atomic_exchange(&dp->connected, 0) && !atomic_load(&dp->stopping)) {
-        INC(dp, C_DISCONNECTS, 1);
+        INC(dp, C_NATS_DISCONNECTS, 1);
         vn_push_event(dp, EV_DISCONNECTED, 0, 0, NULL, NULL);
     }
 }
@@ -52,7 +52,7 @@ static void on_connected(natsConnection *nc, void *closure, int reconnect)
     natsConnection_GetConnectedUrl(nc, url, sizeof(url));
     atomic_store(&dp->connected, 1);
     if (reconnect)
-        INC(dp, C_RECONNECTS, 1);
+        INC(dp, C_NATS_RECONNECTS, 1);
     vn_push_event(dp, reconnect ? EV_RECONNECTED : EV_CONNECTED, 0, 1, NULL, url);
 }
 

@@ -47,7 +47,7 @@ const int VN_WIRE_FLAG_VNET = VN_FLAG_VNET;
 const int VN_WIRE_FLAG_SEALED = VN_FLAG_SEALED;
 const int VN_SEAL_HEADER_LEN = VN_SEAL_HDR;
 const int VN_SEAL_TAG_LEN = VN_SEAL_TAG;
-const int VN_SEAL_WINDOW = 1024;
+const int VN_SEAL_WINDOW = VN_SEAL_WIN;
 const int VN_NDROPS = VN_D_COUNT;
 const char VN_LIBNATS_VERSION[] = NATS_VERSION_STRING;
 
@@ -68,22 +68,8 @@ const int VN_LOCAL_PINNED = L_PINNED;
 
 const int VN_NCOUNTERS = C_COUNT;
 
-static const char *const COUNTER_NAMES[C_DROPS] = {
-    "tap_rx_frames", "tap_rx_bytes", "tap_rx_gso_frames", "tap_rx_gso_bytes",
-    "tap_tx_frames", "tap_tx_bytes", "nats_tx_msgs", "nats_rx_msgs",
-    "tx_by_kind.unicast", "tx_by_kind.broadcast", "tx_by_kind.multicast",
-    "tx_bytes_by_kind.unicast", "tx_bytes_by_kind.broadcast", "tx_bytes_by_kind.multicast",
-    "rx_by_kind.unicast", "rx_by_kind.broadcast", "rx_by_kind.multicast",
-    "rx_bytes_by_kind.unicast", "rx_bytes_by_kind.broadcast", "rx_bytes_by_kind.multicast",
-    "flooded", "macs_over_cap", "nats_disconnects", "nats_reconnects", "events_lost",
-    "arp_routed", "arp_broadcast",
-};
-static const char *const DROP_NAMES[VN_D_COUNT] = {
-    "empty", "short", "version", "flags", "runt", "oversize", "vnet", "dup_mac",
-    "not_for_us", "disconnected", "publish_error", "slow_consumer", "tap_write",
-    "tap_down", "tap_runt", "flood_dup", "storm", "local_dst", "sealed_no_key",
-    "unsealed", "seal_key", "seal_auth", "replay", "seal_stale",
-};
+static const char *const COUNTER_NAMES[C_DROPS] = {VN_COUNTER_NAMES};
+static const char *const DROP_NAMES[VN_D_COUNT] = {VN_DROP_NAMES};
 
 const char *vn_counter_name(int i)
 {

@@ -177,7 +177,7 @@ void vn_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *cl
     const unsigned char *data = (const unsigned char *)natsMsg_GetData(msg);
     size_t n = (size_t)natsMsg_GetDataLength(msg);
     const char *subject = natsMsg_GetSubject(msg);
-    INC(dp, C_NATS_RX, 1);
+    INC(dp, C_NATS_RX_MSGS, 1);
     pthread_rwlock_rdlock(&dp->cfg);
     vn_opener *opener = dp->opener;
     if (opener) {

@@ -25,7 +25,7 @@
 
 #define KEY_LEN 32
 #define SESSION_LEN 8
-#define WINDOW 1024
+#define WINDOW VN_SEAL_WIN
 #define WORDS (WINDOW / 64)
 #define MAX_KEYS 4
 

@@ -78,7 +78,7 @@ static void learn_local(vn_dp *dp, const unsigned char *src, double now)
         int over = dp->local.state[i] == L_OVER_CAP;
         pthread_mutex_unlock(&dp->tab);
         if (over)
-            INC(dp, C_OVER_CAP, 1);
+            INC(dp, C_MACS_OVER_CAP, 1);
         return;
     }
     i = mtab_put(&dp->local, k, &added);
@@ -94,7 +94,7 @@ static void learn_local(vn_dp *dp, const unsigned char *src, double now)
     }
     pthread_mutex_unlock(&dp->tab);
     if (i < 0) {  /* the table itself is full: flooding only */
-        INC(dp, C_OVER_CAP, 1);
+        INC(dp, C_MACS_OVER_CAP, 1);
         return;
     }
     pthread_mutex_lock(&dp->ev_mu);
@@ -238,7 +238,7 @@ static void tx_frame(vn_dp *dp, unsigned char *b, size_t len, char *subject, cha
     }
     if (flood_too)
         INC(dp, C_FLOODED, 1);
-    INC(dp, C_NATS_TX, 1);
+    INC(dp, C_NATS_TX_MSGS, 1);
     INC(dp, C_TX_KIND + kind, 1);
     INC(dp, C_TX_BYTES_KIND + kind, flen);
 }

@@ -115,3 +115,34 @@ class Counters:
             "arp_routed": self.arp_routed,
             "arp_broadcast": self.arp_broadcast,
         }
+
+
+def _by_kind(field: str) -> tuple[str, ...]:
+    return tuple(f"{field}.{k.name.lower()}" for k in FrameKind)
+
+
+# The C datapath's counter array, in order (csrc/build_datapath.py generates
+# its C enum and names from this and DropReason): Counters' fields, one
+# entry per item of a by-kind list, then events_lost (the C datapath's
+# events the control plane did not read in time); the drops follow.
+DATAPATH_COUNTERS: tuple[str, ...] = (
+    "tap_rx_frames",
+    "tap_rx_bytes",
+    "tap_rx_gso_frames",
+    "tap_rx_gso_bytes",
+    "tap_tx_frames",
+    "tap_tx_bytes",
+    "nats_tx_msgs",
+    "nats_rx_msgs",
+    *_by_kind("tx_by_kind"),
+    *_by_kind("tx_bytes_by_kind"),
+    *_by_kind("rx_by_kind"),
+    *_by_kind("rx_bytes_by_kind"),
+    "flooded",
+    "macs_over_cap",
+    "nats_disconnects",
+    "nats_reconnects",
+    "events_lost",
+    "arp_routed",
+    "arp_broadcast",
+)
