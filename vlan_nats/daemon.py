@@ -125,7 +125,13 @@ class Daemon:
         self.dup = DuplicateMac(lambda: self.forwarder.mac, self.node_id, self._lookup_peers)
         self.dupaddr = DuplicateAddress(self.scheme, self._claim)
         self.mtuw = MtuWatch(self.node_info, self._mtu, self._lookup_peers, self._notify)
-        self.alone = Loneliness(cfg.network, self.node_id, self._heard, self._lookup_peers)
+        self.alone = Loneliness(
+            cfg.network,
+            self.node_id,
+            self._heard,
+            self._lookup_peers,
+            connected=lambda: self.link is not None and self.link.is_connected,
+        )
         self.keys = KeyRing(cfg.seal)
         self.link: NatsLink | None = None
         self.tunnel: Datapath | None = None

@@ -34,6 +34,7 @@ class Loneliness:
         node_id: str,
         heard: Callable[[], bool],
         lookup: Callable[[float], Awaitable[list[NodeInfo]]],
+        connected: Callable[[], bool] = lambda: True,
         grace: float = GRACE,
         recheck: float = RECHECK,
     ) -> None:
@@ -41,6 +42,7 @@ class Loneliness:
         self.node_id = node_id
         self.heard = heard
         self.lookup = lookup
+        self.connected = connected  # while not, nobody can answer: no verdict
         self.grace = grace
         self.recheck = recheck
         self.problem: str | None = None
@@ -51,6 +53,10 @@ class Loneliness:
         await asyncio.sleep(self.grace)
         self._waited = self.grace
         while not await self._someone():
+            if not self.connected():
+                await asyncio.sleep(self.recheck)
+                self._waited += self.recheck
+                continue
             if self.problem is None:
                 log.warning(
                     "no other node on network %s: no frame arrived and no node answered "
