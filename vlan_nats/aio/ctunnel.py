@@ -108,7 +108,7 @@ class CTunnel:
         self._lostlog = RateLimitedLog(log)
         self._events_lost = 0
         self._started = False
-        self._flushes: set[asyncio.Future[None]] = set()
+        self._flushes: set[asyncio.Future[None]] = set()  # calls off the loop in flight
         # libnats gives a connection up for good (the same auth error twice on
         # a server): it is made anew (_keep_open).
         self._closelog = RateLimitedLog(log, interval=30.0)
@@ -197,8 +197,12 @@ class CTunnel:
             )
             self._closed.clear()
             self._busy = True  # nothing else touches the connection meanwhile
+            # stop() waits for it (with the flushes) before it frees the datapath
+            remake = asyncio.ensure_future(asyncio.to_thread(self.dp.connect, conn, True))
+            self._flushes.add(remake)
+            remake.add_done_callback(self._flushes.discard)
             try:
-                await asyncio.to_thread(self.dp.connect, conn, True)
+                await asyncio.shield(remake)
             except OSError as e:
                 log.error("data connection cannot be made anew error=%s; trying again", e)
                 continue
@@ -267,6 +271,8 @@ class CTunnel:
 
     @property
     def server(self) -> str:
+        if self._busy:  # the connection is being made anew off the loop
+            return "-"
         up, url = self.dp.connected()
         return url if up and url else "-"
 
@@ -343,7 +349,7 @@ class CTunnel:
                 log.warning("data connection lost; frames are dropped until reconnected")
             elif ev.kind == k.EV_CLOSED:
                 self.connected.clear()
-                self.last_error = self.dp.error() or "closed"
+                self.last_error = (None if self._busy else self.dp.error()) or "closed"
                 self._closelog.log(logging.ERROR, "data connection closed error=%r; making it "
                                    "anew (retrying)", self.last_error)  # fmt: skip
                 self._reopen()
