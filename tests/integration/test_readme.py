@@ -93,8 +93,11 @@ def test_the_quick_start_runs_as_written(hosts, tmp_path):
             for host, command in block:
                 cmd = command.replace("/etc/vlan-nats", str(etc))
                 cmd = re.sub(r"(^|;\s*|&&\s*)vlan-nats ", lambda m: f"{m.group(1)}{vn} ", cmd)
-                argv = ["ip", "netns", "exec", hosts[host].name, "sh", "-c", cmd]
                 verb = command.split()[1] if command.startswith("vlan-nats ") else ""
+                # A daemon is exec'd by the shell, so that SIGTERM reaches it
+                # and it stops cleanly (removing its status socket).
+                shell = f"exec {cmd}" if verb in READY else cmd
+                argv = ["ip", "netns", "exec", hosts[host].name, "sh", "-c", shell]
                 if verb in READY:
                     lines: list[str] = []
                     ready = threading.Event()
@@ -112,5 +115,5 @@ def test_the_quick_start_runs_as_written(hosts, tmp_path):
         lines = next(x for c, _, x in daemons if c == leases)
         assert any("address obtained" in x for x in lines), lines[-5:]
     finally:
-        for _, proc, _ in reversed(daemons):
-            stop_process(proc, signal.SIGTERM, 10)
+        codes = [stop_process(proc, signal.SIGTERM, 10) for _, proc, _ in reversed(daemons)]
+    assert codes == [0] * len(daemons), codes  # each stopped cleanly on SIGTERM
