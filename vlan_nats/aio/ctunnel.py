@@ -108,7 +108,7 @@ class CTunnel:
         self._lostlog = RateLimitedLog(log)
         self._events_lost = 0
         self._started = False
-        self._flushes: set[asyncio.Future[None]] = set()  # calls off the loop in flight
+        self._flushes: set[asyncio.Future[None]] = set()  # _off_loop calls in flight
         # libnats gives a connection up for good (the same auth error twice on
         # a server): it is made anew (_keep_open).
         self._closelog = RateLimitedLog(log, interval=30.0)
@@ -197,12 +197,8 @@ class CTunnel:
             )
             self._closed.clear()
             self._busy = True  # nothing else touches the connection meanwhile
-            # stop() waits for it (with the flushes) before it frees the datapath
-            remake = asyncio.ensure_future(asyncio.to_thread(self.dp.connect, conn, True))
-            self._flushes.add(remake)
-            remake.add_done_callback(self._flushes.discard)
             try:
-                await asyncio.shield(remake)
+                await self._off_loop(self.dp.connect, conn, True)
             except OSError as e:
                 log.error("data connection cannot be made anew error=%s; trying again", e)
                 continue
@@ -297,13 +293,18 @@ class CTunnel:
         libnats sends them on connect."""
         if not self._started or not self.connected.is_set():
             return
-        flush = asyncio.ensure_future(asyncio.to_thread(self.dp.flush, 5.0))
-        self._flushes.add(flush)
-        flush.add_done_callback(self._flushes.discard)
         try:
-            await asyncio.shield(flush)
+            await self._off_loop(self.dp.flush, 5.0)
         except OSError as e:
             log.debug("data connection: subscription flush deferred error=%s", e)
+
+    async def _off_loop(self, fn: Callable[..., None], *args: object) -> None:
+        """``fn(*args)`` on a thread; stop() waits for such calls before it
+        frees the datapath, even when their awaiter was cancelled."""
+        call = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        self._flushes.add(call)
+        call.add_done_callback(self._flushes.discard)
+        await asyncio.shield(call)
 
     async def add_subject(self, subject: str) -> None:
         self._wanted = self._wanted | {subject}
@@ -393,16 +394,6 @@ class CTunnel:
         self.dp.verdict(upcall, 0)
 
     def _dropped(self, reason: DropReason, value: int, subject: str, mac: bytes) -> None:
-        if reason is DropReason.OVERSIZE:
-            self._drop_log.oversize(value, self.mtu, subject)
-            if self._on_oversize is not None:
-                self._on_oversize(mac if any(mac) else None, value)
-        elif reason is DropReason.SEALED_NO_KEY:
-            self._drop_log.no_key(subject)
-        elif reason is DropReason.UNSEALED:
-            self._drop_log.unsealed(subject)
-        elif reason is DropReason.SEAL_STALE:
-            self._drop_log.sealed(reason, None, self._key_ids, subject, value, DEFAULT_SKEW)
-        else:
-            kid = value if value >= 0 else None
-            self._drop_log.sealed(reason, kid, self._key_ids, subject)
+        self._drop_log.event(reason, value, subject, self.mtu, self._key_ids)
+        if reason is DropReason.OVERSIZE and self._on_oversize is not None:
+            self._on_oversize(mac if any(mac) else None, value)

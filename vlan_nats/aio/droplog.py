@@ -9,6 +9,7 @@ import logging
 from collections.abc import Sequence
 
 from ..core.counters import DropReason
+from ..core.seal import DEFAULT_SKEW
 from ..ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -17,6 +18,22 @@ log = logging.getLogger(__name__)
 class DropLog:
     def __init__(self, interval: float = 30.0) -> None:
         self._logs = {r: RateLimitedLog(log, interval=interval) for r in DropReason}
+
+    def event(
+        self, reason: DropReason, value: int, subject: str, mtu: int, ours: Sequence[int]
+    ) -> None:
+        """A drop event of the C datapath: ``value`` is the size (oversize),
+        the clock skew (seal_stale) or the sender's key id (-1: none)."""
+        if reason is DropReason.OVERSIZE:
+            self.oversize(value, mtu, subject)
+        elif reason is DropReason.SEALED_NO_KEY:
+            self.no_key(subject)
+        elif reason is DropReason.UNSEALED:
+            self.unsealed(subject)
+        elif reason is DropReason.SEAL_STALE:
+            self.sealed(reason, None, ours, subject, value, DEFAULT_SKEW)
+        else:
+            self.sealed(reason, value if value >= 0 else None, ours, subject)
 
     def sealed(
         self,

@@ -37,6 +37,7 @@ class _Collector:
         yield from _identity(st)
         yield from _traffic(st)
         yield from _nats(st)
+        yield from _problems(st)
         yield from _switching(st)
         yield from _device(st)
 
@@ -92,6 +93,14 @@ def _flag(name: str, doc: str, label: str, value: str | None) -> GaugeMetricFami
     return g
 
 
+def _each(name: str, doc: str, label: str, values: list[str]) -> GaugeMetricFamily:
+    """A gauge at 1 for each value (none: no series)."""
+    g = GaugeMetricFamily(name, doc, labels=[label])
+    for value in values:
+        g.add_metric([value], 1)
+    return g
+
+
 def _nats(st: Status) -> Iterator[object]:
     c = st.counters
     yield GaugeMetricFamily(
@@ -118,19 +127,27 @@ def _nats(st: Status) -> Iterator[object]:
             "error",
             data.get("error"),
         )
+    yield CounterMetricFamily(
+        "vlan_nats_nats_reconnects", "Reconnections to NATS", value=c["nats_reconnects"]
+    )
+    yield CounterMetricFamily(
+        "vlan_nats_nats_disconnects", "Lost NATS connections", value=c["nats_disconnects"]
+    )
+
+
+def _problems(st: Status) -> Iterator[object]:
+    """What Status.problems() says, as gauges (the NATS ones are in _nats)."""
     yield GaugeMetricFamily(
         "vlan_nats_duplicate_mac",
         "1 while another node was seen using our MAC (within the last 5 minutes)",
         value=1 if st.duplicate_mac else 0,
     )
-    dup = GaugeMetricFamily(
+    yield _each(
         "vlan_nats_duplicate_address",
         "1 for each of our IPv4 addresses that another node holds too",
-        labels=["address"],
+        "address",
+        sorted({str(d.get("address")) for d in st.duplicate_addresses}),
     )
-    for address in sorted({str(d.get("address")) for d in st.duplicate_addresses}):
-        dup.add_metric([address], 1)
-    yield dup
     mtu = GaugeMetricFamily(
         "vlan_nats_mtu_problem",
         "Other nodes whose MTU differs from ours, by how it shows: too_big_from (we drop "
@@ -140,14 +157,12 @@ def _nats(st: Status) -> Iterator[object]:
     for kind in ("too_big_from", "too_big_for", "differs"):
         mtu.add_metric([kind], sum(1 for p in st.mtu_problems if p.get("kind") == kind))
     yield mtu
-    restart = GaugeMetricFamily(
+    yield _each(
         "vlan_nats_restart_needed",
         "1 for each setting changed in the config file that takes a restart",
-        labels=["setting"],
+        "setting",
+        [change.split(" ", 1)[0] for change in st.restart_needed],
     )
-    for change in st.restart_needed:
-        restart.add_metric([change.split(" ", 1)[0]], 1)
-    yield restart
     yield GaugeMetricFamily(
         "vlan_nats_alone",
         "1 while no frame came from the network and no other node answered since start",
@@ -169,12 +184,6 @@ def _nats(st: Status) -> Iterator[object]:
         "vlan_nats_leased_addresses",
         "Addresses held from the address service (--address auto)",
         value=len(st.leases),
-    )
-    yield CounterMetricFamily(
-        "vlan_nats_nats_reconnects", "Reconnections to NATS", value=c["nats_reconnects"]
-    )
-    yield CounterMetricFamily(
-        "vlan_nats_nats_disconnects", "Lost NATS connections", value=c["nats_disconnects"]
     )
 
 

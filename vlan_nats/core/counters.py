@@ -117,8 +117,10 @@ class Counters:
         }
 
 
-def _by_kind(field: str) -> tuple[str, ...]:
-    return tuple(f"{field}.{k.name.lower()}" for k in FrameKind)
+def _layout(field: str) -> tuple[str, ...]:
+    if field in ("tx_by_kind", "tx_bytes_by_kind", "rx_by_kind", "rx_bytes_by_kind"):
+        return tuple(f"{field}.{k.name.lower()}" for k in FrameKind)
+    return (field,)
 
 
 # The C datapath's counter array, in order (csrc/build_datapath.py generates
@@ -126,23 +128,6 @@ def _by_kind(field: str) -> tuple[str, ...]:
 # entry per item of a by-kind list, then events_lost (the C datapath's
 # events the control plane did not read in time); the drops follow.
 DATAPATH_COUNTERS: tuple[str, ...] = (
-    "tap_rx_frames",
-    "tap_rx_bytes",
-    "tap_rx_gso_frames",
-    "tap_rx_gso_bytes",
-    "tap_tx_frames",
-    "tap_tx_bytes",
-    "nats_tx_msgs",
-    "nats_rx_msgs",
-    *_by_kind("tx_by_kind"),
-    *_by_kind("tx_bytes_by_kind"),
-    *_by_kind("rx_by_kind"),
-    *_by_kind("rx_bytes_by_kind"),
-    "flooded",
-    "macs_over_cap",
-    "nats_disconnects",
-    "nats_reconnects",
+    *(name for f in Counters.__slots__ if f != "drops" for name in _layout(f)),
     "events_lost",
-    "arp_routed",
-    "arp_broadcast",
 )
