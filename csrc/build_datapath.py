@@ -21,9 +21,10 @@ ROOT = HERE.parent
 
 def c_header() -> str:
     """vn_gen.h: the constants the C datapath shares with core/, written
-    once there (drop reasons, counter layout, wire and seal sizes)."""
+    once there (drop reasons, counter layout, event kinds, local-table
+    states, the egress table's layout, wire and seal sizes)."""
     sys.path.insert(0, str(ROOT))
-    from vlan_nats.core import counters, seal, wire
+    from vlan_nats.core import counters, events, forwarding, seal, wire
 
     drops = [r.name for r in counters.DropReason]
     assert [r.value for r in counters.DropReason] == list(range(len(drops)))
@@ -43,12 +44,21 @@ def c_header() -> str:
         *(f"    VN_D_{d}," for d in drops),
         "    VN_D_COUNT",
         "};",
-        "#define VN_DROP_NAMES " + ", ".join(f'"{d.lower()}"' for d in drops),
         "enum vn_counter {",
         *(f"    C_{i}," for i in ident),
         "    C_DROPS",
         "};",
-        "#define VN_COUNTER_NAMES " + ", ".join(f'"{n}"' for n in names),
+        "enum vn_event_kind {",
+        *(f"    EV_{e.name} = {e.value}," for e in events.Event),
+        "};",
+        "enum vn_local_state {",
+        *(f"    L_{s.name} = {s.value}," for s in events.LocalState),
+        "};",
+        "/* Egress (core.forwarding.egress_table): destination classes, bits. */",
+        *(f"#define {n} {getattr(forwarding, n)}"
+          for n in ("OUT_KNOWN", "OUT_UNKNOWN", "OUT_LOCAL", "OUT_GROUP")),
+        *(f"#define EG_{n} {getattr(forwarding, n)}"
+          for n in ("SEND", "FLOOD", "METERED", "DROP_SHIFT")),
         "#endif",
     ]
     return "\n".join(lines) + "\n"
@@ -64,10 +74,10 @@ def write_header() -> None:
 
 write_header()
 ffibuilder = FFI()
-ffibuilder.cdef((HERE / "vn_datapath.h").read_text())
+ffibuilder.cdef((HERE / "vn_datapath.h").read_text() + (HERE / "vn_testhooks.h").read_text())
 ffibuilder.set_source(
     "vlan_nats._datapath",
-    '#include "vn_datapath.h"',
+    '#include "vn_datapath.h"\n#include "vn_testhooks.h"',
     sources=[
         f"csrc/{name}.c"
         for name in (

@@ -6,9 +6,11 @@
  * vn_loop.c), so no frame is handed between threads:
  *
  * TAP to NATS: read frames until EAGAIN -> per frame: the subject from the
- * destination MAC, bridge learning (a new source MAC is an upcall, answered
- * before its frame leaves), unknown unicast also to the flood subject, the
- * storm bucket, sealing -> publish into libnats' buffer.  A batch that
+ * destination MAC, bridge learning (a new source MAC is an upcall; its
+ * frames wait in a bounded hold queue, and the others keep moving, until
+ * the control plane's verdict), what to publish from the egress table
+ * (unknown unicast also to the flood subject, the storm bucket), sealing
+ * -> publish into libnats' buffer.  A batch that
  * follows a quiet spell, or a big one, is written at once (no PING).
  *
  * NATS to TAP: the socket's reads are parsed by libnats, the messages taken
@@ -22,8 +24,9 @@
  * docs/performance.md.
  *
  * Policy is not decided here: subjects are spelled from prefixes the
- * control plane gives, accept/drop comes from its verdict table, and what
- * to learn behind a bridge is its verdict on an upcall.  Counters are
+ * control plane gives, what to send and what to accept comes from the
+ * egress and ingress tables core/forwarding.py computes, and what to learn
+ * behind a bridge is its verdict on an upcall.  Counters are
  * atomics; the config lock is taken briefly and never across a syscall. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,42 +45,8 @@
 
 #include "vn_dp.h"
 
-const int VN_WIRE_VERSION = VN_VERSION;
-const int VN_WIRE_FLAG_VNET = VN_FLAG_VNET;
-const int VN_WIRE_FLAG_SEALED = VN_FLAG_SEALED;
-const int VN_SEAL_HEADER_LEN = VN_SEAL_HDR;
-const int VN_SEAL_TAG_LEN = VN_SEAL_TAG;
-const int VN_SEAL_WINDOW = VN_SEAL_WIN;
-const int VN_NDROPS = VN_D_COUNT;
 const char VN_LIBNATS_VERSION[] = NATS_VERSION_STRING;
-
-const int VN_EV_NEW_LOCAL = EV_NEW_LOCAL;
-const int VN_EV_MOVED_REMOTE = EV_MOVED_REMOTE;
-const int VN_EV_DUP_MAC = EV_DUP_MAC;
-const int VN_EV_DROP = EV_DROP;
-const int VN_EV_DISCONNECTED = EV_DISCONNECTED;
-const int VN_EV_RECONNECTED = EV_RECONNECTED;
-const int VN_EV_CLOSED = EV_CLOSED;
-const int VN_EV_ERROR = EV_ERROR;
-const int VN_EV_TAP_ERROR = EV_TAP_ERROR;
-const int VN_EV_CONNECTED = EV_CONNECTED;
-
-const int VN_LOCAL_SERVED = L_SERVED;
-const int VN_LOCAL_OVER_CAP = L_OVER_CAP;
-const int VN_LOCAL_PINNED = L_PINNED;
-
 const int VN_NCOUNTERS = C_COUNT;
-
-static const char *const COUNTER_NAMES[C_DROPS] = {VN_COUNTER_NAMES};
-static const char *const DROP_NAMES[VN_D_COUNT] = {VN_DROP_NAMES};
-
-const char *vn_counter_name(int i)
-{
-    if (i < 0 || i >= C_COUNT)
-        return NULL;
-    return i < C_DROPS ? COUNTER_NAMES[i] : DROP_NAMES[i - C_DROPS];
-}
-
 
 double vn_mono(void)
 {
@@ -147,9 +116,10 @@ vn_dp *vn_dp_new(int tap_fd, int compat, unsigned int max_frame)
     pthread_mutex_init(&dp->tab, NULL);
     pthread_mutex_init(&dp->subs_mu, NULL);
     pthread_mutex_init(&dp->ev_mu, NULL);
-    pthread_cond_init(&dp->ev_cond, NULL);
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 8; i++) {
         dp->ingress[i] = -1;
+        dp->egress[i] = EG_SEND;  /* until programmed: send, no flood, no storm limit */
+    }
     dp->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     dp->stop_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     dp->tx_wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -219,11 +189,29 @@ int vn_dp_set_ingress(vn_dp *dp, const signed char *table, unsigned int n)
     return 0;
 }
 
-int vn_dp_set_bridge(vn_dp *dp, int bridge, double ageing, unsigned int max_macs)
+int vn_dp_set_egress(vn_dp *dp, const int *table, unsigned int n)
 {
+    if (n != 8)
+        return -EINVAL;
+    pthread_rwlock_wrlock(&dp->cfg);
+    memcpy(dp->egress, table, sizeof(dp->egress));
+    pthread_rwlock_unlock(&dp->cfg);
+    return 0;
+}
+
+int vn_dp_set_bridge(vn_dp *dp, int bridge, double ageing, unsigned int max_macs,
+                     unsigned int remote_limit)
+{
+    if (!remote_limit)
+        return -EINVAL;
     pthread_mutex_lock(&dp->tab);
     int r = 0;
-    if (bridge) {
+    dp->remote_limit = remote_limit;
+    if (remote_limit > dp->remote.cap / 2) {
+        mtab_free(&dp->remote);
+        r = mtab_init(&dp->remote, 2 * remote_limit);
+    }
+    if (bridge && r == 0) {
         /* Room for the MACs served, those over the cap, and slack. */
         struct mtab t = {0};
         r = mtab_init(&t, 4 * max_macs + 64);
@@ -236,11 +224,6 @@ int vn_dp_set_bridge(vn_dp *dp, int bridge, double ageing, unsigned int max_macs
                 }
             mtab_free(&dp->local);
             dp->local = t;
-            dp->remote_limit = 4 * max_macs;
-            if (dp->remote_limit > dp->remote.cap / 2) {
-                mtab_free(&dp->remote);
-                r = mtab_init(&dp->remote, 2 * dp->remote_limit);
-            }
         }
     }
     pthread_mutex_unlock(&dp->tab);
@@ -313,14 +296,9 @@ int vn_dp_remote_count(vn_dp *dp, double ageing)
     return n;
 }
 
-int vn_dp_verdict(vn_dp *dp, int id, int state)
+int vn_dp_verdict(vn_dp *dp)
 {
-    (void)state;
-    pthread_mutex_lock(&dp->ev_mu);
-    if (id == dp->upcall_id)
-        dp->upcall_done = 1;
-    pthread_cond_broadcast(&dp->ev_cond);
-    pthread_mutex_unlock(&dp->ev_mu);
+    vn_wake(dp->tx_wake);  /* the datapath thread releases what waited */
     return 0;
 }
 
@@ -411,11 +389,9 @@ void vn_dp_stop(vn_dp *dp)
         uint64_t one = 1;
         ssize_t w = write(dp->stop_efd, &one, sizeof(one));
         (void)w;
-        pthread_mutex_lock(&dp->ev_mu);
-        pthread_cond_broadcast(&dp->ev_cond);
-        pthread_mutex_unlock(&dp->ev_mu);
         pthread_join(dp->tx, NULL);
         dp->started = 0;
+        vn_hold_free(dp);
     }
     if (dp->nc) {
         vn_drop_subs(dp);

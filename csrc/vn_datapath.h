@@ -10,16 +10,12 @@
  * Counters are atomics, read with vn_dp_counters().  What the datapath
  * cannot decide alone becomes an event on vn_dp_event_fd(). */
 
-/* -- wire and seal constants, read by vlan_nats.cdatapath and compared
- *    with core/wire.py and core/seal.py by the unit tests ---------------- */
-extern const int VN_WIRE_VERSION;
-extern const int VN_WIRE_FLAG_VNET;
-extern const int VN_WIRE_FLAG_SEALED;
-extern const int VN_SEAL_HEADER_LEN;
-extern const int VN_SEAL_TAG_LEN;
-extern const int VN_SEAL_WINDOW;
-extern const int VN_NCOUNTERS;   /* length of the vn_dp_counters() array */
-extern const int VN_NDROPS;      /* drop reasons (core.counters.DropReason) */
+/* The constants shared with core/ (wire and seal sizes, drop reasons,
+ * counters, event kinds, local-table states, the egress table's layout)
+ * are generated from it into vn_gen.h by csrc/build_datapath.py.  Calls
+ * only the tests use are in vn_testhooks.h. */
+extern const int VN_NCOUNTERS;   /* length of the vn_dp_counters() array: core.counters'
+                                    DATAPATH_COUNTERS, then the DropReasons */
 extern const char VN_LIBNATS_VERSION[];
 
 /* -- sealing (vn_seal.c), usable on its own: the test vectors feed both
@@ -76,28 +72,12 @@ struct vn_conn_opts {
 };
 
 struct vn_event {
-    int kind;                /* VN_EV_* below, mirrored in vlan_nats.cdatapath */
+    int kind;                /* core.events.Event */
     int reason;              /* a DropReason (DROP), a verdict id (NEW_LOCAL) */
     long long value;         /* DROP: size or clock skew; CONN: 1 up, 0 down */
     unsigned char mac[6];
     char text[256];          /* a subject, an error or a URL */
 };
-
-/* Event kinds. */
-extern const int VN_EV_NEW_LOCAL;    /* bridge: new source MAC, answer with vn_dp_verdict */
-extern const int VN_EV_MOVED_REMOTE; /* a MAC served here arrived from the network */
-extern const int VN_EV_DUP_MAC;      /* our MAC arrived from the network (text: subject) */
-extern const int VN_EV_DROP;         /* a refused frame worth a log line (rate-limited) */
-extern const int VN_EV_DISCONNECTED;
-extern const int VN_EV_RECONNECTED;  /* text: the server URL */
-extern const int VN_EV_CLOSED;
-extern const int VN_EV_ERROR;        /* an asynchronous error (text) */
-extern const int VN_EV_TAP_ERROR;    /* reading the TAP failed (reason: errno) */
-extern const int VN_EV_CONNECTED;    /* the first connection (text: the URL) */
-/* Verdicts and local-table states. */
-extern const int VN_LOCAL_SERVED;    /* subscribed: frames to it are ours */
-extern const int VN_LOCAL_OVER_CAP;  /* table full: flooding only, counted */
-extern const int VN_LOCAL_PINNED;    /* our own MAC: never moves, never ages */
 
 /* A datapath for the TAP fd (opened with IFF_VNET_HDR).  NULL on ENOMEM. */
 vn_dp *vn_dp_new(int tap_fd, int compat, unsigned int max_frame);
@@ -125,10 +105,6 @@ int vn_dp_connected(vn_dp *dp, char *url, unsigned int cap);
  * e.g. the SUBs before the daemon says it is ready: 0, or -(1000+status). */
 int vn_dp_flush(vn_dp *dp, int timeout_ms);
 
-/* The subject vn_dp_set_subjects' spelling gives `mac` (for the tests). */
-int vn_subject(const char *prefix, const unsigned char *mac, int style, char *out,
-               unsigned int cap);
-
 /* Programming. */
 int vn_dp_set_mac(vn_dp *dp, const unsigned char *mac);
 int vn_dp_set_max_frame(vn_dp *dp, unsigned int max_frame);
@@ -141,19 +117,20 @@ int vn_dp_set_subjects(vn_dp *dp, const char *unicast, const char *multicast,
  * [dst_class * 2 + flooded] is -1 (accept) or a DropReason.  dst classes:
  * 0 group, 1 our MAC, 2 served behind our bridge, 3 another MAC. */
 int vn_dp_set_ingress(vn_dp *dp, const signed char *table, unsigned int n);
-/* Bridge mode: learn local sources (upcalls); ageing of remote MACs. */
-int vn_dp_set_bridge(vn_dp *dp, int bridge, double ageing, unsigned int max_macs);
+/* The egress table from core.forwarding.egress_table(): entry
+ * [dst_class * 2 + storm_spent] holds the EG_* bits and the drop to count. */
+int vn_dp_set_egress(vn_dp *dp, const int *table, unsigned int n);
+/* Bridge mode: learn local sources (upcalls), up to max_macs; ageing of
+ * remote MACs; at most remote_limit of them (core.switching.remote_limit). */
+int vn_dp_set_bridge(vn_dp *dp, int bridge, double ageing, unsigned int max_macs,
+                     unsigned int remote_limit);
+/* The storm bucket (core.switching.TokenBucket's rate and burst). */
 int vn_dp_set_storm(vn_dp *dp, double rate, double burst);
 /* Routed ARP (core/arp.py): requests go to `prefix` + the target's 8 hex
  * digits unless rule[gratuitous * 2 + repeat] says broadcast (1); a repeat
  * is the same sender and target within `window` seconds.  "" turns it off. */
 int vn_dp_set_arp(vn_dp *dp, const char *prefix, const signed char *rule, unsigned int n,
                   double window);
-/* The ARP request parser alone (for the tests): 1 and the sender's MAC and
- * address (10 bytes) and the target address (4) for an untagged
- * Ethernet/IPv4 request, else 0. */
-int vn_arp_request(const unsigned char *f, unsigned int len, unsigned char *sender,
-                   unsigned char *target);
 int vn_dp_subscribe(vn_dp *dp, const char *subject);
 int vn_dp_unsubscribe(vn_dp *dp, const char *subject);
 int vn_dp_local_set(vn_dp *dp, const unsigned char *mac, int state);
@@ -161,7 +138,9 @@ int vn_dp_local_del(vn_dp *dp, const unsigned char *mac);
 /* Local MACs and seconds since each was last read from the TAP. */
 int vn_dp_local_dump(vn_dp *dp, unsigned char *macs, double *idle, int *states,
                      unsigned int max);
-int vn_dp_verdict(vn_dp *dp, int id, int state);
+/* The control plane decided on new local MACs (vn_dp_local_set): their held
+ * frames go. */
+int vn_dp_verdict(vn_dp *dp);
 /* MACs heard from the network within `ageing` seconds (our peers). */
 int vn_dp_remote_count(vn_dp *dp, double ageing);
 /* Sealing: the datapath takes ownership of both (NULL: none). */
@@ -170,10 +149,7 @@ int vn_dp_set_opener(vn_dp *dp, vn_opener *o);
 int vn_dp_opener_sessions(vn_dp *dp);
 
 
-/* The name of counter i ("tap_rx_frames", ..., then the drop reasons in
- * core.counters.DropReason's order), NULL past the end. */
-const char *vn_counter_name(int i);
-/* Counters, in vn_counter_name()'s order, copied to out. */
+/* Counters, in VN_NCOUNTERS' order, copied to out. */
 int vn_dp_counters(vn_dp *dp, unsigned long long *out, unsigned int n);
 /* An eventfd, readable while events wait. */
 int vn_dp_event_fd(vn_dp *dp);

@@ -20,11 +20,10 @@
 #include "vn_datapath.h"
 #include "vn_internal.h"
 
-enum { EV_NEW_LOCAL = 1, EV_MOVED_REMOTE, EV_DUP_MAC, EV_DROP, EV_DISCONNECTED,
-       EV_RECONNECTED, EV_CLOSED, EV_ERROR, EV_TAP_ERROR, EV_CONNECTED };
-enum { L_SERVED = 1, L_OVER_CAP, L_PINNED, L_PENDING };
+#include "vn_testhooks.h"
 
-/* Counters, in the order vn_counter_name() spells them. */
+/* Event kinds (enum vn_event_kind) and local-table states (enum vn_local_state) are
+ * core/events.py's, in vn_gen.h. */
 /* The counter array: enum vn_counter (vn_gen.h, from core.counters.
  * DATAPATH_COUNTERS), then the drops.  The by-kind counters are indexed
  * from their first (FrameKind order). */
@@ -43,10 +42,18 @@ enum { L_SERVED = 1, L_OVER_CAP, L_PINNED, L_PENDING };
 #define SUBJ 256
 #define NEVENTS 256
 #define MAX_SUBS 8192
-#define UPCALL_WAIT_MS 500
+#define UPCALL_WAIT_MS 500  /* a held frame waits this long for its verdict */
+#define HOLD_FRAMES 256      /* frames held for verdicts, at most (then counted drops) */
 #define ARP_LEN 28           /* an Ethernet/IPv4 ARP payload */
 #define ARP_KEY 14           /* sender MAC and address, target address */
 #define ARP_SLOTS 1024       /* remembered (sender, target) pairs: a power of two */
+
+struct held {                /* a frame read from the TAP, waiting for its source's verdict */
+    unsigned char *buf;      /* 2 bytes of room, the virtio header, the frame */
+    size_t len;              /* the virtio header and the frame */
+    double until;            /* sent anyway from then on */
+    uint64_t src;            /* its source MAC (mac_key) */
+};
 
 struct arp_seen {
     unsigned char key[ARP_KEY];
@@ -102,6 +109,7 @@ struct vn_dp {
     char ucast[SUBJ], mcast[SUBJ], bcast[SUBJ], flood[SUBJ];
     int mac_style;
     signed char ingress[8];
+    int egress[8];           /* core.forwarding.egress_table() */
     int bridge;
     double ageing;
     double storm_rate, storm_burst, tokens, storm_last;
@@ -124,11 +132,11 @@ struct vn_dp {
 
     /* Events and upcalls. */
     pthread_mutex_t ev_mu;
-    pthread_cond_t ev_cond;
     struct vn_event ev[NEVENTS];
     unsigned int ev_head, ev_len;
     int efd;
-    int upcall_id, upcall_done;
+    struct held held[HOLD_FRAMES];  /* the datapath thread's own */
+    unsigned int nheld;
     double last_event[VN_D_COUNT + 1];  /* per drop reason (+ dup MAC), rate limit */
 
     /* Threads. */
@@ -159,6 +167,8 @@ void *vn_tx_main(void *arg);
 /* vn_loop.c */
 natsStatus vn_loop_options(vn_dp *dp, natsOptions *op);
 int vn_loop_write(vn_dp *dp);
+void vn_wake(int efd);  /* write 1 to an eventfd */
+void vn_hold_free(vn_dp *dp);  /* the held frames, freed (the thread is stopped) */
 void vn_loop_read(vn_dp *dp);
 /* vn_arp.c: 1 and the target's subject in `subject` when the broadcast
  * frame f is an ARP request to route; 0: it stays a broadcast (counted). */

@@ -21,7 +21,7 @@
 
 #include "vn_dp.h"
 
-static void wake(int efd)
+void vn_wake(int efd)
 {
     uint64_t one = 1;
     ssize_t w = write(efd, &one, sizeof(one));
@@ -35,7 +35,7 @@ static natsStatus ev_attach(void **userData, void *loop, natsConnection *nc, nat
     *userData = dp;
     atomic_store(&dp->sock_fd, (int)sock);
     atomic_store(&dp->sock_read, 1);
-    wake(dp->tx_wake);
+    vn_wake(dp->tx_wake);
     return NATS_OK;
 }
 
@@ -43,7 +43,7 @@ static natsStatus ev_read(void *userData, bool add)
 {
     vn_dp *dp = userData;
     atomic_store(&dp->sock_read, add);
-    wake(dp->tx_wake);
+    vn_wake(dp->tx_wake);
     return NATS_OK;
 }
 
@@ -51,7 +51,7 @@ static natsStatus ev_write(void *userData, bool add)
 {
     vn_dp *dp = userData;
     if (atomic_exchange(&dp->sock_write, add) != add && add && !pthread_equal(pthread_self(), dp->tx))
-        wake(dp->tx_wake);
+        vn_wake(dp->tx_wake);
     return NATS_OK;
 }
 
@@ -60,7 +60,7 @@ static natsStatus ev_detach(void *userData)
     vn_dp *dp = userData;
     atomic_store(&dp->sock_fd, -1);
     atomic_store(&dp->sock_write, 0);
-    wake(dp->tx_wake);
+    vn_wake(dp->tx_wake);
     return NATS_OK;
 }
 

@@ -95,8 +95,10 @@ static void deliver(vn_dp *dp, const char *subject, const unsigned char *data, s
             int added, moved = 0, served = 0;
             uint64_t sk = mac_key(src), dk = mac_key(dst);
             pthread_mutex_lock(&dp->tab);
-            if (dp->remote.count >= dp->remote_limit)
-                mtab_clear(&dp->remote);  /* bounded: forget, flood a little */
+            /* Bounded (core.switching.remote_limit): a new MAC beyond the
+             * limit forgets the others; unicast to them floods a little. */
+            if (dp->remote.count >= dp->remote_limit && mtab_find(&dp->remote, sk) < 0)
+                mtab_clear(&dp->remote);
             int i = mtab_put(&dp->remote, sk, &added);
             if (i >= 0)
                 dp->remote.seen[i] = now;

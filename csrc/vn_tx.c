@@ -64,10 +64,11 @@ static int storm_allow(vn_dp *dp, double now)
     return 0;
 }
 
-/* Bridge mode: learn `src` behind our bridge.  A new MAC is an upcall; its
- * frame waits for the verdict (the subscription must reach the server
- * before the frame that reveals the MAC). */
-static void learn_local(vn_dp *dp, const unsigned char *src, double now)
+/* Bridge mode: learn `src` behind our bridge; its state after (enum
+ * vn_local_state).  A new MAC is an upcall and L_PENDING until the control
+ * plane's verdict: its frames wait in the hold queue meanwhile (the
+ * subscription must reach the server before the frame that reveals it). */
+static int learn_local(vn_dp *dp, const unsigned char *src, double now)
 {
     uint64_t k = mac_key(src);
     int added;
@@ -75,11 +76,11 @@ static void learn_local(vn_dp *dp, const unsigned char *src, double now)
     int i = mtab_find(&dp->local, k);
     if (i >= 0) {
         dp->local.seen[i] = now;
-        int over = dp->local.state[i] == L_OVER_CAP;
+        int st = dp->local.state[i];
         pthread_mutex_unlock(&dp->tab);
-        if (over)
+        if (st == L_OVER_CAP)
             INC(dp, C_MACS_OVER_CAP, 1);
-        return;
+        return st;
     }
     i = mtab_put(&dp->local, k, &added);
     int moved = 0;
@@ -95,23 +96,10 @@ static void learn_local(vn_dp *dp, const unsigned char *src, double now)
     pthread_mutex_unlock(&dp->tab);
     if (i < 0) {  /* the table itself is full: flooding only */
         INC(dp, C_MACS_OVER_CAP, 1);
-        return;
+        return L_OVER_CAP;
     }
-    pthread_mutex_lock(&dp->ev_mu);
-    int id = ++dp->upcall_id;
-    dp->upcall_done = 0;
-    pthread_mutex_unlock(&dp->ev_mu);
-    vn_push_event(dp, EV_NEW_LOCAL, id, moved, src, NULL);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += (long)UPCALL_WAIT_MS * 1000000L;
-    until.tv_sec += until.tv_nsec / 1000000000L;
-    until.tv_nsec %= 1000000000L;
-    pthread_mutex_lock(&dp->ev_mu);
-    while (!dp->upcall_done && !atomic_load(&dp->stopping))
-        if (pthread_cond_timedwait(&dp->ev_cond, &dp->ev_mu, &until) == ETIMEDOUT)
-            break;
-    pthread_mutex_unlock(&dp->ev_mu);
+    vn_push_event(dp, EV_NEW_LOCAL, 0, moved, src, NULL);
+    return L_PENDING;
 }
 
 static int local_state(vn_dp *dp, const unsigned char *mac)
@@ -153,21 +141,13 @@ static void publish(vn_dp *dp, const char *subject, const unsigned char *data, i
         *ok = 0;
 }
 
-/* One frame at b: 2 bytes of room, the virtio header, the frame. */
-static void tx_frame(vn_dp *dp, unsigned char *b, size_t len, char *subject, char *flood)
+/* Publish one frame at b (2 bytes of room, the virtio header, the frame of
+ * len - VNET bytes) as core.forwarding.egress_table says.  `state`: its
+ * destination's in the local table (bridge mode), else 0. */
+static void send_frame(vn_dp *dp, unsigned char *b, size_t len, int state, double now,
+                       char *subject, char *flood)
 {
-    INC(dp, C_TAP_RX_FRAMES, 1);
-    if (len < VNET + ETH_HLEN) {
-        INC(dp, C_TAP_RX_BYTES, len > VNET ? len - VNET : 0);
-        DROP(dp, VN_D_TAP_RUNT);
-        return;
-    }
     size_t flen = len - VNET;
-    INC(dp, C_TAP_RX_BYTES, flen);
-    if (!atomic_load_explicit(&dp->connected, memory_order_relaxed)) {
-        DROP(dp, VN_D_DISCONNECTED);
-        return;
-    }
     unsigned char *vh = b + 2, *f = b + 2 + VNET;
     const unsigned char *payload;
     size_t plen;
@@ -190,57 +170,134 @@ static void tx_frame(vn_dp *dp, unsigned char *b, size_t len, char *subject, cha
         payload = b;
         plen = len + 2;
     }
-    const unsigned char *dst = f, *src = f + 6;
+    const unsigned char *dst = f;
     int kind = !(dst[0] & 1) ? 0 : (dst[0] & dst[1] & dst[2] & dst[3] & dst[4] & dst[5]) == 0xff
                                        ? 1 : 2;
-    double now = vn_mono();
     pthread_rwlock_rdlock(&dp->cfg);
-    int bridge = dp->bridge;
     double ageing = dp->ageing;
     pthread_rwlock_unlock(&dp->cfg);
-    if (bridge) {
-        learn_local(dp, src, now);
-        int st = local_state(dp, dst);
-        if (st == L_SERVED || st == L_PINNED || st == L_PENDING) {
-            DROP(dp, VN_D_LOCAL_DST);  /* for our own side: the bridge has it */
-            return;
-        }
-    }
-    /* Go nodes (compat) know no flood subject. */
-    int flood_too = kind == 0 && !dp->compat && !remote_known(dp, dst, now, ageing);
+    int cls = state == L_SERVED || state == L_PINNED || state == L_PENDING ? OUT_LOCAL
+              : kind ? OUT_GROUP : remote_known(dp, dst, now, ageing) ? OUT_KNOWN : OUT_UNKNOWN;
     pthread_rwlock_rdlock(&dp->cfg);
-    if ((flood_too || kind != 0) && !storm_allow(dp, now)) {
-        pthread_rwlock_unlock(&dp->cfg);
-        DROP(dp, VN_D_STORM);
-        if (kind != 0)
-            return;
-        flood_too = 0;
-        pthread_rwlock_rdlock(&dp->cfg);
-    }
+    int e = dp->egress[cls * 2];
+    if (e & EG_METERED && !storm_allow(dp, now))
+        e = dp->egress[cls * 2 + 1];
     if (kind == 0)
         spell(subject, dp->ucast, dst, dp->mac_style);
     else if (kind == 1 || !dp->mcast[0])
         strcpy(subject, dp->bcast);
     else
         spell(subject, dp->mcast, dst, dp->mac_style);
-    if (flood_too)
+    if (e & EG_FLOOD)
         strcpy(flood, dp->flood);
     pthread_rwlock_unlock(&dp->cfg);
+    if (e >> EG_DROP_SHIFT)
+        DROP(dp, (e >> EG_DROP_SHIFT) - 1);
+    if (!(e & EG_SEND))
+        return;
     if (kind == 1 && f[12] == 0x08 && f[13] == 0x06)
         vn_arp_route(dp, f, flen, now, subject);  /* rewrites the subject if routed */
     int ok = 1;
     publish(dp, subject, payload, (int)plen, &ok);
-    if (ok && flood_too)
+    if (ok && e & EG_FLOOD)
         publish(dp, flood, payload, (int)plen, &ok);
     if (!ok) {
         DROP(dp, VN_D_PUBLISH_ERROR);
         return;
     }
-    if (flood_too)
+    if (e & EG_FLOOD)
         INC(dp, C_FLOODED, 1);
     INC(dp, C_NATS_TX_MSGS, 1);
     INC(dp, C_TX_KIND + kind, 1);
     INC(dp, C_TX_BYTES_KIND + kind, flen);
+}
+
+/* -- the hold queue: frames from a MAC waiting for its verdict ------------- */
+static void hold(vn_dp *dp, const unsigned char *b, size_t len, double now)
+{
+    struct held *h = &dp->held[dp->nheld];
+    if (dp->nheld == HOLD_FRAMES || !(h->buf = malloc(len + 2))) {
+        DROP(dp, VN_D_HOLD_FULL);
+        return;
+    }
+    memcpy(h->buf, b, len + 2);
+    h->len = len;
+    h->until = now + UPCALL_WAIT_MS / 1000.0;
+    h->src = mac_key(b + 2 + VNET + 6);
+    dp->nheld++;
+}
+
+/* Send the held frames whose source has its verdict, or has waited
+ * UPCALL_WAIT_MS (then it is taken as served); keep the rest in order. */
+static void release_held(vn_dp *dp, char *subject, char *flood)
+{
+    double now = vn_mono();
+    unsigned int kept = 0;
+    for (unsigned int i = 0; i < dp->nheld; i++) {
+        struct held h = dp->held[i];
+        pthread_mutex_lock(&dp->tab);
+        int j = mtab_find(&dp->local, h.src), st = j >= 0 ? dp->local.state[j] : 0;
+        if (st == L_PENDING && now >= h.until)
+            dp->local.state[j] = L_SERVED;  /* late: its verdict will correct it */
+        pthread_mutex_unlock(&dp->tab);
+        if (st == L_PENDING && now < h.until) {
+            dp->held[kept++] = h;
+            continue;
+        }
+        if (atomic_load_explicit(&dp->connected, memory_order_relaxed))
+            send_frame(dp, h.buf, h.len, local_state(dp, h.buf + 2 + VNET), now, subject, flood);
+        else
+            DROP(dp, VN_D_DISCONNECTED);
+        free(h.buf);
+    }
+    dp->nheld = kept;
+}
+
+static int held_from(vn_dp *dp, uint64_t src)
+{
+    for (unsigned int i = 0; i < dp->nheld; i++)
+        if (dp->held[i].src == src)
+            return 1;
+    return 0;
+}
+
+void vn_hold_free(vn_dp *dp)
+{
+    for (unsigned int i = 0; i < dp->nheld; i++)
+        free(dp->held[i].buf);
+    dp->nheld = 0;
+}
+
+/* One frame read from the TAP, at b: 2 bytes of room, the virtio header,
+ * the frame. */
+static void tx_frame(vn_dp *dp, unsigned char *b, size_t len, char *subject, char *flood)
+{
+    INC(dp, C_TAP_RX_FRAMES, 1);
+    if (len < VNET + ETH_HLEN) {
+        INC(dp, C_TAP_RX_BYTES, len > VNET ? len - VNET : 0);
+        DROP(dp, VN_D_TAP_RUNT);
+        return;
+    }
+    INC(dp, C_TAP_RX_BYTES, len - VNET);
+    if (!atomic_load_explicit(&dp->connected, memory_order_relaxed)) {
+        DROP(dp, VN_D_DISCONNECTED);
+        return;
+    }
+    double now = vn_mono();
+    pthread_rwlock_rdlock(&dp->cfg);
+    int bridge = dp->bridge;
+    pthread_rwlock_unlock(&dp->cfg);
+    if (!bridge) {
+        send_frame(dp, b, len, 0, now, subject, flood);
+        return;
+    }
+    const unsigned char *f = b + 2 + VNET;
+    /* A MAC that waits for its verdict: its frames wait, in order; the
+     * others' go on. */
+    if (learn_local(dp, f + 6, now) == L_PENDING || held_from(dp, mac_key(f + 6)))
+        hold(dp, b, len, now);
+    else
+        send_frame(dp, b, len, local_state(dp, f), now, subject, flood);
 }
 
 #define WRITE_NOW (32 * 1024)
@@ -310,7 +367,10 @@ void *vn_tx_main(void *arg)
             {.fd = dp->tx_wake, .events = POLLIN},
             {.fd = want ? sock : -1, .events = want},
         };
-        if (poll(p, 4, -1) < 0) {
+        int timeout = -1;  /* held frames: until the first one's wait is over */
+        if (dp->nheld)
+            timeout = (int)((dp->held[0].until - vn_mono()) * 1000) + 1;
+        if (poll(p, 4, timeout < 0 && dp->nheld ? 0 : timeout) < 0) {
             if (errno == EINTR)
                 continue;
             break;
@@ -328,6 +388,8 @@ void *vn_tx_main(void *arg)
         }
         if (p[3].revents & (POLLIN | POLLERR | POLLHUP))
             vn_loop_read(dp);
+        if (dp->nheld)  /* verdicts (a wake) or waits that ended */
+            release_held(dp, subject, flood);
         if (p[3].revents & POLLOUT || p[2].revents)
             backlog = vn_loop_write(dp);
         if (p[1].revents)

@@ -1,7 +1,7 @@
 """Thin wrapper over the compiled C datapath (``vlan_nats._datapath``,
-csrc/vn_datapath.c): owns its buffers, maps ``-errno`` to errors, and reads
-its constants.  ``available()`` says whether this installation has it (it
-is built only where libnats was found, see csrc/build_datapath.py).
+csrc/vn_datapath.c): owns its buffers and maps ``-errno`` to errors.
+``available()`` says whether this installation has it (it is built only
+where libnats was found, see csrc/build_datapath.py).
 
 Nothing here decides anything: aio/ctunnel.py programs the datapath with
 what core/ computes.
@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .core.counters import Counters, DropReason
+from .core.counters import DATAPATH_COUNTERS, Counters, DropReason
 from .core.frames import FrameKind
 from .errors import VlanNatsError
 
@@ -66,20 +66,13 @@ def _check(ret: int, what: str) -> int:
     return ret
 
 
-def constants() -> dict[str, int]:
-    """Wire and seal constants as the C side sees them (compared with
-    core/wire.py and core/seal.py by the unit tests)."""
-    lib = _lib()
-    names = ("WIRE_VERSION", "WIRE_FLAG_VNET", "WIRE_FLAG_SEALED", "SEAL_HEADER_LEN",
-             "SEAL_TAG_LEN", "SEAL_WINDOW", "NDROPS", "NCOUNTERS")  # fmt: skip
-    return {n: int(getattr(lib, f"VN_{n}")) for n in names}
-
-
 def counter_names() -> list[str]:
-    lib, ffi = _lib(), _ffi()
-    return [ffi.string(lib.vn_counter_name(i)).decode() for i in range(lib.VN_NCOUNTERS)]
+    """The C counter array's layout (vn_gen.h is generated from the same)."""
+    return [*DATAPATH_COUNTERS, *(r.name.lower() for r in DropReason)]
 
 
+# -- test hooks (csrc/vn_testhooks.h): the C parts the unit tests hold
+#    against core/ -----------------------------------------------------------
 def subject(prefix: str, mac: bytes, go_style: bool) -> str:
     """The subject the datapath spells for ``mac`` after ``prefix``."""
     lib, ffi = _lib(), _ffi()
@@ -209,29 +202,6 @@ class Event:
     text: str
 
 
-class Kinds:
-    """Event kinds and local-table states, read from C."""
-
-    def __init__(self, lib: Any) -> None:
-        for name in dir(lib):
-            if name.startswith(("VN_EV_", "VN_LOCAL_")):
-                setattr(self, name[3:], int(getattr(lib, name)))
-
-    EV_NEW_LOCAL: int
-    EV_MOVED_REMOTE: int
-    EV_DUP_MAC: int
-    EV_DROP: int
-    EV_DISCONNECTED: int
-    EV_RECONNECTED: int
-    EV_CLOSED: int
-    EV_ERROR: int
-    EV_TAP_ERROR: int
-    EV_CONNECTED: int
-    LOCAL_SERVED: int
-    LOCAL_OVER_CAP: int
-    LOCAL_PINNED: int
-
-
 class CDatapath:
     """One datapath: a TAP fd and its data connection."""
 
@@ -242,8 +212,10 @@ class CDatapath:
             raise DatapathError(errno.ENOMEM, "datapath")
         self._dp: Any = ptr
         self._lib, self._ffi = lib, ffi
-        self.kinds = Kinds(lib)
         self._names = counter_names()
+        if len(self._names) != lib.VN_NCOUNTERS:  # a build older than core/
+            raise DatapathError(errno.ENOEXEC, "the C datapath was built from another "
+                                "version of core/: reinstall (scripts/install.sh)")  # fmt: skip
         self._counts = ffi.new("unsigned long long[]", len(self._names))
         self._events = ffi.new("struct vn_event[]", 64)
         self._keep: list[Any] = []  # C strings the options point to, while connecting
@@ -367,8 +339,12 @@ class CDatapath:
         (core.arp.arp_table) says; "" turns it off."""
         _check(self._lib.vn_dp_set_arp(self._dp, prefix.encode(), rule, len(rule), window), "arp")
 
-    def set_bridge(self, bridge: bool, ageing: float, max_macs: int) -> None:
-        _check(self._lib.vn_dp_set_bridge(self._dp, int(bridge), ageing, max_macs), "bridge")
+    def set_egress(self, table: list[int]) -> None:
+        _check(self._lib.vn_dp_set_egress(self._dp, table, len(table)), "egress table")
+
+    def set_bridge(self, bridge: bool, ageing: float, max_macs: int, remote_limit: int) -> None:
+        _check(self._lib.vn_dp_set_bridge(self._dp, int(bridge), ageing, max_macs, remote_limit),
+               "bridge")  # fmt: skip
 
     def set_storm(self, rate: float, burst: float) -> None:
         _check(self._lib.vn_dp_set_storm(self._dp, rate, burst), "storm")
@@ -416,8 +392,9 @@ class CDatapath:
             return 0
         return int(self._lib.vn_dp_remote_count(self._dp, ageing))
 
-    def verdict(self, upcall: int, state: int) -> None:
-        self._lib.vn_dp_verdict(self._dp, upcall, state)
+    def verdict(self) -> None:
+        """New local MACs were decided (local_set): their held frames go."""
+        self._lib.vn_dp_verdict(self._dp)
 
     def set_sealer(self, sealer: CSealer | None) -> None:
         self._lib.vn_dp_set_sealer(self._dp, sealer.detach() if sealer else self._ffi.NULL)

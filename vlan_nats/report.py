@@ -1,25 +1,25 @@
 """Reports of a running daemon: its Status (``status``, metrics, ``top``)
 and its NodeInfo (the control plane's ``peers`` reply), read from the
-parts the daemon wires together.  Called on the daemon's loop."""
+parts the daemon wires together (wiring.Parts).  Called on the daemon's
+loop."""
 
 from __future__ import annotations
 
 import socket
 import time
-from typing import TYPE_CHECKING
 
 from . import __version__
 from .core.control import NodeInfo
 from .core.mac import format_mac
 from .core.status import Status
-
-if TYPE_CHECKING:
-    from .daemon import Daemon
+from .wiring import Parts, mode_of
 
 
-def status(d: Daemon) -> Status:
+def status(d: Parts) -> Status:
     """What ``vlan-nats status``, the metrics and ``top`` show."""
     cfg, fwd, link, fol = d.cfg, d.forwarder, d.link, d.follower
+    if d.tunnel is not None:
+        d.tunnel.refresh_counters()
     st = fol.state if fol else None
     now = time.monotonic()
     return Status(
@@ -27,7 +27,7 @@ def status(d: Daemon) -> Status:
         dev=cfg.dev,
         netns=d.where,
         network=cfg.network,
-        mode=d.mode,
+        mode=mode_of(cfg),
         mac=format_mac(fwd.mac),
         mtu=st.mtu if st else cfg.mtu,
         link_up=st.up if st else None,
@@ -58,7 +58,7 @@ def status(d: Daemon) -> Status:
     )
 
 
-def node_info(d: Daemon) -> NodeInfo:
+def node_info(d: Parts) -> NodeInfo:
     """What this node answers to ``peers``."""
     fwd, st, c = d.forwarder, status(d), d.counters
     learned = [m for m in fwd.table.local if m != fwd.mac][:256] if fwd.bridge else []

@@ -44,7 +44,7 @@ def wait_for(cond, timeout=10.0, step=0.2):
     return cond()
 
 
-def test_two_nodes_forced_onto_one_mac_are_reported(dataplane):
+def test_two_nodes_forced_onto_one_mac_are_reported(dataplane, command):
     mac = "02:5e:00:00:00:42"
     port = free_port()
     with Lab(3, dataplane=dataplane, tag="vnd", start_nodes=False) as lab:
@@ -64,6 +64,10 @@ def test_two_nodes_forced_onto_one_mac_are_reported(dataplane):
         # The first one hears frames with its own source MAC: a warning naming
         # the other node, a dup_mac drop (not echo), status and metrics.
         ping(h3.ns, h1.ip, count=2, deadline=3)
+        # Routed ARP sends the ping's request to h1 alone: a gratuitous ARP
+        # (broadcast) surely reaches h2.
+        arping = command("arping", "scripts/test.sh")
+        h3.ns.run(arping, "-U", "-c", "1", "-I", h3.dev, h3.ip, check=False)
         warned = wait_for(
             lambda: [
                 line

@@ -1,6 +1,6 @@
 """The C datapath's pure parts against core/: sealing (one set of test
 vectors for both implementations), subject spelling, the ingress table,
-constants and counter names.  No root, no network."""
+the ARP parser.  No root, no network."""
 
 import json
 import os
@@ -9,18 +9,8 @@ from pathlib import Path
 import pytest
 
 from vlan_nats import cdatapath
-from vlan_nats.aio.ctunnel import subject_spelling
 from vlan_nats.core import seal
 from vlan_nats.core.counters import Counters, DropReason
-from vlan_nats.core.forwarding import (
-    ACCEPT,
-    DST_GROUP,
-    DST_OTHER,
-    DST_OURS,
-    DST_SERVED,
-    ingress_rule,
-    ingress_table,
-)
 from vlan_nats.core.subjects import SubjectScheme
 from vlan_nats.crypto import aes_gcm
 
@@ -97,22 +87,13 @@ def test_key_rollover_keeps_sessions_of_kept_keys():
 @pytest.mark.parametrize("compat", [False, True])
 def test_subjects_spelled_as_core_routes_them(compat):
     scheme = SubjectScheme("vlan", "7", compat=compat)
-    uni, multi, bcast, flood, go = subject_spelling(scheme)
-    assert (bcast, flood) == (scheme.broadcast, scheme.flood)
+    uni, multi, bcast, go = (scheme.unicast_prefix, scheme.multicast_prefix, scheme.broadcast,
+                             scheme.compat)  # fmt: skip
     for mac in (bytes.fromhex("020000000001"), bytes.fromhex("0a1b2c3d4e5f")):
         assert cdatapath.subject(uni, mac, go) == scheme.route(mac)[0]
     group = bytes.fromhex("333300000001")
     want = scheme.route(group)[0]
     assert (cdatapath.subject(multi, group, go) if multi else bcast) == want
-
-
-@pytest.mark.parametrize("bridge", [False, True])
-def test_ingress_table_is_the_rule(bridge):
-    table = ingress_table(bridge)
-    for cls in (DST_GROUP, DST_OURS, DST_SERVED, DST_OTHER):
-        for flooded in (False, True):
-            rule = ingress_rule(cls, flooded, bridge)
-            assert table[cls * 2 + flooded] == (ACCEPT if rule is None else rule)
 
 
 def test_a_closed_datapath_reports_instead_of_crashing():

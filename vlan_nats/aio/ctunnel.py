@@ -4,14 +4,16 @@ csrc/vn_datapath.c moves the frames on its own threads and its own NATS
 connection (the *data* connection); this module programs it with what
 core/ decides and answers what it cannot decide alone:
 
-    programming   our MAC, the subject spelling (core.subjects), the ingress
-                  verdict table (core.forwarding.ingress_table), bridge mode,
-                  the storm rate, the frame limit, sealing keys, subscriptions
-    upcalls       an eventfd the loop watches: a new source MAC behind our
-                  bridge (core.switching.MacTable decides: serve it, or over
-                  the cap; its subscription is sent before the verdict lets
-                  the frame go), a MAC that moved, a duplicate MAC, refused
-                  frames worth a log line, the data connection's state
+    programming   our MAC, the subject prefixes (core.subjects), the egress
+                  and ingress tables (core.forwarding), bridge mode and the
+                  MAC table's bounds (core.switching), the storm bucket, the
+                  frame limit, sealing keys, subscriptions
+    upcalls       an eventfd the loop watches (core.events.Event): a new
+                  source MAC behind our bridge (core.switching.MacTable
+                  decides: serve it, or over the cap; its subscription is
+                  sent before the verdict releases its held frames), a MAC
+                  that moved, a duplicate MAC, refused frames worth a log
+                  line, the data connection's state
     counters      read from C atomics into the same Counters as the python
                   datapath's, when status, metrics or SIGUSR1 ask
 
@@ -34,11 +36,12 @@ from collections.abc import Callable
 from ..cdatapath import CDatapath, ConnOptions, COpener, CSealer
 from ..core.arp import REPEAT_WINDOW, arp_table
 from ..core.counters import Counters, DropReason
-from ..core.forwarding import Forwarder, ingress_table
+from ..core.events import Event, LocalState
+from ..core.forwarding import Forwarder, egress_table, ingress_table
 from ..core.frames import max_frame_len
 from ..core.seal import DEFAULT_SKEW, MAX_SESSIONS, SESSION_LEN, key_id
 from ..core.subjects import SubjectScheme
-from ..core.switching import Learn, TokenBucket
+from ..core.switching import Learn, TokenBucket, remote_limit
 from ..errors import TapError
 from ..ratelog import RateLimitedLog
 from .droplog import DropLog
@@ -47,16 +50,6 @@ from .natslink import Refusals, describe_error, is_auth_error
 REOPEN_FIRST, REOPEN_MAX = 1.0, 30.0  # s: a closed data connection is made anew
 
 log = logging.getLogger(__name__)
-
-
-def subject_spelling(scheme: SubjectScheme) -> tuple[str, str, str, str, bool]:
-    """(unicast prefix, multicast prefix, broadcast, flood, Go style) for the
-    C datapath, which appends a MAC to a prefix.  Checked against
-    SubjectScheme.route for sample MACs by the unit tests."""
-    if scheme.compat:
-        # Go nodes hear multicast on the broadcast subject: no group prefix.
-        return f"{scheme.base}.", "", scheme.broadcast, scheme.flood, True
-    return f"{scheme.base}.u.", f"{scheme.base}.m.", scheme.broadcast, scheme.flood, False
 
 
 class CTunnel:
@@ -85,14 +78,15 @@ class CTunnel:
         self._loop = asyncio.get_running_loop()
         self.failed: asyncio.Future[BaseException] = self._loop.create_future()
         self.dp = CDatapath(tap_fd, scheme.compat, max_frame_len(mtu))
-        self.kinds = self.dp.kinds
         self.dp.set_mac(forwarder.mac)
-        self.dp.set_subjects(*subject_spelling(scheme))
+        self.dp.set_subjects(scheme.unicast_prefix, scheme.multicast_prefix, scheme.broadcast,
+                             scheme.flood, scheme.compat)  # fmt: skip
         self.dp.set_ingress(ingress_table(forwarder.bridge))
+        self.dp.set_egress(egress_table(scheme.compat))
         if arp_routing and not scheme.compat:
             self.dp.set_arp(scheme.arp_prefix, arp_table(), REPEAT_WINDOW)
         t = forwarder.table
-        self.dp.set_bridge(forwarder.bridge, t.ageing, t.max_macs)
+        self.dp.set_bridge(forwarder.bridge, t.ageing, t.max_macs, remote_limit(t.max_macs))
         storm = storm or TokenBucket(0)
         self.dp.set_storm(storm.rate, storm.burst)
         self._opener: COpener | None = None
@@ -152,7 +146,7 @@ class CTunnel:
     def set_switching(self, ageing: float, max_macs: int) -> None:
         t = self.forwarder.table
         t.ageing, t.max_macs = ageing, max_macs
-        self.dp.set_bridge(self.forwarder.bridge, ageing, max_macs)
+        self.dp.set_bridge(self.forwarder.bridge, ageing, max_macs, remote_limit(max_macs))
 
     def set_mtu(self, mtu: int) -> None:
         self.mtu = mtu
@@ -234,11 +228,10 @@ class CTunnel:
     def expire(self, now: float) -> list[bytes]:
         """Age local MACs: C keeps when each was last read, core decides."""
         t, fwd = self.forwarder.table, self.forwarder
-        over_cap = self.kinds.LOCAL_OVER_CAP
         for mac, idle, state in self.dp.local_dump(t.max_macs):
             if mac in t.local:
                 t.local[mac] = now - idle
-            elif state == over_cap and idle > t.ageing:
+            elif state == LocalState.OVER_CAP and idle > t.ageing:
                 self.dp.local_del(mac)  # to be asked about again
         gone = t.expire(now)
         for mac in gone:
@@ -323,51 +316,25 @@ class CTunnel:
 
     # -- events --------------------------------------------------------------
     def _on_event_fd(self) -> None:
-        k = self.kinds
-        learned = False
+        learned = decided = False
         for ev in self.dp.events():
-            if ev.kind == k.EV_NEW_LOCAL:
-                self._new_local(ev.reason, ev.mac, bool(ev.value))
-                learned = True
-            elif ev.kind == k.EV_MOVED_REMOTE:
-                t = self.forwarder.table
-                if ev.mac in t.local and ev.mac not in t.pinned:
-                    del t.local[ev.mac]
-                    self.forwarder.events.append(("moved_remote", ev.mac))
-                    learned = True
-            elif ev.kind == k.EV_DUP_MAC:
+            kind = Event(ev.kind)
+            if kind is Event.NEW_LOCAL:
+                self._new_local(ev.mac, bool(ev.value))
+                learned = decided = True
+            elif kind is Event.MOVED_REMOTE:
+                learned |= self._moved_remote(ev.mac)
+            elif kind is Event.DUP_MAC:
                 if self._on_dup_mac is not None:
                     self._on_dup_mac(ev.text)
-            elif ev.kind == k.EV_DROP:
+            elif kind is Event.DROP:
                 self._dropped(DropReason(ev.reason), ev.value, ev.text, ev.mac)
-            elif ev.kind in (k.EV_CONNECTED, k.EV_RECONNECTED):
-                self.connected.set()
-                self.last_error = None
-                what = "connected" if ev.kind == k.EV_CONNECTED else "reconnected"
-                log.info("data connection %s server=%s", what, ev.text)
-            elif ev.kind == k.EV_DISCONNECTED:
-                self.connected.clear()
-                log.warning("data connection lost; frames are dropped until reconnected")
-            elif ev.kind == k.EV_CLOSED:
-                self.connected.clear()
-                self.last_error = (None if self._busy else self.dp.error()) or "closed"
-                self._closelog.log(logging.ERROR, "data connection closed error=%r; making it "
-                                   "anew (retrying)", self.last_error)  # fmt: skip
-                self._reopen()
-            elif ev.kind == k.EV_ERROR:
-                if self.refusals.handle(ev.text):
-                    continue
-                why = describe_error(Exception(ev.text))
-                self.last_error = why
-                level = logging.ERROR if is_auth_error(why) else logging.WARNING
-                self._errlog.log(level, "data connection problem error=%r", why)
-            elif ev.kind == k.EV_TAP_ERROR:
-                err = TapError(ev.reason, f"tap read: {os.strerror(ev.reason)}")
-                if ev.reason in (errno.EBADFD, errno.EBADF, errno.ENODEV, errno.EIO):
-                    if not self.failed.done():
-                        self.failed.set_result(err)
-                else:
-                    self._taplog.warning("tap read error=%s", err)
+            elif kind is Event.TAP_ERROR:
+                self._tap_error(ev.reason)
+            else:
+                self._connection_event(kind, ev.text)
+        if decided:
+            self.dp.verdict()  # their held frames go
         if learned and self.forwarder.events and self._on_events is not None:
             self._on_events()
         lost = self.dp.counter("events_lost")
@@ -378,20 +345,58 @@ class CTunnel:
             )
             self._events_lost = lost
 
-    def _new_local(self, upcall: int, mac: bytes, moved: bool) -> None:
+    def _connection_event(self, kind: Event, text: str) -> None:
+        if kind in (Event.CONNECTED, Event.RECONNECTED):
+            self.connected.set()
+            self.last_error = None
+            what = "connected" if kind is Event.CONNECTED else "reconnected"
+            log.info("data connection %s server=%s", what, text)
+        elif kind is Event.DISCONNECTED:
+            self.connected.clear()
+            log.warning("data connection lost; frames are dropped until reconnected")
+        elif kind is Event.CLOSED:
+            self.connected.clear()
+            self.last_error = (None if self._busy else self.dp.error()) or "closed"
+            self._closelog.log(logging.ERROR, "data connection closed error=%r; making it "
+                               "anew (retrying)", self.last_error)  # fmt: skip
+            self._reopen()
+        elif kind is Event.ERROR and not self.refusals.handle(text):
+            why = describe_error(Exception(text))
+            self.last_error = why
+            level = logging.ERROR if is_auth_error(why) else logging.WARNING
+            self._errlog.log(level, "data connection problem error=%r", why)
+
+    def _tap_error(self, code: int) -> None:
+        err = TapError(code, f"tap read: {os.strerror(code)}")
+        if code in (errno.EBADFD, errno.EBADF, errno.ENODEV, errno.EIO):
+            if not self.failed.done():
+                self.failed.set_result(err)
+        else:
+            self._taplog.warning("tap read error=%s", err)
+
+    def _moved_remote(self, mac: bytes) -> bool:
+        """A MAC served behind our bridge arrived from the network (C has
+        forgotten it locally): the table follows."""
+        t = self.forwarder.table
+        if mac not in t.local or mac in t.pinned:
+            return False
+        del t.local[mac]
+        self.forwarder.events.append((Event.MOVED_REMOTE, mac))
+        return True
+
+    def _new_local(self, mac: bytes, moved: bool) -> None:
         """A source MAC read from the TAP behind our bridge, first seen: the
-        table decides; a MAC served is subscribed before the frame goes."""
-        fwd, k = self.forwarder, self.kinds
+        table decides; a MAC served is subscribed before its frames go."""
+        fwd = self.forwarder
         r = fwd.table.learn_local(mac, time.monotonic())
         if r is Learn.FULL:
-            fwd.events.append(("full", mac))
-            self.dp.local_set(mac, k.LOCAL_OVER_CAP)
+            fwd.events.append((Event.FULL, mac))
+            self.dp.local_set(mac, LocalState.OVER_CAP)
         else:
             if r is not Learn.KNOWN:
-                fwd.events.append(("moved_local" if moved else "local", mac))
+                fwd.events.append((Event.MOVED_LOCAL if moved else Event.NEW_LOCAL, mac))
             self._subscribe(self.scheme.unicast(mac))
-            self.dp.local_set(mac, k.LOCAL_SERVED)
-        self.dp.verdict(upcall, 0)
+            self.dp.local_set(mac, LocalState.SERVED)
 
     def _dropped(self, reason: DropReason, value: int, subject: str, mac: bytes) -> None:
         self._drop_log.event(reason, value, subject, self.mtu, self._key_ids)

@@ -5,13 +5,28 @@
     c        aio/ctunnel.py   CTunnel: csrc/vn_datapath.c on its own threads and
                               its own (data) connection; programmed from here
 
-The daemon, the key ring, the link follower and the reports use only this.
+The daemon, the key ring, the link follower and the reports use only this;
+``build`` makes the one the config asks for, with its callbacks.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from ..core.arp import RepeatMemory
+from ..core.counters import Counters
+from ..core.forwarding import Forwarder
+from ..core.subjects import SubjectScheme
+from ..core.switching import TokenBucket
+
+if TYPE_CHECKING:
+    from ..cdatapath import ConnOptions
+    from ..config import Config
+    from ..fastpath import Tap
+    from .natslink import NatsLink
 
 
 class Datapath(Protocol):
@@ -52,6 +67,12 @@ class Datapath(Protocol):
         """Until its own connection is up (at once when it has none)."""
         ...
 
+    def set_secrets(
+        self, token: str | None = None, jwt: str | None = None, seed: str | None = None
+    ) -> None:
+        """New credentials for its own connection (none: nothing to do)."""
+        ...
+
 
 class SubjectSink(Protocol):
     """Where subscriptions are made: the NATS link (python) or the C
@@ -63,3 +84,42 @@ class SubjectSink(Protocol):
 
     @property
     def subjects(self) -> frozenset[str]: ...
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What a datapath tells the daemon."""
+
+    on_events: Callable[[], None]  # MAC learning changed something (core.forwarding events)
+    on_new_local: Callable[[bytes], Awaitable[None]]  # python: subscribe a MAC behind our bridge
+    on_dup_mac: Callable[[str], None]  # a frame with our own source MAC (its subject)
+    on_oversize: Callable[[bytes | None, int], None]  # a frame above our MTU (source, size)
+
+
+def build(
+    kind: str,
+    cfg: Config,
+    tap: Tap,
+    link: NatsLink,
+    parts: tuple[SubjectScheme, Forwarder, Counters],
+    hooks: Hooks,
+    data_connection: Callable[[], ConnOptions],
+) -> tuple[Datapath, SubjectSink]:
+    """The datapath ``kind`` ("c" or "python") for the TAP, and where its
+    subscriptions are made (the C one's data connection, or the link)."""
+    scheme, forwarder, counters = parts
+    storm = TokenBucket(cfg.storm_pps)
+    if kind == "c":
+        from .ctunnel import CTunnel
+
+        ct = CTunnel(tap.fd, data_connection(), scheme, forwarder, counters, cfg.mtu,
+                     storm=storm, on_events=hooks.on_events, on_dup_mac=hooks.on_dup_mac,
+                     on_oversize=hooks.on_oversize, arp_routing=cfg.arp_routing)  # fmt: skip
+        return ct, ct
+    from .tunnel import Tunnel
+
+    t = Tunnel(tap, link, scheme, forwarder, counters, cfg.mtu, storm=storm,
+               on_events=hooks.on_events, on_new_local=hooks.on_new_local,
+               on_dup_mac=hooks.on_dup_mac, on_oversize=hooks.on_oversize,
+               arp_memory=RepeatMemory() if cfg.arp_routing else None)  # fmt: skip
+    return t, link

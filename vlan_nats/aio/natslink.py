@@ -143,7 +143,7 @@ class NatsLink:
         self.servers = servers
         self.name = name
         self.counters = counters
-        self.on_msg = on_msg  # the subscription callback; set before set_subjects
+        self.on_msg = on_msg  # the subscriptions' handler (deliver_to)
         self.reconnect_wait = reconnect_wait
         self.options = options or {}  # authentication and TLS (auth.connect_options)
         # Replies to our own control requests (duplicate-MAC lookups) come
@@ -164,6 +164,11 @@ class NatsLink:
         self.connected = asyncio.Event()
         self._closing = False
 
+
+    def deliver_to(self, handler: Callable[[Msg], Awaitable[None]] | None) -> None:
+        """Where the frames' subscriptions deliver (the python datapath, as
+        it starts): before the first set_subjects."""
+        self.on_msg = handler
     @property
     def is_connected(self) -> bool:
         return self.nc.is_connected

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from ..core.arp import ipv4_targets
 from ..core.counters import Counters
+from ..core.events import Event
 from ..core.forwarding import Forwarder
 from ..core.mac import format_mac
 from ..core.subjects import SubjectScheme
@@ -63,7 +64,12 @@ class Subscriptions:
 
 class SwitchEvents:
     def __init__(
-        self, subs: Subscriptions, counters: Counters, max_macs: int, bridge: str | None
+        self,
+        subs: Subscriptions,
+        counters: Counters,
+        max_macs: int,
+        bridge: str | None,
+        expire: Callable[[float], list[bytes]] | None = None,
     ) -> None:
         self.subs = subs
         self.forwarder = subs.forwarder
@@ -75,14 +81,14 @@ class SwitchEvents:
         self._resync: asyncio.Task[None] | None = None
         self._resync_wanted = False
         # The datapath's ageing (the C one keeps the last-seen times).
-        self.expire: Callable[[float], list[bytes]] = self.forwarder.table.expire
+        self.expire = expire or self.forwarder.table.expire
 
     def on_events(self) -> None:
         """Called by the tunnel when learning changed something (per batch)."""
         events = self.forwarder.events
         resync = False
         for kind, mac in events:
-            if kind == "full":
+            if kind is Event.FULL:
                 self.counters.macs_over_cap += 1
                 self._full_log.warning(
                     "mac table full max_macs=%d mac=%s (reached by flooding only)",
@@ -91,11 +97,11 @@ class SwitchEvents:
                 )
                 continue
             resync = True
-            if kind == "moved_local":
+            if kind is Event.MOVED_LOCAL:
                 self._moved_log.warning(
                     "MAC moved mac=%s from=network to=bridge %s", format_mac(mac), self.bridge
                 )
-            elif kind == "moved_remote":
+            elif kind is Event.MOVED_REMOTE:
                 self._moved_log.warning(
                     "MAC moved mac=%s from=bridge %s to=network", format_mac(mac), self.bridge
                 )

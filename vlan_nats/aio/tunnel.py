@@ -11,10 +11,11 @@ NATS to TAP: each message is checked (wire format, no echo, addressed to
 us), copied into the write batch, and the batch is written with one C call
 per loop turn.  Nothing here logs per frame; drops are counted.
 
-Switching (core.forwarding): source MACs are learned both ways; unicast to
-a destination not seen on the network lately is also published to the
-flood subject; broadcast, multicast and those flooded copies pass a storm
-limiter.  Learning events are handed to ``on_events`` once per batch.
+Switching (core.forwarding): source MACs are learned both ways; what to
+publish is egress_rules' entry for the destination's class (unicast to a
+destination not seen on the network lately also to the flood subject;
+broadcast, multicast and those flooded copies pass a storm limiter).
+Learning events are handed to ``on_events`` once per batch.
 
 Sealing (core.seal): with a ``sealer`` every message leaves sealed (each
 flooded copy sealed for its own subject); with an ``opener`` only sealed
@@ -35,7 +36,17 @@ from nats.aio.msg import Msg
 
 from ..core import arp, wire
 from ..core.counters import Counters, DropReason
-from ..core.forwarding import Forwarder
+from ..core.forwarding import (
+    FLOOD,
+    METERED,
+    OUT_GROUP,
+    OUT_KNOWN,
+    OUT_LOCAL,
+    OUT_UNKNOWN,
+    SEND,
+    Forwarder,
+    egress_rules,
+)
 from ..core.frames import ETH_HLEN, FrameKind, max_frame_len
 from ..core.mac import BROADCAST
 from ..core.seal import SESSION_LEN, Opener, Sealer
@@ -86,6 +97,7 @@ class Tunnel:
         self._compat = scheme.compat
         self._ingress = forwarder.ingress
         self._flood = scheme.flood
+        self._egress = egress_rules(scheme.compat)
         self.storm = storm if storm is not None else TokenBucket(0)
         self._on_events = on_events
         self._clock = clock
@@ -107,6 +119,7 @@ class Tunnel:
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
+        self.link.deliver_to(self.on_msg)
         self._loop.add_reader(self.tap.fd, self._on_readable)
         self._pump_task = self._loop.create_task(self._pump(), name="tap-pump")
         self._pump_task.add_done_callback(self._pump_done)
@@ -151,6 +164,11 @@ class Tunnel:
 
     def refresh_counters(self) -> None:
         """The counters are ours, always current."""
+
+    def set_secrets(
+        self, token: str | None = None, jwt: str | None = None, seed: str | None = None
+    ) -> None:
+        """Frames share the control connection, which reads its secrets itself."""
 
     def expire(self, now: float) -> list[bytes]:
         """Age the MAC tables; returns the local MACs forgotten."""
@@ -227,17 +245,17 @@ class Tunnel:
         return dst in fwd.table.local
 
     async def _publish_batch(self, n: int) -> None:
-        """Publish the ``n`` frames in the read slots: one call per batch."""
+        """Publish the ``n`` frames in the read slots as core.forwarding's
+        egress rules say: one call per batch."""
         reader, c = self.reader, self.counters
         view, slot, lens = reader.view, reader.slot, reader.lens
-        route, compat, flood = self.scheme.route, self.scheme.compat, self._flood
-        publish = self.link.nc.publish
+        route, rules, flood = self.scheme.route, self._egress, self._flood
+        publish = self._publisher()
         drops, by_kind, bytes_by_kind = c.drops, c.tx_by_kind, c.tx_bytes_by_kind
         fwd = self.forwarder
         bridge, allow, unicast = fwd.bridge, self.storm.allow, FrameKind.UNICAST
         nbytes = sent = 0  # added to the counters once per batch
         now = self._clock()
-        sealer = self.sealer  # swapped only on SIGHUP: once per batch
         for i in range(n):
             base = i * slot
             ln = lens[i]
@@ -246,58 +264,73 @@ class Tunnel:
                 drops[DropReason.TAP_RUNT] += 1
                 continue
             f = base + _HDR + _VNET
-            end = base + _HDR + ln
             dst = bytes(view[f : f + 6])
-            if compat:
-                payload = view[f:end]
-            elif view[base + _HDR] == 0 and view[base + _HDR + 1] == 0:
-                # No virtio flags, no GSO: omit the virtio header.
-                view[f - 2] = wire.VERSION
-                view[f - 1] = 0
-                payload = view[f - 2 : end]
-            else:
-                if view[base + _HDR + 1]:  # gso_type
-                    c.tap_rx_gso_frames += 1
-                    c.tap_rx_gso_bytes += ln - _VNET
-                view[base] = wire.VERSION
-                view[base + 1] = wire.FLAG_VNET
-                view[f - 2 : f] = b"\0\0"  # num_buffers: unused, not written by tun
-                payload = view[base:end]
+            payload = self._payload(view, base, ln)
             subject, kind = route(dst)
             if kind is _BROADCAST and view[f + 12 : f + 14] == arp.ETH_P_ARP:
                 subject = self._arp_subject(view, f, now) or subject
             if bridge and await self._bridge_local(bytes(view[f + 6 : f + 12]), dst, now):
-                drops[DropReason.LOCAL_DST] += 1  # for our own side
+                cls = OUT_LOCAL
+            elif kind is not unicast:
+                cls = OUT_GROUP
+            else:
+                cls = OUT_UNKNOWN if fwd.unknown(dst, now) else OUT_KNOWN
+            bits, drop = rules[2 * cls]
+            if bits & METERED and not allow(now):
+                bits, drop = rules[2 * cls + 1]
+            if drop is not None:
+                drops[drop] += 1
+            if not bits & SEND:
                 continue
-            # Go nodes (compat) know no flood subject.
-            flood_too = kind is unicast and not compat and fwd.unknown(dst, now)
-            if (flood_too or kind is not unicast) and not allow(now):
-                drops[DropReason.STORM] += 1
-                if kind is not unicast:
-                    continue
-                flood_too = False
             try:
                 # nats-py copies the payload into its PUB command before it
                 # can suspend, so the slot may be reused.
-                if sealer is None:
-                    await publish(subject, payload)  # type: ignore[arg-type]
-                    if flood_too:
-                        await publish(flood, payload)  # type: ignore[arg-type]
-                else:
-                    await publish(subject, sealer.seal(subject, payload))
-                    if flood_too:
-                        await publish(flood, sealer.seal(flood, payload))
+                await publish(subject, payload)
+                if bits & FLOOD:
+                    await publish(flood, payload)
+                    c.flooded += 1
             except Exception:
                 drops[DropReason.PUBLISH_ERROR] += 1
                 continue
-            c.flooded += flood_too
             sent += 1
             by_kind[kind] += 1
-            bytes_by_kind[kind] += end - f
+            bytes_by_kind[kind] += ln - _VNET
         c.tap_rx_bytes += nbytes - n * _VNET
         c.nats_tx_msgs += sent
         if fwd.events and self._on_events is not None:
             self._on_events()
+
+    def _payload(self, view: memoryview, base: int, ln: int) -> memoryview:
+        """The wire message of the frame in the slot at ``base``, made in
+        place: the wire header, and the virtio header only when it says
+        something (core/wire.py); compat: the bare frame."""
+        f = base + _HDR + _VNET
+        end = base + _HDR + ln
+        if self._compat:
+            return view[f:end]
+        if view[base + _HDR] == 0 and view[base + _HDR + 1] == 0:
+            view[f - 2] = wire.VERSION  # no virtio flags, no GSO: omit the header
+            view[f - 1] = 0
+            return view[f - 2 : end]
+        if view[base + _HDR + 1]:  # gso_type
+            self.counters.tap_rx_gso_frames += 1
+            self.counters.tap_rx_gso_bytes += ln - _VNET
+        view[base] = wire.VERSION
+        view[base + 1] = wire.FLAG_VNET
+        view[f - 2 : f] = b"\0\0"  # num_buffers: unused, not written by tun
+        return view[base:end]
+
+    def _publisher(self) -> Callable[[str, memoryview], Awaitable[None]]:
+        """publish(subject, payload), sealed when a sealer is set (swapped
+        only on SIGHUP: looked up once per batch)."""
+        publish, sealer = self.link.nc.publish, self.sealer
+        if sealer is None:
+            return publish  # type: ignore[return-value]
+
+        async def sealed(subject: str, payload: memoryview) -> None:
+            await publish(subject, sealer.seal(subject, payload))
+
+        return sealed
 
     def _arp_subject(self, view: memoryview, f: int, now: float) -> str | None:
         """A broadcast ARP frame: its target's subject when core/arp.py
@@ -310,30 +343,42 @@ class Tunnel:
         return self.scheme.arp(target)
 
     # -- NATS -> TAP -------------------------------------------------------
-    async def on_msg(self, msg: Msg) -> None:
+    def _open(self, msg: Msg, opener: Opener) -> bytes | None:
+        """A sealed network: the opened message, or None (counted, logged)."""
         data = msg.data
+        if len(data) < 2 or not data[1] & wire.FLAG_SEALED:
+            self.counters.drops[DropReason.UNSEALED] += 1
+            self._drop_log.unsealed(msg.subject)
+            return None
+        opened = opener.open(data, msg.subject, self._wall())
+        if isinstance(opened, DropReason):
+            self.counters.drops[opened] += 1
+            key = data[2] if len(data) > 2 else None
+            self._drop_log.sealed(opened, key, opener.key_ids, msg.subject, opener.last_stale,
+                                  opener.skew)  # fmt: skip
+            return None
+        return opened
+
+    def _refused(self, reason: DropReason, subject: str, data: bytes) -> None:
+        self.counters.drops[reason] += 1
+        if reason is DropReason.DUP_MAC and self._on_dup_mac is not None:
+            self._on_dup_mac(subject)
+        elif reason is DropReason.SEALED_NO_KEY:
+            self._drop_log.no_key(subject)
+        elif reason is DropReason.OVERSIZE:
+            self._drop_log.oversize(len(data), self.mtu, subject)
+            if self._on_oversize is not None:
+                self._on_oversize(wire.source_mac(data, self._compat), len(data))
+
+    async def on_msg(self, msg: Msg) -> None:
         c = self.counters
         c.nats_rx_msgs += 1
-        opener = self.opener
-        if opener is not None:
-            if len(data) < 2 or not data[1] & wire.FLAG_SEALED:
-                c.drops[DropReason.UNSEALED] += 1
-                self._drop_log.unsealed(msg.subject)
+        data: bytes | None = msg.data
+        if self.opener is not None:
+            data = self._open(msg, self.opener)
+            if data is None:
                 return
-            opened = opener.open(data, msg.subject, self._wall())
-            if isinstance(opened, DropReason):
-                c.drops[opened] += 1
-                self._drop_log.sealed(
-                    opened,
-                    data[2] if len(data) > 2 else None,
-                    opener.key_ids,
-                    msg.subject,
-                    opener.last_stale,
-                    opener.skew,
-                )
-                return
-            data = opened
-
+        assert data is not None
         if self._compat:
             reason = wire.check_raw(data, self.max_frame)
             off = start = 0
@@ -348,15 +393,7 @@ class Tunnel:
             if self.forwarder.events and self._on_events is not None:
                 self._on_events()
         if reason is not None:
-            c.drops[reason] += 1
-            if reason is DropReason.DUP_MAC and self._on_dup_mac is not None:
-                self._on_dup_mac(msg.subject)
-            elif reason is DropReason.SEALED_NO_KEY:
-                self._drop_log.no_key(msg.subject)
-            elif reason is DropReason.OVERSIZE:
-                self._drop_log.oversize(len(data), self.mtu, msg.subject)
-                if self._on_oversize is not None:
-                    self._on_oversize(wire.source_mac(data, self._compat), len(data))
+            self._refused(reason, msg.subject, data)
             return
         if data[off] & 0x01:
             kind = _BROADCAST if data.startswith(BROADCAST, off) else _MULTICAST

@@ -42,6 +42,9 @@ class DropReason(IntEnum):
     SEAL_AUTH = 21  # does not authenticate: wrong key, altered, or moved to another subject
     REPLAY = 22  # a counter this session already used
     SEAL_STALE = 23  # sender's clock more than the allowed skew away from ours
+    # Bridge mode, C datapath: a frame from a new MAC waits for the control
+    # plane's verdict in a bounded queue; this one found it full.
+    HOLD_FULL = 24
 
 
 class Counters:

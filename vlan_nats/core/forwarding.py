@@ -11,7 +11,10 @@ the flood subject is dropped if it also reaches us on its own subject.
 
 From the TAP to NATS, every node tells unknown unicast apart: a
 destination not seen on the network within the ageing time also goes to
-the flood subject, so a silent host behind a bridge is reachable.
+the flood subject, so a silent host behind a bridge is reachable.  Group
+frames and those flooded copies spend storm tokens (switching.TokenBucket);
+a frame for a host behind our own bridge stays here.  That rule is
+``egress_rule``; both datapaths execute it as ``egress_table``.
 
 Source MACs are learned on the way (switching.MacTable); what changed is
 left in ``events`` for the I/O layer (subscribe, unsubscribe, log).
@@ -24,13 +27,11 @@ table ``ingress_table`` computes from it: written once, here.
 from __future__ import annotations
 
 from .counters import DropReason
+from .events import Event
 from .switching import Learn, MacTable
 
-# Events: (kind, mac). kinds: "local" newly learned behind our bridge;
-# "moved_local" moved from the network to behind our bridge; "moved_remote"
-# moved from behind our bridge to the network (unsubscribe); "full" the
-# table is full (not learned).
-Event = tuple[str, bytes]
+# What changed in the MAC table, for the I/O layer: (kind, mac).
+MacChange = tuple[Event, bytes]
 
 # Destination classes of a frame from the network, for ingress_rule.
 DST_GROUP, DST_OURS, DST_SERVED, DST_OTHER = range(4)
@@ -61,13 +62,52 @@ def ingress_table(bridge: bool) -> list[int]:
     return table
 
 
+# Destination classes of a frame read from the TAP, for egress_rule.
+OUT_KNOWN, OUT_UNKNOWN, OUT_LOCAL, OUT_GROUP = range(4)
+# What to do with it: the bits of an egress_table entry.
+SEND = 1  # publish on its own subject (unicast, group, or its routed ARP subject)
+FLOOD = 2  # publish on the flood subject too
+METERED = 4  # spends a storm token; when none is left, entry [class * 2 + 1] applies
+DROP_SHIFT = 8  # entry >> DROP_SHIFT: the DropReason to count plus one (0: none)
+
+
+def egress_rule(dst_class: int, compat: bool, storm_spent: bool) -> tuple[int, DropReason | None]:
+    """What to do with a frame read from the TAP, by the class of its
+    destination: (bits of SEND, FLOOD, METERED; the drop to count or None).
+    ``storm_spent``: the frame is METERED and the storm bucket is empty."""
+    if dst_class == OUT_LOCAL:
+        return 0, DropReason.LOCAL_DST  # for our own side: the bridge has it
+    if dst_class == OUT_KNOWN or (dst_class == OUT_UNKNOWN and compat):
+        return SEND, None  # Go nodes (compat) know no flood subject
+    if dst_class == OUT_UNKNOWN:
+        # Above the storm rate the flooded copy goes, the unicast one stays.
+        return (SEND, DropReason.STORM) if storm_spent else (SEND | FLOOD | METERED, None)
+    return (0, DropReason.STORM) if storm_spent else (SEND | METERED, None)
+
+
+def egress_rules(compat: bool) -> list[tuple[int, DropReason | None]]:
+    """egress_rule for every entry ``dst_class * 2 + storm_spent``."""
+    return [
+        egress_rule(cls, compat, spent)
+        for cls in (OUT_KNOWN, OUT_UNKNOWN, OUT_LOCAL, OUT_GROUP)
+        for spent in (False, True)
+    ]
+
+
+def egress_table(compat: bool) -> list[int]:
+    """egress_rules packed for the C datapath: bits | (drop + 1) << DROP_SHIFT."""
+    return [
+        bits | (0 if d is None else int(d) + 1) << DROP_SHIFT for bits, d in egress_rules(compat)
+    ]
+
+
 class Forwarder:
     __slots__ = ("_mac", "table", "bridge", "events")
 
     def __init__(self, mac: bytes, table: MacTable | None = None, bridge: bool = False) -> None:
         self.table = table if table is not None else MacTable()
         self.bridge = bridge
-        self.events: list[Event] = []
+        self.events: list[MacChange] = []
         self._mac = b""
         self.mac = mac
 
@@ -97,7 +137,7 @@ class Forwarder:
         # moved (or two nodes bridge one segment: STP's job).  NATS never
         # returns our own frames (no_echo), so follow the latest.
         if t.learn_remote(src, now) is Learn.MOVED:
-            self.events.append(("moved_remote", src))
+            self.events.append((Event.MOVED_REMOTE, src))
         if msg[off] & 0x01 or msg.startswith(mac, off):
             return None  # the common case, decided inline (ingress_rule agrees)
         if not self.bridge:
@@ -108,13 +148,13 @@ class Forwarder:
     def learn_local(self, src: bytes, now: float) -> None:
         """Bridge mode: a frame with source ``src`` was read from our TAP."""
         r = self.table.learn_local(src, now)
-        if r is Learn.NEW:
-            self.events.append(("local", src))
-        elif r is Learn.MOVED:
-            self.events.append(("moved_local", src))
-        elif r is Learn.FULL:
-            self.events.append(("full", src))
+        if r is not Learn.KNOWN:
+            self.events.append((LEARN_EVENT[r], src))
 
     def unknown(self, dst: bytes, now: float) -> bool:
         """Is unicast ``dst`` unknown on the network (flood it too)?"""
         return not self.table.is_known_remote(dst, now)
+
+
+LEARN_EVENT = {Learn.NEW: Event.NEW_LOCAL, Learn.MOVED: Event.MOVED_LOCAL,
+               Learn.FULL: Event.FULL}  # fmt: skip

@@ -70,7 +70,7 @@ class SubjectScheme:
 
     __slots__ = (
         "prefix", "network", "compat", "base", "broadcast", "flood", "control", "arp_prefix",
-        "_cache",
+        "unicast_prefix", "multicast_prefix", "_cache",
     )  # fmt: skip
 
     def __init__(self, prefix: str, network: str, compat: bool = False) -> None:
@@ -84,17 +84,25 @@ class SubjectScheme:
         self.flood = f"{self.base}.f"
         self.control = f"{self.base}.ctl"
         self.arp_prefix = f"{self.base}.arp."
+        # A MAC's subject is a prefix and the MAC spelled (spell_mac).  Go
+        # nodes (compat) hear multicast on the broadcast subject: no group
+        # prefix.  The C datapath is given these prefixes and spells alike.
+        self.unicast_prefix = f"{self.base}." if compat else f"{self.base}.u."
+        self.multicast_prefix = "" if compat else f"{self.base}.m."
         self._cache: dict[bytes, tuple[str, FrameKind]] = {}
 
+    def spell_mac(self, mac: bytes) -> str:
+        """A MAC in a subject: 12 lowercase hex digits, or in compat mode
+        what the Go original spells (go_hex_mac)."""
+        return go_hex_mac(mac) if self.compat else mac.hex()
+
     def unicast(self, mac: bytes) -> str:
-        if self.compat:
-            return f"{self.base}.{go_hex_mac(mac)}"
-        return f"{self.base}.u.{mac.hex()}"
+        return self.unicast_prefix + self.spell_mac(mac)
 
     def multicast(self, mac: bytes) -> str:
-        if self.compat:
-            return f"{self.base}.{go_hex_mac(mac)}"
-        return f"{self.base}.m.{mac.hex()}"
+        """A group's own subject (compat: the MAC after the base, which Go
+        nodes never subscribe to; route() sends groups to broadcast then)."""
+        return (self.multicast_prefix or f"{self.base}.") + self.spell_mac(mac)
 
     def arp(self, address: bytes) -> str:
         """The subject of ARP requests for IPv4 ``address`` (4 bytes)."""
@@ -111,7 +119,7 @@ class SubjectScheme:
             kind = classify(dst)
             if kind is FrameKind.UNICAST:
                 subject = self.unicast(dst)
-            elif kind is FrameKind.BROADCAST or self.compat:
+            elif kind is FrameKind.BROADCAST or not self.multicast_prefix:
                 subject = self.broadcast
             else:
                 subject = self.multicast(dst)

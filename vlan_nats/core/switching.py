@@ -25,6 +25,11 @@ class Learn(Enum):
     FULL = "full"  # table full: not learned (flood only)
 
 
+def remote_limit(max_macs: int) -> int:
+    """How many remote MACs a node remembers before it forgets them all."""
+    return 4 * max_macs
+
+
 class MacTable:
     __slots__ = ("ageing", "max_macs", "local", "remote", "pinned")
 
@@ -55,9 +60,11 @@ class MacTable:
         if mac in self.local and mac not in self.pinned:
             del self.local[mac]
             return Learn.MOVED
-        if len(self.remote) > 4 * self.max_macs:  # bounded: prune the oldest half
-            for old in sorted(self.remote, key=self.remote.__getitem__)[: len(self.remote) // 2]:
-                del self.remote[old]
+        if len(self.remote) > remote_limit(self.max_macs):
+            # Bounded: forget them all; unicast to them floods until each is
+            # heard again (storm-limited).  The C datapath does the same.
+            self.remote.clear()
+            self.remote[mac] = now
         return Learn.NEW
 
     def is_known_remote(self, mac: bytes, now: float) -> bool:

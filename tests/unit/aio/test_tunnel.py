@@ -8,6 +8,7 @@ import pytest
 from vlan_nats.aio.tunnel import Tunnel
 from vlan_nats.core import wire
 from vlan_nats.core.counters import Counters, DropReason
+from vlan_nats.core.events import Event
 from vlan_nats.core.forwarding import Forwarder
 from vlan_nats.core.subjects import SubjectScheme
 from vlan_nats.fastpath import Tap
@@ -46,6 +47,10 @@ class FakeLink:
         self.nc = FakeNC()
         self.connected = True
         self.checked = asyncio.Event()
+        self.on_msg = None
+
+    def deliver_to(self, handler):
+        self.on_msg = handler
 
     @property
     def is_connected(self):
@@ -253,7 +258,7 @@ def test_bridge_learns_and_reports(backend, fake_tap):
         t, link, c, kernel = await make(fake_tap, bridge=True, on_events=lambda: calls.append(1))
         kernel.send(bytes(12) + frame(BCAST, behind))
         await published(link, 1)
-        assert calls and t.forwarder.events == [("local", behind)]
+        assert calls and t.forwarder.events == [(Event.NEW_LOCAL, behind)]
         t.forwarder.events.clear()
         # Unicast from the network to the host behind us is accepted...
         await t.on_msg(Msg(wire.encode(frame(behind, PEER)), "vlan.0.u.020000000033"))
