@@ -216,7 +216,8 @@ static void send_frame(vn_dp *dp, unsigned char *b, size_t len, int state, doubl
 static void hold(vn_dp *dp, const unsigned char *b, size_t len, double now)
 {
     struct held *h = &dp->held[dp->nheld];
-    if (dp->nheld == HOLD_FRAMES || !(h->buf = malloc(len + 2))) {
+    if (dp->nheld == HOLD_FRAMES || dp->held_bytes + len > HOLD_BYTES ||
+        !(h->buf = malloc(len + 2))) {
         DROP(dp, VN_D_HOLD_FULL);
         return;
     }
@@ -225,6 +226,7 @@ static void hold(vn_dp *dp, const unsigned char *b, size_t len, double now)
     h->until = now + UPCALL_WAIT_MS / 1000.0;
     h->src = mac_key(b + 2 + VNET + 6);
     dp->nheld++;
+    dp->held_bytes += len;
 }
 
 /* Send the held frames whose source has its verdict, or has waited
@@ -249,6 +251,7 @@ static void release_held(vn_dp *dp, char *subject, char *flood)
         else
             DROP(dp, VN_D_DISCONNECTED);
         free(h.buf);
+        dp->held_bytes -= h.len;
     }
     dp->nheld = kept;
 }
@@ -266,6 +269,7 @@ void vn_hold_free(vn_dp *dp)
     for (unsigned int i = 0; i < dp->nheld; i++)
         free(dp->held[i].buf);
     dp->nheld = 0;
+    dp->held_bytes = 0;
 }
 
 /* One frame read from the TAP, at b: 2 bytes of room, the virtio header,

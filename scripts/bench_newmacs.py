@@ -41,7 +41,7 @@ print(time.monotonic() - t)
 
 def pinger(b: Namespace, target: str, count: int) -> subprocess.Popen[str]:
     return b.popen("ping", "-n", "-i", "0.005", "-W", "1", "-c", str(count), target,
-                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
 
 
 def summary(out: str, count: int) -> str:

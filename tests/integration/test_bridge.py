@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from vlan_nats.lab.checks import ping
+from vlan_nats.lab.checks import ping, wait_until
 from vlan_nats.lab.hosts import Lab, Namespace
 
 
@@ -240,3 +240,32 @@ def test_stp_bpdus_reach_the_other_bridge(dataplane):
         ]
         got = [int(p.communicate(timeout=30)[0]) for p in caps]
         assert sum(got) >= 1, got  # hello time 2 s
+
+
+# -- a burst of new MACs: each is an upcall; its frames wait, nothing else does --
+
+BURST = """
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(("eth0", 0))
+dst = bytes.fromhex(sys.argv[1])
+for i in range(int(sys.argv[2])):
+    s.send(dst + bytes([2, 0x6e, 0x65, 0, i >> 8, i & 255]) + b"\\x88\\xb5" + bytes(46))
+"""
+
+
+def test_a_burst_of_new_macs_is_learned_and_every_frame_delivered(bridged):
+    """300 frames to B, each from a MAC A has never seen: A learns (and
+    subscribes) all 300, and B's TAP gets every frame; on the C datapath
+    they waited in the hold queue for their verdicts, none dropped."""
+    lab, a, b, behind, _ = bridged
+    n = 300
+    before = b.counters()["tap_tx_frames"]
+    behind.run(sys.executable, "-c", BURST, b.mac().replace(":", ""), str(n))
+    assert wait_until(lambda: a.status()["learned_macs"] >= n, 10), a.status()["learned_macs"]
+    assert wait_until(lambda: b.counters()["tap_tx_frames"] - before >= n, 10), (
+        b.counters()["tap_tx_frames"] - before
+    )
+    assert "hold_full" not in a.counters()["drops"]
+    assert not any("events lost" in line for line in a.lines)
+    subjects = subjects_of(lab.server, a.dev)
+    assert all(f"vlan.0.u.026e6500{i:04x}" in subjects for i in range(n))

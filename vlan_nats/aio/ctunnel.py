@@ -228,11 +228,19 @@ class CTunnel:
     def expire(self, now: float) -> list[bytes]:
         """Age local MACs: C keeps when each was last read, core decides."""
         t, fwd = self.forwarder.table, self.forwarder
+        missed = False
         for mac, idle, state in self.dp.local_dump(t.max_macs):
             if mac in t.local:
                 t.local[mac] = now - idle
-            elif state == LocalState.OVER_CAP and idle > t.ageing:
-                self.dp.local_del(mac)  # to be asked about again
+            elif idle > t.ageing:
+                self.dp.local_del(mac)  # over the cap, or missed: to be asked about again
+            elif state != LocalState.OVER_CAP:
+                self._new_local(mac, False)  # its upcall was lost (events_lost)
+                missed = True
+        if missed:
+            self.dp.verdict()
+            if self._on_events is not None:
+                self._on_events()
         gone = t.expire(now)
         for mac in gone:
             if mac != fwd.mac:
