@@ -16,112 +16,31 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
-from .errors import ConfigError
+from .optiondef import (
+    AUTH,
+    DEFAULT_LISTEN,
+    DEFAULT_MONITOR,
+    DEFAULT_SERVER,
+    DEFAULT_STORE,
+    LOG_FORMATS,
+    LOG_LEVELS,
+    LOOPBACK_LISTEN,
+    SEALING,
+    Option,
+    auth_option,
+    check_range,
+    ranged,
+)
+from .options_services import SERVICE_OPTIONS
 
-DEFAULT_SERVER = "nats://127.0.0.1:4222"
-DEFAULT_LISTEN = "0.0.0.0:4222"
-# A hub without authentication serves this host only, unless told otherwise.
-LOOPBACK_LISTEN = "127.0.0.1:4222"
-DEFAULT_MONITOR = "127.0.0.1:8222"
-DEFAULT_STORE = "/var/lib/vlan-nats-hub"  # the unit's StateDirectory
-LOG_LEVELS = ("debug", "info", "warning", "error")
-LOG_FORMATS = ("text", "json")
-
-AUTH = "NATS authentication and TLS"
-SEALING = "end-to-end sealing (docs/security.md)"
-
-
-@dataclass(frozen=True, slots=True)
-class Option:
-    name: str  # the keyword of build()/build_hub(); the argparse dest
-    flag: str  # "--mac-ageing"
-    help: str
-    default: Any = None
-    commands: tuple[str, ...] = ("up",)
-    kind: type[int] | type[float] | None = None  # numbers: int or float (None: text)
-    toml: tuple[type, ...] = (str,)  # accepted TOML value types
-    many: bool = False  # repeatable flag; a string or a list in TOML
-    switch: bool | None = None  # a flag without value: the value it sets
-    choices: tuple[str, ...] | None = None
-    metavar: str | None = None
-    shown: str | None = None  # the default as --help shows it (None: from default)
-    key: str | None = ""  # TOML key ("" : from the flag; None: not in files)
-    secret: bool = False  # names a file holding a secret or a key
-    group: str | None = None  # argparse group title
-    range: tuple[float, float | None] | None = None  # numbers: [low, high]
-    unit: str = ""  # for the range's error message
-
-    @property
-    def toml_key(self) -> str | None:
-        if self.key is None:
-            return None
-        return self.key or self.flag.removeprefix("--").removeprefix("no-").replace("-", "_")
-
-    def help_text(self) -> str:
-        shown = self.shown
-        # Identity for the flags' values: 1 == True and 0 == False.
-        hidden = self.default is None or isinstance(self.default, bool) or self.default == ()
-        if shown is None and not hidden:
-            shown = str(self.default)
-        return f"{self.help} (default {shown})" if shown else self.help
-
-
-def check_range(
-    what: str,
-    value: float,
-    low: float,
-    high: float | None = None,
-    unit: str = "",
-    option: str | None = None,
-) -> float:
-    """The one check for numeric options: finite and within [low, high]."""
-    ok = isinstance(value, (int, float)) and math.isfinite(value) and value >= low
-    if ok and high is not None:
-        ok = value <= high
-    if not ok:
-        bounds = f"{low:g}-{high:g}" if high is not None else f">= {low:g}"
-        raise ConfigError(
-            f"bad {what} {value}: must be {bounds}{' ' + unit if unit else ''}", option=option
-        )
-    return value
-
-
-def ranged(
-    kind: type[int] | type[float], flag: str, low: float, high: float | None = None
-) -> Callable[[str], float]:
-    """An argparse type: a number checked by check_range."""
-
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        try:
-            return check_range(flag, value, low, high)
-        except ConfigError as e:
-            why = str(e).split(": ", 1)[1]
-            raise argparse.ArgumentTypeError(f"bad value {text}: {why}") from None
-
-    return parse
-
-
-def _auth(name: str, help: str, metavar: str = "FILE", secret: bool = False) -> Option:
-    """A client-side NATS credential or TLS file (``up`` and the control commands)."""
-    flag = "--" + name.replace("_", "-")
-    return Option(
-        name, flag, help, commands=("up", "client"), metavar=metavar, secret=secret, group=AUTH
-    )
-
-
-def _hub(name: str, help: str, metavar: str = "FILE", secret: bool = False, **kw: Any) -> Option:
-    """A hub (server-side) option."""
-    flag = "--" + name.replace("_", "-")
-    return Option(name, flag, help, commands=("hub",), metavar=metavar, secret=secret, **kw)
-
+__all__ = [
+    "DEFAULT_LISTEN", "DEFAULT_MONITOR", "DEFAULT_SERVER", "DEFAULT_STORE", "LOG_FORMATS",
+    "LOG_LEVELS", "LOOPBACK_LISTEN", "OPTIONS", "Option", "add_arguments", "check_range",
+    "defaults", "for_command", "ranged", "toml_keys",
+]  # fmt: skip
 
 OPTIONS: tuple[Option, ...] = (
     # -- the NATS connection and the network --------------------------------
@@ -269,14 +188,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("log_level", "--log-level", "log level", default="info", choices=LOG_LEVELS),
     Option("log_format", "--log-format", "log format", default="text", choices=LOG_FORMATS),
     # -- NATS authentication and TLS (client side) --------------------------
-    _auth("user", "NATS user (password from --password-file or $VLAN_NATS_PASSWORD)", "NAME"),
-    _auth("password_file", "file holding the password", secret=True),
-    _auth("token_file", "file holding a NATS token (or $VLAN_NATS_TOKEN)", secret=True),
-    _auth("nkey", "file holding a user nkey seed", "SEEDFILE", secret=True),
-    _auth("creds", "user JWT credentials file (.creds, operator mode)", secret=True),
-    _auth("tls_ca", "CA bundle to verify the server"),
-    _auth("tls_cert", "client certificate (mutual TLS)"),
-    _auth("tls_key", "client key (mutual TLS)", secret=True),
+    auth_option("user", "NATS user (password from --password-file or $VLAN_NATS_PASSWORD)", "NAME"),
+    auth_option("password_file", "file holding the password", secret=True),
+    auth_option("token_file", "file holding a NATS token (or $VLAN_NATS_TOKEN)", secret=True),
+    auth_option("nkey", "file holding a user nkey seed", "SEEDFILE", secret=True),
+    auth_option("creds", "user JWT credentials file (.creds, operator mode)", secret=True),
+    auth_option("tls_ca", "CA bundle to verify the server"),
+    auth_option("tls_cert", "client certificate (mutual TLS)"),
+    auth_option("tls_key", "client key (mutual TLS)", secret=True),
     Option(
         "tls_first",
         "--tls-first",
@@ -330,126 +249,9 @@ OPTIONS: tuple[Option, ...] = (
         key=None,
         range=(0.01, 3600),
     ),
-    # -- the address service (vlan-nats ipam) ---------------------------------
-    Option(
-        "pool",
-        "--pool",
-        "the IPv4 network whose addresses are handed out",
-        commands=("ipam",),
-        metavar="CIDR",
-    ),
-    Option(
-        "range",
-        "--range",
-        "only these addresses of the pool",
-        shown="all hosts of the pool",
-        commands=("ipam",),
-        metavar="FIRST-LAST",
-    ),
-    Option(
-        "lease",
-        "--lease",
-        "lease time of the address service; clients renew at half of it",
-        default=3600.0,
-        shown="3600",
-        commands=("ipam", "hub"),
-        kind=float,
-        toml=(int, float),
-        metavar="S",
-        range=(10, 31_536_000),
-        unit="seconds",
-    ),
-    Option(
-        "exclude",
-        "--exclude",
-        "never hand out this address, repeatable",
-        commands=("ipam",),
-        many=True,
-        metavar="ADDR",
-        toml=(str, list),
-    ),
-    Option(
-        "replicas",
-        "--replicas",
-        "JetStream replicas of the address service's lease bucket (a cluster: 3)",
-        default=1,
-        commands=("ipam", "hub"),
-        kind=int,
-        toml=(int,),
-        metavar="N",
-        range=(1, 5),
-    ),
-    # -- hub ----------------------------------------------------------------
-    _hub(
-        "listen",
-        "clients (without authentication: 127.0.0.1:4222, and only loopback)",
-        "HOST:PORT",
-        shown=DEFAULT_LISTEN,
-    ),
-    _hub("monitor", "HTTP monitoring, or 'off'", "HOST:PORT", default=DEFAULT_MONITOR),
-    _hub("token_file", "clients need this token", secret=True),
-    _hub("user", "clients need this user ...", "NAME"),
-    _hub("password_file", "... and this password", secret=True),
-    Option(
-        "allow_anonymous",
-        "--allow-anonymous",
-        "serve clients without authentication on a non-loopback --listen "
-        "(anyone who reaches the port joins every network)",
-        default=False,
-        commands=("hub",),
-        switch=True,
-        toml=(bool,),
-    ),
-    _hub("tls_cert", "server certificate: TLS on"),
-    _hub("tls_key", "server key", secret=True),
-    _hub("tls_ca", "require client certificates from this CA"),
-    Option(
-        "tls_first",
-        "--tls-first",
-        "TLS handshake before INFO",
-        default=False,
-        commands=("hub",),
-        switch=True,
-        toml=(bool,),
-    ),
-    _hub("cluster_listen", "route port for other hubs", "HOST:PORT"),
-    _hub("cluster_name", "cluster name", "NAME", default="vlan-nats"),
-    Option(
-        "routes",
-        "--route",
-        "another hub's route URL, repeatable",
-        commands=("hub",),
-        many=True,
-        metavar="URL",
-        toml=(str, list),
-        key="route",
-    ),
-    _hub("server_name", "nats-server's name", "NAME", shown="<hostname>-hub"),
-    _hub(
-        "store",
-        "JetStream's store directory (the address service keeps its leases there), or 'off'",
-        "DIR",
-        default=DEFAULT_STORE,
-    ),
-    Option(
-        "ipam",
-        "--ipam",
-        "run an address service for this network and pool in the hub, repeatable "
-        "(as vlan-nats ipam does; clients: up --address auto)",
-        commands=("hub",),
-        many=True,
-        metavar="NETWORK=CIDR",
-        toml=(str, list),
-    ),
-    Option(
-        "log_level",
-        "--log-level",
-        "log level",
-        default="info",
-        commands=("hub",),
-        choices=LOG_LEVELS,
-    ),
+
 )
+OPTIONS += SERVICE_OPTIONS
 
 
 def for_command(command: str) -> Iterator[Option]:
