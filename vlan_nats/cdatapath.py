@@ -71,25 +71,6 @@ def counter_names() -> list[str]:
     return [*DATAPATH_COUNTERS, *(r.name.lower() for r in DropReason)]
 
 
-# -- test hooks (csrc/vn_testhooks.h): the C parts the unit tests hold
-#    against core/ -----------------------------------------------------------
-def subject(prefix: str, mac: bytes, go_style: bool) -> str:
-    """The subject the datapath spells for ``mac`` after ``prefix``."""
-    lib, ffi = _lib(), _ffi()
-    out = ffi.new("char[]", 320)
-    _check(lib.vn_subject(prefix.encode(), mac, int(go_style), out, 320), "subject")
-    return str(ffi.string(out).decode())
-
-
-def arp_request(frame: bytes) -> tuple[bytes, bytes] | None:
-    """The C parser of ARP requests (core.arp.request's twin, for the tests)."""
-    lib, ffi = _lib(), _ffi()
-    sender, target = ffi.new("unsigned char[]", 10), ffi.new("unsigned char[]", 4)
-    if not lib.vn_arp_request(frame, len(frame), sender, target):
-        return None
-    return bytes(ffi.buffer(sender, 10)), bytes(ffi.buffer(target, 4))
-
-
 # -- sealing, on its own (the test vectors feed it and core/seal.py) ---------
 class CSealer:
     def __init__(self, key: bytes, session: bytes) -> None:
@@ -406,27 +387,3 @@ class CDatapath:
         if self._dp is None:
             return 0
         return int(self._lib.vn_dp_opener_sessions(self._dp))
-
-
-def choose(requested: str, servers: tuple[str, ...], tls_first: bool) -> tuple[str, str]:
-    """(datapath, why) for ``--dataplane`` auto|c|python.  ``c`` asked for
-    but impossible is a ConfigError naming the reason; ``auto`` falls back
-    to python and says why."""
-    from .errors import ConfigError
-
-    if requested == "python":
-        return "python", "--dataplane python"
-    why = ""
-    if not available():
-        why = why_missing() + "; install libnats-dev and reinstall (scripts/install.sh)"
-    elif tls_first:
-        why = f"libnats {libnats_version()} has no TLS-first handshake (--tls-first)"
-    elif any(s.split("://")[0] in ("ws", "wss") for s in servers):
-        why = f"libnats {libnats_version()} has no websocket transport (ws:// or wss://)"
-    if requested == "c":
-        if why:
-            raise ConfigError(f"--dataplane c: {why}", option="dataplane")
-        return "c", "--dataplane c"
-    if why:
-        return "python", why
-    return "c", f"built with libnats {libnats_version()}"

@@ -40,7 +40,6 @@ from .aio.linkfollow import LinkFollower
 from .aio.natslink import NatsLink
 from .aio.switchctl import Subscriptions, SwitchEvents
 from .auth import SecretFile
-from .cdatapath import choose
 from .config import Config
 from .control import netns
 from .control.bringup import Device, bring_up
@@ -86,7 +85,8 @@ class Daemon:
     def __init__(
         self, cfg: Config, reload: Read | None = None, explicit_mac: bool = False
     ) -> None:
-        dataplane, self.dataplane_why = choose(cfg.dataplane, cfg.servers, cfg.auth.tls_first)
+        auth = cfg.auth
+        dataplane, self.dataplane_why = datapath.choose(cfg.dataplane, cfg.servers, auth.tls_first)
         self.p = wiring.make(cfg, dataplane, ConfigReload(cfg, reload, explicit_mac, self._apply),
                              self.node_info)  # fmt: skip
         self.subs: Subscriptions | None = None

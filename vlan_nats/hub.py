@@ -213,7 +213,8 @@ class Hub:
     async def _address_services(self) -> None:
         """``--ipam``: address services on a client connection to our own
         server, until the hub stops; one that cannot start stops the hub."""
-        from .aio.ipam import IpamError, serve
+        from .aio.ipam import serve
+        from .aio.leasestore import IpamError
         from .core.subjects import SubjectScheme
 
         cfg = self.cfg

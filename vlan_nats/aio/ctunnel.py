@@ -30,20 +30,20 @@ import dataclasses
 import errno
 import logging
 import os
-import time
 from collections.abc import Callable
 
 from ..cdatapath import CDatapath, ConnOptions, COpener, CSealer
 from ..core.arp import REPEAT_WINDOW, arp_table
 from ..core.counters import Counters, DropReason
-from ..core.events import Event, LocalState
+from ..core.events import Event
 from ..core.forwarding import Forwarder, egress_table, ingress_table
 from ..core.frames import max_frame_len
 from ..core.seal import DEFAULT_SKEW, MAX_SESSIONS, SESSION_LEN, key_id
 from ..core.subjects import SubjectScheme
-from ..core.switching import Learn, TokenBucket, remote_limit
+from ..core.switching import TokenBucket, remote_limit
 from ..errors import TapError
 from ..ratelog import RateLimitedLog
+from .cmacs import CMacs
 from .droplog import DropLog
 from .natslink import Refusals, describe_error, is_auth_error
 
@@ -78,6 +78,7 @@ class CTunnel:
         self._loop = asyncio.get_running_loop()
         self.failed: asyncio.Future[BaseException] = self._loop.create_future()
         self.dp = CDatapath(tap_fd, scheme.compat, max_frame_len(mtu))
+        self.macs = CMacs(self.dp, forwarder, scheme, self._subscribe)
         self.dp.set_mac(forwarder.mac)
         self.dp.set_subjects(scheme.unicast_prefix, scheme.multicast_prefix, scheme.broadcast,
                              scheme.flood, scheme.compat)  # fmt: skip
@@ -226,25 +227,9 @@ class CTunnel:
         self.dp.read_counters(self.counters)
 
     def expire(self, now: float) -> list[bytes]:
-        """Age local MACs: C keeps when each was last read, core decides."""
-        t, fwd = self.forwarder.table, self.forwarder
-        missed = False
-        for mac, idle, state in self.dp.local_dump(t.max_macs):
-            if mac in t.local:
-                t.local[mac] = now - idle
-            elif idle > t.ageing:
-                self.dp.local_del(mac)  # over the cap, or missed: to be asked about again
-            elif state != LocalState.OVER_CAP:
-                self._new_local(mac, False)  # its upcall was lost (events_lost)
-                missed = True
-        if missed:
-            self.dp.verdict()
-            if self._on_events is not None:
-                self._on_events()
-        gone = t.expire(now)
-        for mac in gone:
-            if mac != fwd.mac:
-                self.dp.local_del(mac)
+        gone, missed = self.macs.expire(now)
+        if missed and self._on_events is not None:
+            self._on_events()
         return gone
 
     def remote_macs(self, now: float) -> int:
@@ -328,10 +313,10 @@ class CTunnel:
         for ev in self.dp.events():
             kind = Event(ev.kind)
             if kind is Event.NEW_LOCAL:
-                self._new_local(ev.mac, bool(ev.value))
+                self.macs.new_local(ev.mac, bool(ev.value))
                 learned = decided = True
             elif kind is Event.MOVED_REMOTE:
-                learned |= self._moved_remote(ev.mac)
+                learned |= self.macs.moved_remote(ev.mac)
             elif kind is Event.DUP_MAC:
                 if self._on_dup_mac is not None:
                     self._on_dup_mac(ev.text)
@@ -381,30 +366,6 @@ class CTunnel:
                 self.failed.set_result(err)
         else:
             self._taplog.warning("tap read error=%s", err)
-
-    def _moved_remote(self, mac: bytes) -> bool:
-        """A MAC served behind our bridge arrived from the network (C has
-        forgotten it locally): the table follows."""
-        t = self.forwarder.table
-        if mac not in t.local or mac in t.pinned:
-            return False
-        del t.local[mac]
-        self.forwarder.events.append((Event.MOVED_REMOTE, mac))
-        return True
-
-    def _new_local(self, mac: bytes, moved: bool) -> None:
-        """A source MAC read from the TAP behind our bridge, first seen: the
-        table decides; a MAC served is subscribed before its frames go."""
-        fwd = self.forwarder
-        r = fwd.table.learn_local(mac, time.monotonic())
-        if r is Learn.FULL:
-            fwd.events.append((Event.FULL, mac))
-            self.dp.local_set(mac, LocalState.OVER_CAP)
-        else:
-            if r is not Learn.KNOWN:
-                fwd.events.append((Event.MOVED_LOCAL if moved else Event.NEW_LOCAL, mac))
-            self._subscribe(self.scheme.unicast(mac))
-            self.dp.local_set(mac, LocalState.SERVED)
 
     def _dropped(self, reason: DropReason, value: int, subject: str, mac: bytes) -> None:
         self._drop_log.event(reason, value, subject, self.mtu, self._key_ids)

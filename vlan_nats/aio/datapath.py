@@ -123,3 +123,28 @@ def build(
                on_dup_mac=hooks.on_dup_mac, on_oversize=hooks.on_oversize,
                arp_memory=RepeatMemory() if cfg.arp_routing else None)  # fmt: skip
     return t, link
+
+
+def choose(requested: str, servers: tuple[str, ...], tls_first: bool) -> tuple[str, str]:
+    """(datapath, why) for ``--dataplane`` auto|c|python.  ``c`` asked for
+    but impossible is a ConfigError naming the reason; ``auto`` falls back
+    to python and says why."""
+    from ..cdatapath import available, libnats_version, why_missing
+    from ..errors import ConfigError
+
+    if requested == "python":
+        return "python", "--dataplane python"
+    why = ""
+    if not available():
+        why = why_missing() + "; install libnats-dev and reinstall (scripts/install.sh)"
+    elif tls_first:
+        why = f"libnats {libnats_version()} has no TLS-first handshake (--tls-first)"
+    elif any(s.split("://")[0] in ("ws", "wss") for s in servers):
+        why = f"libnats {libnats_version()} has no websocket transport (ws:// or wss://)"
+    if requested == "c":
+        if why:
+            raise ConfigError(f"--dataplane c: {why}", option="dataplane")
+        return "c", "--dataplane c"
+    if why:
+        return "python", why
+    return "c", f"built with libnats {libnats_version()}"

@@ -56,6 +56,7 @@ from ..crypto import aes_gcm
 from ..errors import TapError
 from ..fastpath import FrameReader, FrameWriter, Tap
 from .droplog import DropLog
+from .egress import publisher, wire_payload
 from .natslink import NatsLink
 
 log = logging.getLogger(__name__)
@@ -249,8 +250,8 @@ class Tunnel:
         egress rules say: one call per batch."""
         reader, c = self.reader, self.counters
         view, slot, lens = reader.view, reader.slot, reader.lens
-        route, rules, flood = self.scheme.route, self._egress, self._flood
-        publish = self._publisher()
+        route, rules, flood, compat = self.scheme.route, self._egress, self._flood, self._compat
+        publish = publisher(self.link.nc.publish, self.sealer)
         drops, by_kind, bytes_by_kind = c.drops, c.tx_by_kind, c.tx_bytes_by_kind
         fwd = self.forwarder
         bridge, allow, unicast = fwd.bridge, self.storm.allow, FrameKind.UNICAST
@@ -265,7 +266,7 @@ class Tunnel:
                 continue
             f = base + _HDR + _VNET
             dst = bytes(view[f : f + 6])
-            payload = self._payload(view, base, ln)
+            payload = wire_payload(view, base, ln, compat, c)
             subject, kind = route(dst)
             if kind is _BROADCAST and view[f + 12 : f + 14] == arp.ETH_P_ARP:
                 subject = self._arp_subject(view, f, now) or subject
@@ -299,38 +300,6 @@ class Tunnel:
         c.nats_tx_msgs += sent
         if fwd.events and self._on_events is not None:
             self._on_events()
-
-    def _payload(self, view: memoryview, base: int, ln: int) -> memoryview:
-        """The wire message of the frame in the slot at ``base``, made in
-        place: the wire header, and the virtio header only when it says
-        something (core/wire.py); compat: the bare frame."""
-        f = base + _HDR + _VNET
-        end = base + _HDR + ln
-        if self._compat:
-            return view[f:end]
-        if view[base + _HDR] == 0 and view[base + _HDR + 1] == 0:
-            view[f - 2] = wire.VERSION  # no virtio flags, no GSO: omit the header
-            view[f - 1] = 0
-            return view[f - 2 : end]
-        if view[base + _HDR + 1]:  # gso_type
-            self.counters.tap_rx_gso_frames += 1
-            self.counters.tap_rx_gso_bytes += ln - _VNET
-        view[base] = wire.VERSION
-        view[base + 1] = wire.FLAG_VNET
-        view[f - 2 : f] = b"\0\0"  # num_buffers: unused, not written by tun
-        return view[base:end]
-
-    def _publisher(self) -> Callable[[str, memoryview], Awaitable[None]]:
-        """publish(subject, payload), sealed when a sealer is set (swapped
-        only on SIGHUP: looked up once per batch)."""
-        publish, sealer = self.link.nc.publish, self.sealer
-        if sealer is None:
-            return publish  # type: ignore[return-value]
-
-        async def sealed(subject: str, payload: memoryview) -> None:
-            await publish(subject, sealer.seal(subject, payload))
-
-        return sealed
 
     def _arp_subject(self, view: memoryview, f: int, now: float) -> str | None:
         """A broadcast ARP frame: its target's subject when core/arp.py

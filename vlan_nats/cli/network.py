@@ -157,7 +157,7 @@ def cmd_ipam(args: argparse.Namespace) -> int:
 
 def cmd_leases(args: argparse.Namespace) -> int:
 
-    from ..aio.ipam import list_leases
+    from ..aio.leasestore import list_leases
     from ..views import table
 
     scheme = scheme_of_args(args)

@@ -1,0 +1,102 @@
+"""The leases of a network: a JetStream KV bucket (one key per address,
+core/ipam.py says how they are spelled), the one source of truth of the
+address service (aio/ipam.py) and of ``vlan-nats leases``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import nats
+import nats.js.errors as jserr
+from nats.aio.client import Client
+from nats.js.kv import KeyValue
+
+from ..core import ipam
+from ..core.subjects import SubjectScheme
+from ..errors import VlanNatsError
+
+log = logging.getLogger("vlan_nats.ipam")
+
+NO_JETSTREAM = (
+    "the NATS server has no JetStream: the address service keeps its leases "
+    "in JetStream KV; start nats-server with -js (--store_dir DIR), or run "
+    "vlan-nats hub, which enables it"
+)
+JETSTREAM_WAIT = 30.0
+
+
+class IpamError(VlanNatsError):
+    """The service cannot start (no JetStream, a bad pool); one line."""
+
+
+async def open_bucket(
+    nc: Client,
+    scheme: SubjectScheme,
+    replicas: int = 1,
+    create: bool = True,
+    wait: float = JETSTREAM_WAIT,
+) -> KeyValue:
+    """The network's lease bucket (created on first use).  A JetStream that
+    answers "unavailable" (a cluster still electing its leader) is waited
+    for up to ``wait`` seconds; a server without JetStream is said at once."""
+    # A server says in its INFO whether it runs JetStream; without it the API
+    # answers "unavailable" just like a cluster still electing its leader.
+    if not getattr(nc, "_server_info", {}).get("jetstream"):
+        raise IpamError(NO_JETSTREAM)
+    js = nc.jetstream(timeout=5)
+    name = ipam.bucket_name(scheme.prefix, scheme.network)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            if create:
+                return await js.create_key_value(
+                    bucket=name, history=1, replicas=replicas,
+                    description="vlan-nats address leases",
+                )  # fmt: skip
+            return await js.key_value(name)
+        except (jserr.BucketNotFoundError, jserr.NotFoundError):
+            raise IpamError(f"no leases yet: bucket {name} does not exist") from None
+        except nats.errors.NoRespondersError:
+            raise IpamError(NO_JETSTREAM) from None
+        except (jserr.ServiceUnavailableError, nats.errors.TimeoutError) as e:
+            if time.monotonic() > deadline:
+                why = "unavailable" if isinstance(e, jserr.ServiceUnavailableError) else "silent"
+                raise IpamError(
+                    f"JetStream stayed {why} for {wait:g} s: a cluster without a quorum "
+                    "(JetStream on fewer than half of its servers)?"
+                ) from None
+            log.info("waiting for JetStream bucket=%s", name)
+            await asyncio.sleep(1.0)
+        except jserr.APIError as e:
+            raise IpamError(
+                f"cannot open the lease bucket {name}: {e.description or e}"
+            ) from None
+
+
+async def read_leases(kv: KeyValue) -> dict[str, tuple[ipam.Lease, int]]:
+    """address -> (lease, revision) for every address key."""
+    out: dict[str, tuple[ipam.Lease, int]] = {}
+    try:
+        keys = await kv.keys()
+    except jserr.NoKeysError:
+        return out
+    for key in keys:
+        address = ipam.address_of_key(key)
+        if address is None:
+            continue
+        try:
+            entry = await kv.get(key)
+        except jserr.KeyNotFoundError:
+            continue
+        lease = ipam.Lease.decode(entry.value or b"")
+        if lease is not None and entry.revision is not None:
+            out[address] = (lease, entry.revision)
+    return out
+
+
+async def list_leases(nc: Client, scheme: SubjectScheme) -> list[ipam.Lease]:
+    kv = await open_bucket(nc, scheme, create=False)
+    return sorted((le for le, _ in (await read_leases(kv)).values()),
+                  key=lambda le: tuple(int(x) for x in le.address.split(".")))  # fmt: skip
