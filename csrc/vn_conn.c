@@ -147,6 +147,74 @@ static natsStatus sign_cb(char **custom, unsigned char **sig, int *len, const ch
     return s;
 }
 
+static int fail_with(vn_dp *dp, natsStatus s, const char *what)
+{
+    const char *why = nats_GetLastError(NULL);
+    snprintf(dp->error, sizeof(dp->error), "%s%s", what, why && *why ? why
+             : natsStatus_GetText(s));
+    return -(1000 + (int)s);
+}
+
+/* The data connection's options: 0, or -(1000 + status) with dp->error. */
+static int set_options(vn_dp *dp, natsOptions *op, const struct vn_conn_opts *o)
+{
+    char *urls = strdup(o->servers), *save = NULL;
+    const char *list[64];
+    int n = 0;
+    if (!urls)
+        return -ENOMEM;
+    for (char *t = strtok_r(urls, ",", &save); t && n < 64; t = strtok_r(NULL, ",", &save))
+        list[n++] = t;
+    natsStatus st = natsOptions_SetServers(op, list, n);
+    free(urls);
+    if (st != NATS_OK)
+        return fail_with(dp, st, "servers: ");
+#define OPT(call)                                   \
+    do {                                            \
+        natsStatus s_ = (call);                     \
+        if (s_ != NATS_OK)                          \
+            return fail_with(dp, s_, "");           \
+    } while (0)
+    OPT(natsOptions_SetNoRandomize(op, true));
+    OPT(natsOptions_SetName(op, o->name));
+    OPT(natsOptions_SetNoEcho(op, true));
+    OPT(natsOptions_SetAllowReconnect(op, true));
+    OPT(natsOptions_SetMaxReconnect(op, -1));
+    OPT(natsOptions_SetReconnectWait(op, o->reconnect_wait_ms));
+    OPT(natsOptions_SetTimeout(op, 2000));
+    OPT(natsOptions_SetPingInterval(op, o->ping_ms));
+    OPT(natsOptions_SetMaxPingsOut(op, o->max_pings_out));
+    OPT(natsOptions_SetIOBufSize(op, IO_BUF));
+    /* Frames published while disconnected are dropped and counted (the
+     * datapath checks first); nothing stale is replayed later. */
+    OPT(natsOptions_SetReconnectBufSize(op, 1));
+    OPT(natsOptions_SetMaxPendingMsgs(op, o->pending_msgs));
+    OPT(vn_loop_options(dp, op));
+    OPT(natsOptions_SetDisconnectedCB(op, on_disconnected, dp));
+    OPT(natsOptions_SetReconnectedCB(op, on_reconnected, dp));
+    OPT(natsOptions_SetClosedCB(op, on_closed, dp));
+    OPT(natsOptions_SetErrorHandler(op, on_error, dp));
+    OPT(natsOptions_SetRetryOnFailedConnect(op, true, on_first_connect, dp));
+    if (o->user)
+        OPT(natsOptions_SetUserInfo(op, o->user, o->password));
+    vn_dp_set_secrets(dp, o->token, o->jwt, o->seed);
+    if (o->token)
+        OPT(natsOptions_SetTokenHandler(op, token_cb, NULL));
+    if (o->jwt)
+        OPT(natsOptions_SetUserCredentialsCallbacks(op, user_jwt, NULL, sign_cb, NULL));
+    else if (o->nkey_public)
+        OPT(natsOptions_SetNKey(op, o->nkey_public, sign_cb, NULL));
+    if (o->tls) {
+        OPT(natsOptions_SetSecure(op, true));
+        if (o->tls_ca)
+            OPT(natsOptions_LoadCATrustedCertificates(op, o->tls_ca));
+        if (o->tls_cert)
+            OPT(natsOptions_LoadCertificatesChain(op, o->tls_cert, o->tls_key));
+    }
+#undef OPT
+    return 0;
+}
+
 int vn_dp_connect(vn_dp *dp, const struct vn_conn_opts *o)
 {
     /* libnats starts threads (timers, delivery, reader, flusher): they
@@ -168,80 +236,17 @@ int vn_dp_connect(vn_dp *dp, const struct vn_conn_opts *o)
     ret = -ENOMEM;
     if (natsOptions_Create(&dp->opts) != NATS_OK)
         goto out;
-    ret = 0;
-    {
-        natsOptions *op = dp->opts;
-        char *urls = strdup(o->servers), *save = NULL;
-        const char *list[64];
-        int n = 0;
-        for (char *t = strtok_r(urls, ",", &save); t && n < 64; t = strtok_r(NULL, ",", &save))
-            list[n++] = t;
-        natsStatus st = natsOptions_SetServers(op, list, n);
-        free(urls);
-        if (st != NATS_OK) {
-            snprintf(dp->error, sizeof(dp->error), "servers: %s", natsStatus_GetText(st));
-            ret = -(1000 + (int)st);
-            goto out;
-        }
-#define OPT(call)                                                                     \
-        do {                                                                          \
-            natsStatus s_ = (call);                                                   \
-            if (s_ != NATS_OK) {                                                      \
-                const char *why_ = nats_GetLastError(NULL);                           \
-                snprintf(dp->error, sizeof(dp->error), "%s", why_ && *why_ ? why_     \
-                         : natsStatus_GetText(s_));                                   \
-                ret = -(1000 + (int)s_);                                              \
-                goto out;                                                             \
-            }                                                                         \
-        } while (0)
-        OPT(natsOptions_SetNoRandomize(op, true));
-        OPT(natsOptions_SetName(op, o->name));
-        OPT(natsOptions_SetNoEcho(op, true));
-        OPT(natsOptions_SetAllowReconnect(op, true));
-        OPT(natsOptions_SetMaxReconnect(op, -1));
-        OPT(natsOptions_SetReconnectWait(op, o->reconnect_wait_ms));
-        OPT(natsOptions_SetTimeout(op, 2000));
-        OPT(natsOptions_SetPingInterval(op, o->ping_ms));
-        OPT(natsOptions_SetMaxPingsOut(op, o->max_pings_out));
-        OPT(natsOptions_SetIOBufSize(op, IO_BUF));
-        /* Frames published while disconnected are dropped and counted (the
-         * tx thread checks first); nothing stale is replayed later. */
-        OPT(natsOptions_SetReconnectBufSize(op, 1));
-        OPT(natsOptions_SetMaxPendingMsgs(op, o->pending_msgs));
-        OPT(vn_loop_options(dp, op));
-        OPT(natsOptions_SetDisconnectedCB(op, on_disconnected, dp));
-        OPT(natsOptions_SetReconnectedCB(op, on_reconnected, dp));
-        OPT(natsOptions_SetClosedCB(op, on_closed, dp));
-        OPT(natsOptions_SetErrorHandler(op, on_error, dp));
-        OPT(natsOptions_SetRetryOnFailedConnect(op, true, on_first_connect, dp));
-        if (o->user)
-            OPT(natsOptions_SetUserInfo(op, o->user, o->password));
-        vn_dp_set_secrets(dp, o->token, o->jwt, o->seed);
-        if (o->token)
-            OPT(natsOptions_SetTokenHandler(op, token_cb, NULL));
-        if (o->jwt)
-            OPT(natsOptions_SetUserCredentialsCallbacks(op, user_jwt, NULL, sign_cb, NULL));
-        else if (o->nkey_public)
-            OPT(natsOptions_SetNKey(op, o->nkey_public, sign_cb, NULL));
-        if (o->tls) {
-            OPT(natsOptions_SetSecure(op, true));
-            if (o->tls_ca)
-                OPT(natsOptions_LoadCATrustedCertificates(op, o->tls_ca));
-            if (o->tls_cert)
-                OPT(natsOptions_LoadCertificatesChain(op, o->tls_cert, o->tls_key));
-        }
-#undef OPT
-        s = natsConnection_Connect(&dp->nc, op);
-        if (s == NATS_OK) {
-            char url[256] = "";
-            natsConnection_GetConnectedUrl(dp->nc, url, sizeof(url));
-            if (!atomic_exchange(&dp->connected, 1))
-                vn_push_event(dp, EV_CONNECTED, 0, 1, NULL, url);
-        } else if (s != NATS_NOT_YET_CONNECTED) {
-            const char *why = nats_GetLastError(NULL);
-            snprintf(dp->error, sizeof(dp->error), "%s", why && *why ? why : natsStatus_GetText(s));
-            ret = -(1000 + (int)s);
-        }
+    ret = set_options(dp, dp->opts, o);
+    if (ret < 0)
+        goto out;
+    s = natsConnection_Connect(&dp->nc, dp->opts);
+    if (s == NATS_OK) {
+        char url[256] = "";
+        natsConnection_GetConnectedUrl(dp->nc, url, sizeof(url));
+        if (!atomic_exchange(&dp->connected, 1))
+            vn_push_event(dp, EV_CONNECTED, 0, 1, NULL, url);
+    } else if (s != NATS_NOT_YET_CONNECTED) {
+        ret = fail_with(dp, s, "");
     }
 out:
     pthread_sigmask(SIG_SETMASK, &old, NULL);

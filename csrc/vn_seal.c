@@ -320,6 +320,40 @@ static struct session *slot(vn_opener *o)
     return oldest;
 }
 
+/* A message from a sender session not seen yet: opened with each key of
+ * its key id (a session key derived from it); the one that opens it makes
+ * the session, in *sp.  0, or a refusal (or -ENOMEM).  Under o->mu. */
+static int new_session(vn_opener *o, const unsigned char *msg, const char *subject, int body,
+                       const unsigned char *iv, unsigned char *tag, unsigned char *out,
+                       struct session **sp)
+{
+    unsigned char kid = msg[2];
+    int found = -1;
+    unsigned char sk[KEY_LEN];
+    for (unsigned int k = 0; k < o->nkeys && found < 0; k++) {
+        if (o->kids[k] != kid || session_key(o->keys[k], msg + 3, sk) < 0)
+            continue;
+        if (EVP_CipherInit_ex(o->trial, EVP_aes_256_gcm(), NULL, sk, NULL, 0) != 1)
+            continue;
+        if (aead(o->trial, 0, iv, msg, subject, msg + VN_SEAL_HDR, body, out, tag) == body)
+            found = (int)k;
+    }
+    if (found < 0)
+        return VN_REFUSED(VN_D_SEAL_AUTH);
+    EVP_CIPHER_CTX *ctx = gcm_ctx(sk, 0);
+    if (!ctx)
+        return -ENOMEM;
+    struct session *s = slot(o);
+    s->used = 1;
+    memcpy(s->id, msg + 3, SESSION_LEN);
+    s->kid = kid;
+    s->key = found;
+    s->ctx = ctx;
+    s->top = -1;
+    *sp = s;
+    return 0;
+}
+
 int vn_opener_open(vn_opener *o, const char *subject, const unsigned char *msg, unsigned int len,
                    double now, unsigned char *out, int *stale)
 {
@@ -366,33 +400,8 @@ int vn_opener_open(vn_opener *o, const char *subject, const unsigned char *msg, 
             ret = VN_REFUSED(VN_D_SEAL_AUTH);
             goto out;
         }
-    } else {
-        int found = -1;
-        unsigned char sk[KEY_LEN];
-        for (unsigned int k = 0; k < o->nkeys && found < 0; k++) {
-            if (o->kids[k] != kid || session_key(o->keys[k], msg + 3, sk) < 0)
-                continue;
-            if (EVP_CipherInit_ex(o->trial, EVP_aes_256_gcm(), NULL, sk, NULL, 0) != 1)
-                continue;
-            if (aead(o->trial, 0, iv, msg, subject, msg + VN_SEAL_HDR, body, out, tag) == body)
-                found = (int)k;
-        }
-        if (found < 0) {
-            ret = VN_REFUSED(VN_D_SEAL_AUTH);
-            goto out;
-        }
-        EVP_CIPHER_CTX *ctx = gcm_ctx(sk, 0);
-        if (!ctx) {
-            ret = -ENOMEM;
-            goto out;
-        }
-        s = slot(o);
-        s->used = 1;
-        memcpy(s->id, msg + 3, SESSION_LEN);
-        s->kid = kid;
-        s->key = found;
-        s->ctx = ctx;
-        s->top = -1;
+    } else if ((ret = new_session(o, msg, subject, body, iv, tag, out, &s)) < 0) {
+        goto out;
     }
     window_mark(s, ctr);
     s->last_seen = now;

@@ -33,7 +33,7 @@ def seconds(text: str) -> float:
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         epilog="example:\n  sudo scripts/soak.sh 30m",
@@ -43,8 +43,11 @@ def main() -> int:
     ap.add_argument("--restart-every", type=seconds, default=60.0)
     ap.add_argument("--flap-every", type=seconds, default=45.0)
     ap.add_argument("--report-every", type=seconds, default=10.0)
-    args = ap.parse_args()
+    return ap.parse_args()
 
+
+def main() -> int:
+    args = parse_args()
     stop = threading.Event()
     xfers = {"ok": 0, "failed": 0}
     events: list[str] = []
@@ -63,21 +66,7 @@ def main() -> int:
                     events.append(f"transfer failed: {e}")
 
         def disturb() -> None:
-            t0 = time.monotonic()
-            next_restart, next_flap = args.restart_every, args.flap_every
-            while not stop.wait(0.5):
-                now = time.monotonic() - t0
-                if now >= next_restart:
-                    lab.server.kill()
-                    lab.server.start()
-                    events.append(f"{now:7.1f}s server restarted")
-                    next_restart += args.restart_every
-                if now >= next_flap:
-                    h2.ns.run("ip", "link", "set", "dev", h2.dev, "down")
-                    time.sleep(0.5)
-                    h2.ns.run("ip", "link", "set", "dev", h2.dev, "up")
-                    events.append(f"{now:7.1f}s link flap on {h2.dev}")
-                    next_flap += args.flap_every
+            faults(lab, args, stop, events)
 
         workers = [threading.Thread(target=f, daemon=True) for f in (transfers, disturb)]
         for w in workers:
@@ -102,24 +91,46 @@ def main() -> int:
                 loss = 100.0 * (r.sent - r.received) / r.sent if r.sent else 0.0
                 while events:
                     print("   ", events.pop(0))
-                print(
-                    f"{time.monotonic() - start:6.0f}s {loss:9.1f}% "
-                    f"{xfers['ok']:>6}/{xfers['failed']:<6} {reconnects:>10}  "
-                    + " ".join(f"{x:.1f}" for x in rss),
-                    flush=True,
-                )
+                print(f"{time.monotonic() - start:6.0f}s {loss:9.1f}% "
+                      f"{xfers['ok']:>6}/{xfers['failed']:<6} {reconnects:>10}  "
+                      + " ".join(f"{x:.1f}" for x in rss), flush=True)  # fmt: skip
         finally:
             stop.set()
             for w in workers:
                 w.join(timeout=320)
-        total_loss = 100.0 * (sent - received) / sent if sent else 0.0
-        print(
-            f"summary: {time.monotonic() - start:.0f} s; ping {received}/{sent} "
-            f"({total_loss:.2f} % lost); transfers {xfers['ok']} ok, {xfers['failed']} failed; "
-            f"RSS MB start {' '.join(f'{x:.1f}' for x in rss0)}, "
-            f"max {' '.join(f'{x:.1f}' for x in rss_max)}"
-        )
+        summary(time.monotonic() - start, sent, received, xfers, rss0, rss_max)
         return 0 if xfers["failed"] == 0 and all(n.proc.poll() is None for n in lab.nodes) else 1
+
+
+def faults(lab: Lab, args: argparse.Namespace, stop: threading.Event, events: list[str]) -> None:
+    """Restart the server and flap h2's link, each at its interval, until ``stop``."""
+    h2 = lab.nodes[1]
+    t0 = time.monotonic()
+    next_restart, next_flap = args.restart_every, args.flap_every
+    while not stop.wait(0.5):
+        now = time.monotonic() - t0
+        if now >= next_restart:
+            lab.server.kill()
+            lab.server.start()
+            events.append(f"{now:7.1f}s server restarted")
+            next_restart += args.restart_every
+        if now >= next_flap:
+            h2.ns.run("ip", "link", "set", "dev", h2.dev, "down")
+            time.sleep(0.5)
+            h2.ns.run("ip", "link", "set", "dev", h2.dev, "up")
+            events.append(f"{now:7.1f}s link flap on {h2.dev}")
+            next_flap += args.flap_every
+
+
+def summary(secs: float, sent: int, received: int, xfers: dict[str, int], rss0: list[float],
+            rss_max: list[float]) -> None:  # fmt: skip
+    total_loss = 100.0 * (sent - received) / sent if sent else 0.0
+    print(
+        f"summary: {secs:.0f} s; ping {received}/{sent} "
+        f"({total_loss:.2f} % lost); transfers {xfers['ok']} ok, {xfers['failed']} failed; "
+        f"RSS MB start {' '.join(f'{x:.1f}' for x in rss0)}, "
+        f"max {' '.join(f'{x:.1f}' for x in rss_max)}"
+    )
 
 
 if __name__ == "__main__":

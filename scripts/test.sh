@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's checks: install, lint, type-check (the core strictly), unit and
+# The project's checks: install, lint (ruff, and the size limits of
+# scripts/check_sizes.py), type-check (the core strictly), unit and
 # integration tests (the latter need root; under CI=true they fail rather
 # than skip).  pytest's "no tests ran" (exit 5) is a failure too.
 set -euo pipefail
@@ -19,5 +20,6 @@ if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 .venv/bin/ruff check vlan_nats tests scripts csrc
+.venv/bin/python scripts/check_sizes.py
 .venv/bin/mypy vlan_nats
 .venv/bin/python -m pytest tests "$@"

@@ -20,65 +20,26 @@ def secret_file(tmp_path, name, value):
     return str(p)
 
 
+EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+
+
 def make_certs(d):
     """A CA, a server certificate for 127.0.0.1 and a client certificate."""
 
     def run(*args):
         subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
 
-    run(
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=vlan-nats test CA",
-    )
+    run("req", "-x509", *EC, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+        "-subj", "/CN=vlan-nats test CA")  # fmt: skip
     for name, ext in (
         ("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
         ("client", "extendedKeyUsage=clientAuth"),
     ):
         (d / f"{name}.ext").write_text(ext + "\n")
-        run(
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            f"{name}.key",
-            "-out",
-            f"{name}.csr",
-            "-subj",
-            f"/CN={name}",
-        )
-        run(
-            "x509",
-            "-req",
-            "-in",
-            f"{name}.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            f"{name}.pem",
-            "-days",
-            "1",
-            "-extfile",
-            f"{name}.ext",
-        )
+        run("req", *EC, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{name}.pem", "-days", "1",
+            "-extfile", f"{name}.ext")  # fmt: skip
         (d / f"{name}.key").chmod(0o600)
     return {
         k: str(d / v)

@@ -5,16 +5,9 @@ import time
 import urllib.request
 
 from vlan_nats.lab.checks import ping, wait_ping
-from vlan_nats.lab.hosts import Lab, Node, free_port
+from vlan_nats.lab.hosts import Lab, free_port
 
-
-def same_named(lab: Lab, network: str, n: int) -> list[Node]:
-    """``n`` daemons of one network with the default device name and the
-    default (derived) MAC, each in its own namespace."""
-    return [
-        lab.add_node(i, ["--network", network], dev=f"vnats{network}", derived_mac=True)
-        for i in range(1, n + 1)
-    ]
+from .helpers import same_named
 
 
 def test_one_device_name_in_three_namespaces_gets_three_macs():

@@ -1,17 +1,17 @@
 """What users do to the device with `ip`, and what the daemon says."""
 
-import time
 
 import pytest
 
-from vlan_nats.lab.checks import ping
+from vlan_nats.lab.checks import ping, wait_until
 from vlan_nats.lab.hosts import Lab, Namespace, Node
+from vlan_nats.lab.proc import all_lines
 
 
 def wait_exit(node: Node, timeout: float = 10.0) -> int:
     assert node.proc is not None
     rc = node.proc.wait(timeout)
-    time.sleep(0.1)  # the stderr reader thread takes the last line
+    all_lines(node.proc)
     return rc
 
 
@@ -50,9 +50,7 @@ def test_enslaved_without_bridge_mode_is_warned(dataplane):
         br = f"{lab.prefix}br"
         h1.ns.run("ip", "link", "add", br, "type", "bridge")
         h1.ns.run("ip", "link", "set", h1.dev, "master", br)
-        deadline = time.monotonic() + 5
-        while not h1.status()["foreign_bridge"] and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: any(f"port of bridge {br}" in x for x in h1.lines), 5)
         warned = [line for line in h1.lines if f"port of bridge {br}" in line]
         assert len(warned) == 1 and " WARNING " in warned[0], h1.lines[-3:]
         assert f"--bridge {br}" in warned[0]
@@ -60,9 +58,7 @@ def test_enslaved_without_bridge_mode_is_warned(dataplane):
         # Leaving the bridge is news too (and not a deleted device: the bridge
         # driver reports it as an RTM_DELLINK of family AF_BRIDGE).
         h1.ns.run("ip", "link", "set", h1.dev, "nomaster")
-        deadline = time.monotonic() + 5
-        while h1.status()["foreign_bridge"] and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: any(f"left bridge {br}" in x for x in h1.lines), 5)
         assert h1.status()["foreign_bridge"] is None
         assert h1.proc.poll() is None and any(f"left bridge {br}" in x for x in h1.lines)
 
@@ -72,10 +68,7 @@ def test_mtu_mismatch_is_said_by_the_receiver(dataplane):
         h1, h2 = lab.nodes
         h1.ns.run("ip", "link", "set", "dev", h1.dev, "mtu", "9000")
         assert not ping(h1.ns, h2.ip, count=1, deadline=2, size=8000).ok
-        deadline = time.monotonic() + 5
-        said: list[str] = []
-        while not said and time.monotonic() < deadline:
-            said = [x for x in h2.lines if "frame too large for our MTU" in x]
-            time.sleep(0.1)
+        wait_until(lambda: any("frame too large for our MTU" in x for x in h2.lines), 5)
+        said = [x for x in h2.lines if "frame too large for our MTU" in x]
         assert said and "mtu=1500" in said[0] and "same MTU" in said[0], h2.lines[-3:]
         assert h2.status()["counters"]["drops"]["oversize"] >= 1

@@ -171,21 +171,8 @@ def test_flooded_receiver_has_bounded_memory_and_recovers(record_property, datap
             for p in (5301, 5302):
                 wait_listening(h2.ns, p)
             clients = [
-                src.ns.popen(
-                    "iperf3",
-                    "-c",
-                    h2.ip,
-                    "-p",
-                    str(p),
-                    "-u",
-                    "-l",
-                    "64",
-                    "-b",
-                    "0",
-                    "-t",
-                    str(seconds),
-                    stdout=subprocess.DEVNULL,
-                )
+                src.ns.popen("iperf3", "-c", h2.ip, "-p", str(p), "-u", "-l", "64", "-b", "0",
+                             "-t", str(seconds), stdout=subprocess.DEVNULL)  # fmt: skip
                 for src, p in ((h1, 5301), (h3, 5302))
             ]
             samples = []

@@ -13,7 +13,7 @@ import time
 import nats
 
 from vlan_nats import keys
-from vlan_nats.lab.checks import ping, transfer, wait_ping
+from vlan_nats.lab.checks import ping, transfer, wait_ping, wait_until
 from vlan_nats.lab.hosts import Lab
 
 PATTERN = "c0ffee15900d"  # ping -p: repeated through every echo payload
@@ -85,9 +85,8 @@ def test_sealed_lan_hides_everything_and_refuses_strangers(tmp_path, dataplane):
             assert " 0% packet loss" in r.stdout, r.stdout
             t = transfer(h1, h2, 8)
             assert t.ok, t
-            time.sleep(0.3)
-        # The transfer went through this server (GSO: up to 64 KiB per message).
-        assert sum(len(d) for _, d in sniff.msgs) > 8 << 20
+            # The transfer went through this server (GSO: up to 64 KiB per message).
+            assert wait_until(lambda: sum(len(d) for _, d in sniff.msgs) > 8 << 20, 5)
         secrets = [bytes.fromhex(PATTERN)]
         for n in (h1, h2):
             secrets.append(bytes.fromhex(n.mac().replace(":", "")))
@@ -99,41 +98,48 @@ def test_sealed_lan_hides_everything_and_refuses_strangers(tmp_path, dataplane):
         leaked = [s.hex() for s in secrets if any(s in d for d in frames)]
         assert leaked == []
 
-        # A captured message published again is a replay.
-        mac1, mac2 = (n.mac().replace(":", "") for n in (h1, h2))
-        subject, data = next((s, d) for s, d in sniff.msgs if s.endswith(mac2))
-        asyncio.run(publish(lab.server.url, subject, data))
-        # One sent to h1, moved onto h2's subject, no longer authenticates.
-        to_h1 = next(d for s, d in sniff.msgs if s.endswith(mac1))
-        asyncio.run(publish(lab.server.url, subject, to_h1))
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            d2 = drops(h2)
-            if d2.get("replay") and d2.get("seal_auth"):
-                break
-            time.sleep(0.2)
-        assert d2.get("replay") == 1 and d2.get("seal_auth") == 1, d2
+        replay_and_moved_are_refused(lab, sniff, h1, h2)
+        strangers_reach_nobody(tmp_path, lab, h1, h2)
 
-        # A node with another key reaches nobody, and its frames are counted.
-        other = keyfile(tmp_path, "other.key")
-        h3 = lab.add_node(3, extra=["--key-file", other])
-        assert not ping(h3.ns, h1.ip, count=3, deadline=2).ok
-        assert not ping(h1.ns, h3.ip, count=2, deadline=2).ok
-        assert drops(h1).get("seal_key", 0) > 0
-        assert drops(h3).get("seal_key", 0) > 0
-        # ... and said, not only counted: which key, on which subject.
-        theirs = keys.describe(keys.load_key(other))
-        said = [line for line in h1.lines if "under a key we do not hold" in line]
-        assert len(said) == 1 and f"key={theirs}" in said[0] and "subject=vlan.0." in said[0]
-        # A node without a key reaches nobody either, and both sides say why.
-        h4 = lab.add_node(4)
-        assert not ping(h4.ns, h2.ip, count=2, deadline=2).ok
-        assert not ping(h2.ns, h4.ip, count=2, deadline=2).ok
-        assert drops(h2).get("unsealed", 0) > 0
-        assert drops(h4).get("sealed_no_key", 0) > 0
-        assert any("plain frame on a sealed network" in line for line in h2.lines)
-        assert any("we have no --key-file" in line for line in h4.lines)
-        assert ping(h1.ns, h2.ip, count=2).ok
+
+def replay_and_moved_are_refused(lab, sniff, h1, h2):
+    # A captured message published again is a replay.
+    mac1, mac2 = (n.mac().replace(":", "") for n in (h1, h2))
+    subject, data = next((s, d) for s, d in sniff.msgs if s.endswith(mac2))
+    asyncio.run(publish(lab.server.url, subject, data))
+    # One sent to h1, moved onto h2's subject, no longer authenticates.
+    to_h1 = next(d for s, d in sniff.msgs if s.endswith(mac1))
+    asyncio.run(publish(lab.server.url, subject, to_h1))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        d2 = drops(h2)
+        if d2.get("replay") and d2.get("seal_auth"):
+            break
+        time.sleep(0.2)
+    assert d2.get("replay") == 1 and d2.get("seal_auth") == 1, d2
+
+
+def strangers_reach_nobody(tmp_path, lab, h1, h2):
+    # A node with another key reaches nobody, and its frames are counted.
+    other = keyfile(tmp_path, "other.key")
+    h3 = lab.add_node(3, extra=["--key-file", other])
+    assert not ping(h3.ns, h1.ip, count=3, deadline=2).ok
+    assert not ping(h1.ns, h3.ip, count=2, deadline=2).ok
+    assert drops(h1).get("seal_key", 0) > 0
+    assert drops(h3).get("seal_key", 0) > 0
+    # ... and said, not only counted: which key, on which subject.
+    theirs = keys.describe(keys.load_key(other))
+    said = [line for line in h1.lines if "under a key we do not hold" in line]
+    assert len(said) == 1 and f"key={theirs}" in said[0] and "subject=vlan.0." in said[0]
+    # A node without a key reaches nobody either, and both sides say why.
+    h4 = lab.add_node(4)
+    assert not ping(h4.ns, h2.ip, count=2, deadline=2).ok
+    assert not ping(h2.ns, h4.ip, count=2, deadline=2).ok
+    assert drops(h2).get("unsealed", 0) > 0
+    assert drops(h4).get("sealed_no_key", 0) > 0
+    assert any("plain frame on a sealed network" in line for line in h2.lines)
+    assert any("we have no --key-file" in line for line in h4.lines)
+    assert ping(h1.ns, h2.ip, count=2).ok
 
 
 def test_key_rollover_loses_no_pings(tmp_path, dataplane):
@@ -150,21 +156,16 @@ def test_key_rollover_loses_no_pings(tmp_path, dataplane):
             node.start()
         h1, h2 = lab.nodes
         wait_ping(h1.ns, h2.ip)
-        pinger = h1.ns.popen(
-            "ping",
-            "-n",
-            "-c",
-            "120",
-            "-i",
-            "0.05",
-            "-W",
-            "1",
-            h2.ip,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
+        pinger = h1.ns.popen("ping", "-n", "-c", "120", "-i", "0.05", "-W", "1", h2.ip,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+
+        def pings_arrive(n=3):
+            """Until ``n`` more frames reached h2's TAP: the pings flow."""
+            base = h2.status()["counters"]["tap_tx_frames"]
+            assert wait_until(lambda: h2.status()["counters"]["tap_tx_frames"] >= base + n, 5)
 
         def reload_all(edit):
+            pings_arrive()
             for node, (k, a) in zip(lab.nodes, nodes_keys, strict=True):
                 edit(k, a)
                 seen = len(node.lines)
@@ -173,9 +174,7 @@ def test_key_rollover_loses_no_pings(tmp_path, dataplane):
                 while not any("sealing key=" in ln for ln in node.lines[seen:]):
                     assert time.monotonic() < deadline, node.lines[-5:]
                     time.sleep(0.02)
-                time.sleep(0.5)
 
-        time.sleep(0.5)
         reload_all(lambda k, a: os.link(new, a))  # 1: accept the new key
 
         def swap(k, a):  # 2: seal with the new key, still accept the old one

@@ -3,9 +3,10 @@
 import secrets
 import subprocess
 import sys
-import time
 
 from vlan_nats.lab.hosts import Lab
+
+from .helpers import same_named, wait_quiet
 
 
 def test_top_shows_rates_while_traffic_flows():
@@ -70,14 +71,12 @@ def test_top_without_daemons_is_one_line():
 def test_same_device_name_in_several_namespaces_shows_no_phantom_rates():
     """Idle daemons that share a device name are told apart by namespace:
     each row compares with its own previous sample, in a stable order."""
-    from .test_duplicate_mac import same_named
-
     network = str(100 + secrets.randbelow(3900))
     with Lab(0, tag="vnq") as lab:
         nodes = same_named(lab, network, 3)
         for n in nodes:  # let start-up traffic (DAD, router solicitations) settle
             n.ns.run("sysctl", "-qw", f"net.ipv6.conf.{n.dev}.disable_ipv6=1")
-        time.sleep(1.5)
+        assert wait_quiet(nodes)
         r = subprocess.run(
             [sys.executable, "-m", "vlan_nats", "top", "--count", "3", "--interval", "0.5"],
             capture_output=True,

@@ -27,8 +27,20 @@ def spawn(
         except (ValueError, OSError):
             pass  # the owner closed the pipe while stopping the process
 
-    threading.Thread(target=_read, daemon=True).start()
+    reader = threading.Thread(target=_read, daemon=True)
+    reader.start()
+    _readers[proc.pid] = reader
     return proc
+
+
+_readers: dict[int, threading.Thread] = {}
+
+
+def all_lines(proc: subprocess.Popen[str], timeout: float = 5.0) -> None:
+    """After ``proc`` exited: until its reader thread has taken the last line."""
+    reader = _readers.pop(proc.pid, None)
+    if reader is not None:
+        reader.join(timeout)
 
 
 def wait_event(event: threading.Event, proc: subprocess.Popen[str], timeout: float) -> bool:

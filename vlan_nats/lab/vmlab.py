@@ -242,11 +242,19 @@ def ping_ok(a: Agent, target: str, count: int = 3) -> tuple[bool, str]:
     return rep["rc"] == 0, f"{m.group(1)} ms" if m else "lost"
 
 
-def checks(lab: Lab, transfer_mb: int) -> list[tuple[str, bool, str]]:
-    results: list[tuple[str, bool, str]] = []
+Check = tuple[str, bool, str]
+
+
+def checks(lab: Lab, transfer_mb: int) -> list[Check]:
+    """Every check of the lab, in order: pings, a TCP transfer, a hub restart."""
     agents = lab.agents
+    return [*_pings(agents), _transfer(agents, transfer_mb), _hub_restart(agents)]
+
+
+def _pings(agents: list[Agent]) -> list[Check]:
+    """IPv4 and IPv6 link-local, every ordered pair."""
+    results: list[Check] = []
     n = len(agents)
-    # IPv4, every ordered pair.
     for i in range(n):
         for j in range(n):
             if i != j:
@@ -255,7 +263,6 @@ def checks(lab: Lab, transfer_mb: int) -> list[tuple[str, bool, str]]:
                 if not ok:
                     ok, detail = ping_ok(agents[i], f"{OVERLAY}.{j + 1}")
                 results.append((f"IPv4 vm{i + 1} -> vm{j + 1}", ok, detail))
-    # IPv6 link-local, every ordered pair.
     ll = []
     for a in agents:
         out = a.sh("ip -6 -o addr show dev vnats0 scope link")
@@ -266,7 +273,11 @@ def checks(lab: Lab, transfer_mb: int) -> list[tuple[str, bool, str]]:
             if i != j:
                 ok, detail = ping_ok(agents[i], f"{ll[j]}%vnats0")
                 results.append((f"IPv6 link-local vm{i + 1} -> vm{j + 1}", ok, detail))
-    # TCP with checksums: vm2 -> vm3 (through the hub on vm1).
+    return results
+
+
+def _transfer(agents: list[Agent], transfer_mb: int) -> Check:
+    """TCP with checksums: vm2 -> vm3 (through the hub on vm1)."""
     xfer = "/opt/vlan-nats/bin/python -m vlan_nats.lab.xfer"
     rx, tx = agents[2], agents[1]
     rx.sh(f"(nohup {xfer} recv {OVERLAY}.3 5201 > /tmp/rx.json 2>&1 &) ; sleep 3", timeout=30)
@@ -282,14 +293,15 @@ def checks(lab: Lab, transfer_mb: int) -> list[tuple[str, bool, str]]:
     secs = time.monotonic() - t0
     ok = bool(got) and sent.get("sha256") == got.get("sha256")
     mbit = transfer_mb * 8 * 1.048576 / float(sent.get("seconds", secs) or secs)
-    results.append(
-        (
-            f"TCP {transfer_mb} MiB vm2 -> vm3, SHA-256",
-            ok,
-            f"{mbit:.1f} Mbit/s, sha256 {'match' if ok else 'MISMATCH'}",
-        )
+    return (
+        f"TCP {transfer_mb} MiB vm2 -> vm3, SHA-256",
+        ok,
+        f"{mbit:.1f} Mbit/s, sha256 {'match' if ok else 'MISMATCH'}",
     )
-    # The hub restarted: traffic resumes.
+
+
+def _hub_restart(agents: list[Agent]) -> Check:
+    """The hub restarted: traffic resumes."""
     a1, a2 = agents[0], agents[1]
     a2.sh(
         f"(nohup ping -n -D -i 0.2 -W 1 {OVERLAY}.3 > /tmp/ping.log 2>&1 &) ; sleep 2", timeout=30
@@ -307,16 +319,12 @@ def checks(lab: Lab, transfer_mb: int) -> list[tuple[str, bool, str]]:
             break
         time.sleep(1)
     a2.call("pkill -INT ping")
-    results.append(
-        (
-            "hub restarted, vm2 -> vm3 traffic resumes",
-            resumed is not None,
-            f"first reply {resumed:.1f} s after the restart"
-            if resumed is not None
-            else "no reply in 90 s",
-        )
-    )
-    return results
+    return (
+        "hub restarted, vm2 -> vm3 traffic resumes",
+        resumed is not None,
+        f"first reply {resumed:.1f} s after the restart" if resumed is not None
+        else "no reply in 90 s",
+    )  # fmt: skip
 
 
 def run_lab(
