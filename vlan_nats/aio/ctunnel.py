@@ -66,6 +66,7 @@ class CTunnel:
         on_dup_mac: Callable[[str], None] | None = None,
         on_oversize: Callable[[bytes | None, int], None] | None = None,
         arp_routing: bool = False,
+        make_dp: Callable[[int, bool, int], CDatapath] = CDatapath,
     ) -> None:
         self.conn = conn
         self.scheme = scheme
@@ -77,7 +78,7 @@ class CTunnel:
         self._on_oversize = on_oversize  # (source MAC, size): a frame above our MTU
         self._loop = asyncio.get_running_loop()
         self.failed: asyncio.Future[BaseException] = self._loop.create_future()
-        self.dp = CDatapath(tap_fd, scheme.compat, max_frame_len(mtu))
+        self.dp = make_dp(tap_fd, scheme.compat, max_frame_len(mtu))  # a fake in unit tests
         self.macs = CMacs(self.dp, forwarder, scheme, self._subscribe)
         self.dp.set_mac(forwarder.mac)
         self.dp.set_subjects(scheme.unicast_prefix, scheme.multicast_prefix, scheme.broadcast,
@@ -99,8 +100,7 @@ class CTunnel:
         self._drop_log = DropLog()
         self._errlog = RateLimitedLog(log)
         self.refusals = Refusals()
-        self._taplog = RateLimitedLog(log)
-        self._lostlog = RateLimitedLog(log)
+        self._taplog, self._lostlog = RateLimitedLog(log), RateLimitedLog(log)
         self._events_lost = 0
         self._started = False
         self._flushes: set[asyncio.Future[None]] = set()  # _off_loop calls in flight
