@@ -145,7 +145,7 @@ static void publish(vn_dp *dp, const char *subject, const unsigned char *data, i
  * len - VNET bytes) as core.forwarding.egress_table says.  `state`: its
  * destination's in the local table (bridge mode), else 0. */
 static void send_frame(vn_dp *dp, unsigned char *b, size_t len, int state, double now,
-                       char *subject, char *flood)
+                       double ageing, char *subject, char *flood)
 {
     size_t flen = len - VNET;
     unsigned char *vh = b + 2, *f = b + 2 + VNET;
@@ -173,9 +173,6 @@ static void send_frame(vn_dp *dp, unsigned char *b, size_t len, int state, doubl
     const unsigned char *dst = f;
     int kind = !(dst[0] & 1) ? 0 : (dst[0] & dst[1] & dst[2] & dst[3] & dst[4] & dst[5]) == 0xff
                                        ? 1 : 2;
-    pthread_rwlock_rdlock(&dp->cfg);
-    double ageing = dp->ageing;
-    pthread_rwlock_unlock(&dp->cfg);
     int cls = state == L_SERVED || state == L_PINNED || state == L_PENDING ? OUT_LOCAL
               : kind ? OUT_GROUP : remote_known(dp, dst, now, ageing) ? OUT_KNOWN : OUT_UNKNOWN;
     pthread_rwlock_rdlock(&dp->cfg);
@@ -234,6 +231,9 @@ static void hold(vn_dp *dp, const unsigned char *b, size_t len, double now)
 static void release_held(vn_dp *dp, char *subject, char *flood)
 {
     double now = vn_mono();
+    pthread_rwlock_rdlock(&dp->cfg);
+    double ageing = dp->ageing;
+    pthread_rwlock_unlock(&dp->cfg);
     unsigned int kept = 0;
     for (unsigned int i = 0; i < dp->nheld; i++) {
         struct held h = dp->held[i];
@@ -247,7 +247,8 @@ static void release_held(vn_dp *dp, char *subject, char *flood)
             continue;
         }
         if (atomic_load_explicit(&dp->connected, memory_order_relaxed))
-            send_frame(dp, h.buf, h.len, local_state(dp, h.buf + 2 + VNET), now, subject, flood);
+            send_frame(dp, h.buf, h.len, local_state(dp, h.buf + 2 + VNET), now, ageing,
+                       subject, flood);
         else
             DROP(dp, VN_D_DISCONNECTED);
         free(h.buf);
@@ -290,9 +291,10 @@ static void tx_frame(vn_dp *dp, unsigned char *b, size_t len, char *subject, cha
     double now = vn_mono();
     pthread_rwlock_rdlock(&dp->cfg);
     int bridge = dp->bridge;
+    double ageing = dp->ageing;
     pthread_rwlock_unlock(&dp->cfg);
     if (!bridge) {
-        send_frame(dp, b, len, 0, now, subject, flood);
+        send_frame(dp, b, len, 0, now, ageing, subject, flood);
         return;
     }
     const unsigned char *f = b + 2 + VNET;
@@ -301,7 +303,7 @@ static void tx_frame(vn_dp *dp, unsigned char *b, size_t len, char *subject, cha
     if (learn_local(dp, f + 6, now) == L_PENDING || held_from(dp, mac_key(f + 6)))
         hold(dp, b, len, now);
     else
-        send_frame(dp, b, len, local_state(dp, f), now, subject, flood);
+        send_frame(dp, b, len, local_state(dp, f), now, ageing, subject, flood);
 }
 
 #define WRITE_NOW (32 * 1024)
