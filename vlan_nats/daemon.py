@@ -83,12 +83,16 @@ def check_environment(cfg: Config) -> None:
 
 class Daemon:
     def __init__(
-        self, cfg: Config, reload: Read | None = None, explicit_mac: bool = False
+        self,
+        cfg: Config,
+        reload: Read | None = None,
+        explicit_mac: bool = False,
+        explicit: frozenset[str] = frozenset(),
     ) -> None:
         auth = cfg.auth
         dataplane, self.dataplane_why = datapath.choose(cfg.dataplane, cfg.servers, auth.tls_first)
         self.p = wiring.make(cfg, dataplane, ConfigReload(cfg, reload, explicit_mac, self._apply),
-                             self.node_info)  # fmt: skip
+                             self.node_info, explicit)  # fmt: skip
         self.subs: Subscriptions | None = None
         self.switch: SwitchEvents | None = None
         self._ready = asyncio.Event()
@@ -171,7 +175,7 @@ class Daemon:
             lambda: wiring.data_connection(cfg),
         )  # fmt: skip
         stack.push_async_callback(tunnel.stop)
-        subs = self.subs = Subscriptions(sink, p.scheme, p.forwarder, cfg.arp_routing)
+        subs = self.subs = p.subs = Subscriptions(sink, p.scheme, p.forwarder, cfg.arp_routing)
         subs.groups = mcast.read(dev.index)
         subs.set_addresses(dev.addresses)
         switch = self.switch = SwitchEvents(subs, p.counters, cfg.max_macs, cfg.bridge,
@@ -203,6 +207,8 @@ class Daemon:
             "mac-ageing": switch.age(),
             "dup-addr": self._after_ready(lambda: p.dupaddr.run(link.nc)),
             "alone": self._after_ready(p.alone.run),
+            "network": self._after_ready(lambda: p.netwatch.run(link.nc)),
+            "member": self._after_ready(lambda: wiring.member(p, self.status)),
         }
         if p.cfg.address_auto:
             ctl, idx = dev.ctl, dev.index
@@ -253,6 +259,8 @@ class Daemon:
         p = self.p
         log.info("connecting servers=%s", ",".join(p.cfg.servers))
         await link.connect()
+        # The network's definition, before we say ready (aio/netwatch.py).
+        await p.netwatch.first(link.nc)
         # Before we subscribe: does another node already use our MAC?
         peers = await self._lookup_peers(LOOKUP_TIMEOUT)
         await p.dup.check_at_start(peers)

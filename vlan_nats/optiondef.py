@@ -43,6 +43,9 @@ class Option:
     group: str | None = None  # argparse group title
     range: tuple[float, float | None] | None = None  # numbers: [low, high]
     unit: str = ""  # for the range's error message
+    # A setting of the network as a whole: it may be set once for every node
+    # in the network's definition (vlan-nats network set, netdef.py).
+    network: bool = False
 
     @property
     def toml_key(self) -> str | None:

@@ -83,6 +83,7 @@ OPTIONS: tuple[Option, ...] = (
         toml=(int,),
         metavar="N",
         range=(68, 65535),
+        network=True,
     ),
     Option(
         "addresses",
@@ -152,6 +153,7 @@ OPTIONS: tuple[Option, ...] = (
         metavar="S",
         range=(1, 86400),
         unit="seconds",
+        network=True,
     ),
     Option(
         "max_macs",
@@ -162,6 +164,7 @@ OPTIONS: tuple[Option, ...] = (
         toml=(int,),
         metavar="N",
         range=(1, 1_000_000),
+        network=True,
     ),
     Option(
         "storm_pps",
@@ -174,6 +177,7 @@ OPTIONS: tuple[Option, ...] = (
         metavar="PPS",
         range=(0, None),
         unit="(0: off)",
+        network=True,
     ),
     Option(
         "arp_routing",
@@ -183,6 +187,7 @@ OPTIONS: tuple[Option, ...] = (
         default=True,
         switch=False,
         toml=(bool,),
+        network=True,
     ),
     # -- logging ------------------------------------------------------------
     Option("log_level", "--log-level", "log level", default="info", choices=LOG_LEVELS),
@@ -268,12 +273,18 @@ def toml_keys(command: str) -> dict[str, Option]:
     return {k: o for o in for_command(command) if (k := o.toml_key) is not None}
 
 
-def add_arguments(parser: argparse.ArgumentParser, command: str, given_only: bool = False) -> None:
-    """Add ``command``'s options.  ``given_only``: leave options that are
-    not on the command line out of the namespace (so that they do not
-    override a config file; build() supplies the defaults)."""
+def add_arguments(
+    parser: argparse.ArgumentParser,
+    command: str,
+    given_only: bool = False,
+    exclude: tuple[str, ...] = (),
+) -> None:
+    """Add ``command``'s options (but those named in ``exclude``).
+    ``given_only``: leave options that are not on the command line out of
+    the namespace (so that they do not override a config file; build()
+    supplies the defaults)."""
     groups: dict[str, argparse._ArgumentGroup] = {}
-    for o in for_command(command):
+    for o in (o for o in for_command(command) if o.name not in exclude):
         target: Any = parser
         if o.group is not None:
             if o.group not in groups:

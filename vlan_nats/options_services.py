@@ -14,6 +14,24 @@ from .optiondef import (
 )
 
 SERVICE_OPTIONS: tuple[Option, ...] = (
+    # -- the network's definition only (vlan-nats network set) ------------------
+    Option(
+        "description",
+        "--description",
+        "what the network is for (free text, shown by network show)",
+        commands=("network",),
+        network=True,
+    ),
+    Option(
+        "sealed",
+        "--sealed",
+        "every node must seal its frames (--key-file)",
+        default=False,
+        commands=("network",),
+        switch=True,
+        toml=(bool,),
+        network=True,
+    ),
     # -- the address service (vlan-nats ipam) ---------------------------------
     Option(
         "pool",
@@ -21,6 +39,7 @@ SERVICE_OPTIONS: tuple[Option, ...] = (
         "the IPv4 network whose addresses are handed out",
         commands=("ipam",),
         metavar="CIDR",
+        network=True,
     ),
     Option(
         "range",
@@ -29,6 +48,7 @@ SERVICE_OPTIONS: tuple[Option, ...] = (
         shown="all hosts of the pool",
         commands=("ipam",),
         metavar="FIRST-LAST",
+        network=True,
     ),
     Option(
         "lease",
@@ -42,6 +62,7 @@ SERVICE_OPTIONS: tuple[Option, ...] = (
         metavar="S",
         range=(10, 31_536_000),
         unit="seconds",
+        network=True,
     ),
     Option(
         "exclude",
@@ -51,6 +72,7 @@ SERVICE_OPTIONS: tuple[Option, ...] = (
         many=True,
         metavar="ADDR",
         toml=(str, list),
+        network=True,
     ),
     Option(
         "replicas",

@@ -55,6 +55,8 @@ def status(d: Parts) -> Status:
         data_connection=d.tunnel.data_connection() if d.tunnel else None,
         leases=d.addr.describe() if d.addr else [],
         address_problem=d.addr.problem if d.addr else None,
+        network_revision=d.netwatch.revision,
+        network_problems=d.netwatch.problems(),
     )
 
 

@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import os
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+import nats.errors
 
 from . import __version__
 from .aio import statussock
@@ -25,6 +30,8 @@ from .aio.dupmac import DuplicateMac
 from .aio.linkfollow import LinkFollower
 from .aio.mtucheck import MtuWatch
 from .aio.natslink import NatsLink
+from .aio.netwatch import NetWatch
+from .aio.switchctl import Subscriptions
 from .auth import connect_options, data_connection_secrets, read_secret
 from .cdatapath import ConnOptions
 from .config import Config
@@ -41,6 +48,7 @@ from .core.subjects import SubjectScheme
 from .core.switching import MacTable
 from .errors import ConfigError
 from .keyring import KeyRing
+from .netdef import node_keys
 from .reload import ConfigReload
 
 log = logging.getLogger("vlan_nats.daemon")  # its lines are the daemon's
@@ -65,16 +73,23 @@ class Parts:
     alone: Loneliness
     keys: KeyRing
     config_reload: ConfigReload
+    netwatch: NetWatch  # the network's definition, watched (aio/netwatch.py)
     link: NatsLink | None = None
     tunnel: Datapath | None = None
     follower: LinkFollower | None = None
     addr: AddressClient | None = None  # --address auto
+    subs: Subscriptions | None = None
     dev: Device | None = None
     offloads: tuple[str, ...] = ()
 
 
-def make(cfg: Config, dataplane: str, config_reload: ConfigReload,
-         node_info: Callable[[], NodeInfo]) -> Parts:  # fmt: skip
+def make(
+    cfg: Config,
+    dataplane: str,
+    config_reload: ConfigReload,
+    node_info: Callable[[], NodeInfo],
+    explicit: frozenset[str] = frozenset(),
+) -> Parts:
     """The parts that exist from the start, with the answers they ask of
     each other."""
     scheme = SubjectScheme(cfg.subject_prefix, cfg.network, cfg.compat)
@@ -102,6 +117,8 @@ def make(cfg: Config, dataplane: str, config_reload: ConfigReload,
                          connected=lambda: bool(p.link and p.link.is_connected)),
         keys=KeyRing(cfg.seal),
         config_reload=config_reload,  # SIGHUP: the config file read again (reload.py)
+        netwatch=NetWatch(scheme, {k: getattr(cfg, k) for k in node_keys()}, explicit,
+                          lambda key, value: apply_network(p, key, value), lambda: mtu(p)),
     )  # fmt: skip
     return p
 
@@ -260,3 +277,57 @@ def log_ready(p: Parts, st: Status, server: str) -> None:
         cfg.dev, st.mac, cfg.network, server, cfg.netns or "-", st.mtu, mode_of(cfg),
         p.dataplane, cfg.auth.describe(), __version__,
     )  # fmt: skip
+
+
+def apply_network(p: Parts, key: str, value: Any) -> None:
+    """A setting the network's definition changed (aio/netwatch.py): the
+    same parts apply it as a reload's change would."""
+    old = getattr(p.cfg, key)
+    p.cfg = dataclasses.replace(p.cfg, **{key: value})
+    if key == "arp_routing":
+        if p.tunnel is not None:
+            p.tunnel.set_arp_routing(value)
+        if p.subs is not None:
+            p.subs.arp_routing(value)
+        return
+    apply(p, Change(key, old, value), p.cfg)
+
+
+def member_doc(p: Parts, st: Status) -> bytes:
+    """What this node says of itself in its network's members bucket."""
+    doc = {
+        "node_id": p.node_id, "host": socket.gethostname(), "netns": p.where,
+        "dev": p.cfg.dev, "mac": st.mac, "addresses": st.addresses, "mtu": st.mtu,
+        "leased": [le["address"] for le in st.leases], "datapath": p.dataplane,
+        "version": st.version, "revision": p.netwatch.revision, "problems": st.problems(),
+        "last_seen": time.time(),
+    }  # fmt: skip
+    return json.dumps(doc).encode()
+
+
+async def member(p: Parts, status: Callable[[], Status]) -> None:
+    """Keep this node's entry in the members bucket (a task): written every
+    MEMBER_REFRESH seconds, removed on a clean stop."""
+    from .aio import netkv
+    from .aio.leasestore import IpamError
+
+    kv = None
+    failed = False
+    try:
+        while True:
+            link = p.link
+            try:
+                if link is not None and link.is_connected:
+                    kv = kv or await netkv.members(link.nc, p.scheme)
+                    await kv.put(p.node_id, member_doc(p, status()))
+                    failed = False
+            except (IpamError, nats.errors.Error, TimeoutError) as e:
+                kv = None
+                if not failed:
+                    log.info("network member entry not written (%s); trying again", e)
+                failed = True
+            await asyncio.sleep(netkv.MEMBER_REFRESH)
+    finally:
+        if kv is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(kv.delete(p.node_id), 2.0)

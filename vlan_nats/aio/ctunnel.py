@@ -85,8 +85,7 @@ class CTunnel:
                              scheme.flood, scheme.compat)  # fmt: skip
         self.dp.set_ingress(ingress_table(forwarder.bridge))
         self.dp.set_egress(egress_table(scheme.compat))
-        if arp_routing and not scheme.compat:
-            self.dp.set_arp(scheme.arp_prefix, arp_table(), REPEAT_WINDOW)
+        self.set_arp_routing(arp_routing)
         t = forwarder.table
         self.dp.set_bridge(forwarder.bridge, t.ageing, t.max_macs, remote_limit(t.max_macs))
         storm = storm or TokenBucket(0)
@@ -143,6 +142,11 @@ class CTunnel:
     def set_storm(self, pps: float) -> None:
         storm = TokenBucket(pps)
         self.dp.set_storm(storm.rate, storm.burst)
+
+    def set_arp_routing(self, on: bool) -> None:
+        """Routed ARP on or off ("" turns it off in C; never in compat mode)."""
+        prefix = self.scheme.arp_prefix if on and not self.scheme.compat else ""
+        self.dp.set_arp(prefix, arp_table(), REPEAT_WINDOW)
 
     def set_switching(self, ageing: float, max_macs: int) -> None:
         t = self.forwarder.table

@@ -1,6 +1,7 @@
 """The leases of a network: a JetStream KV bucket (one key per address,
 core/ipam.py says how they are spelled), the one source of truth of the
-address service (aio/ipam.py) and of ``vlan-nats leases``."""
+address service (aio/ipam.py) and of ``vlan-nats leases``; and how our KV
+buckets are opened (the networks' definitions and members use it too)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 import nats
 import nats.js.errors as jserr
 from nats.aio.client import Client
+from nats.js.api import KeyValueConfig
 from nats.js.kv import KeyValue
 
 from ..core import ipam
@@ -38,26 +40,44 @@ async def open_bucket(
     create: bool = True,
     wait: float = JETSTREAM_WAIT,
 ) -> KeyValue:
-    """The network's lease bucket (created on first use).  A JetStream that
-    answers "unavailable" (a cluster still electing its leader) is waited
-    for up to ``wait`` seconds; a server without JetStream is said at once."""
+    """The network's lease bucket (created on first use)."""
+    name = ipam.bucket_name(scheme.prefix, scheme.network)
+    return await open_kv(nc, name, "vlan-nats address leases", "no leases yet",
+                         replicas=replicas, create=create, wait=wait)  # fmt: skip
+
+
+async def open_kv(
+    nc: Client,
+    name: str,
+    description: str,
+    missing: str,
+    *,
+    replicas: int = 1,
+    create: bool = True,
+    wait: float = JETSTREAM_WAIT,
+    ttl: float | None = None,
+) -> KeyValue:
+    """A KV bucket of ours (``create``: made on first use; else ``missing``
+    says what its absence means).  A JetStream that answers "unavailable"
+    (a cluster still electing its leader) is waited for up to ``wait``
+    seconds; a server without JetStream is said at once.  ``ttl``: entries
+    not written again within that many seconds disappear."""
     # A server says in its INFO whether it runs JetStream; without it the API
     # answers "unavailable" just like a cluster still electing its leader.
     if not getattr(nc, "_server_info", {}).get("jetstream"):
         raise IpamError(NO_JETSTREAM)
     js = nc.jetstream(timeout=5)
-    name = ipam.bucket_name(scheme.prefix, scheme.network)
     deadline = time.monotonic() + wait
     while True:
         try:
             if create:
                 return await js.create_key_value(
-                    bucket=name, history=1, replicas=replicas,
-                    description="vlan-nats address leases",
+                    KeyValueConfig(bucket=name, history=1, replicas=replicas,
+                                   description=description, ttl=ttl)
                 )  # fmt: skip
             return await js.key_value(name)
         except (jserr.BucketNotFoundError, jserr.NotFoundError):
-            raise IpamError(f"no leases yet: bucket {name} does not exist") from None
+            raise IpamError(f"{missing}: bucket {name} does not exist") from None
         except nats.errors.NoRespondersError:
             raise IpamError(NO_JETSTREAM) from None
         except (jserr.ServiceUnavailableError, nats.errors.TimeoutError) as e:
@@ -70,9 +90,7 @@ async def open_bucket(
             log.info("waiting for JetStream bucket=%s", name)
             await asyncio.sleep(1.0)
         except jserr.APIError as e:
-            raise IpamError(
-                f"cannot open the lease bucket {name}: {e.description or e}"
-            ) from None
+            raise IpamError(f"cannot open the bucket {name}: {e.description or e}") from None
 
 
 async def read_leases(kv: KeyValue) -> dict[str, tuple[ipam.Lease, int]]:

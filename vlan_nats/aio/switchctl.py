@@ -40,9 +40,18 @@ class Subscriptions:
         self.groups: frozenset[bytes] = frozenset()
         # Routed ARP: the IPv4 addresses of the device (None: not routing).
         self.arp: frozenset[bytes] | None = frozenset() if arp_routing else None
+        self._cidrs: tuple[str, ...] = ()
+        self._resync: asyncio.Task[None] | None = None
+
+    def arp_routing(self, on: bool) -> None:
+        """Routed ARP turned on or off (the network's definition): the ARP
+        subjects follow at once."""
+        self.arp = ipv4_targets(self._cidrs) if on else None
+        self._resync = asyncio.get_running_loop().create_task(self.sync())
 
     def set_addresses(self, cidrs: tuple[str, ...]) -> bool:
         """The device's addresses (``ip addr``); True when the ARP subjects change."""
+        self._cidrs = cidrs
         if self.arp is None:
             return False
         new = ipv4_targets(cidrs)

@@ -139,6 +139,9 @@ class Tunnel:
         """A new storm rate (SIGHUP), used from the next batch on."""
         self.storm = TokenBucket(pps, now=self._clock())
 
+    def set_arp_routing(self, on: bool) -> None:
+        self._arp = (self._arp or arp.RepeatMemory()) if on else None
+
     def set_switching(self, ageing: float, max_macs: int) -> None:
         self.forwarder.table.ageing, self.forwarder.table.max_macs = ageing, max_macs
 

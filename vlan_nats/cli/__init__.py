@@ -5,6 +5,7 @@ by the modules they call.  A module per group of commands:
 
     node.py     up, demo
     network.py  peers, ping, ipam, leases, top (over NATS)
+    netadmin.py network set|unset|show|list|delete (netshow.py: show's view)
     local.py    status, completion, check-config, genkey (this host)
     hub.py      hub, install-systemd
     common.py   the parser class, logging, uvloop, the control commands' client
@@ -17,7 +18,7 @@ import sys
 
 from .. import __version__
 from ..errors import VlanNatsError
-from . import hub, local, network, node
+from . import hub, local, netadmin, network, node
 from .common import Parser, given, setup_logging
 from .local import STATUS_PROBLEMS
 from .node import up_config, up_settings
@@ -33,6 +34,7 @@ def make_parser() -> argparse.ArgumentParser:
         node.add_up,
         network.add_control,
         network.add_ipam,
+        netadmin.add_network,
         local.add_local,
         network.add_top,
         local.add_files,

@@ -72,12 +72,15 @@ def given(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in vars(args).items() if k not in _NOT_OPTIONS}
 
 
-def add_client(sub: Any, name: str, help: str, epilog: str, **kw: Any) -> argparse.ArgumentParser:
-    """A control-plane command: the NATS connection and network options."""
+def add_client(
+    sub: Any, name: str, help: str, epilog: str, exclude: tuple[str, ...] = (), **kw: Any
+) -> argparse.ArgumentParser:
+    """A control-plane command: the NATS connection and network options
+    (but those named in ``exclude``)."""
     p: argparse.ArgumentParser = sub.add_parser(
         name, help=help, formatter_class=RAW, epilog=epilog, **kw
     )
-    options.add_arguments(p, "client")
+    options.add_arguments(p, "client", exclude=exclude)
     return p
 
 

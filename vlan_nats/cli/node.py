@@ -65,6 +65,15 @@ def up_settings(args: argparse.Namespace) -> tuple[Config, bool]:
     return cfg, flags.get("mac", values.get("mac")) not in (None, "random", "stable")
 
 
+def explicit_settings(args: argparse.Namespace) -> frozenset[str]:
+    """The options given as flags or in the config file (not defaults):
+    these win over the network's definition."""
+    names = set(given(args))
+    if "config" in vars(args):
+        names |= set(configfile.read(args.config)[0])
+    return frozenset(names)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     cfg, explicit_mac = up_settings(args)
     setup_logging(cfg.log_level, cfg.log_format)
@@ -72,7 +81,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     install_uvloop()
     reload = (lambda: up_settings(args)) if "config" in vars(args) else None
-    asyncio.run(Daemon(cfg, reload, explicit_mac).run())
+    asyncio.run(Daemon(cfg, reload, explicit_mac, explicit_settings(args)).run())
     return 0
 
 

@@ -56,6 +56,11 @@ class Status:
     # expires_in_s), and why there is none or it is not renewed.
     leases: list[dict[str, Any]] = field(default_factory=list)
     address_problem: str | None = None
+    # The network's definition applied (vlan-nats network; None: none), and
+    # what is wrong with it here: a local value overriding it, a refused or
+    # unreadable definition.
+    network_revision: int | None = None
+    network_problems: list[str] = field(default_factory=list)
     format: int = FORMAT
 
     def to_json(self) -> dict[str, Any]:
@@ -116,6 +121,7 @@ class Status:
             out.append("config changed, needs a restart: " + "; ".join(self.restart_needed))
         if self.address_problem:
             out.append(f"address service: {self.address_problem}")
+        out += [f"network: {p}" for p in self.network_problems]
         if self.foreign_bridge:
             out.append(
                 f"a port of bridge {self.foreign_bridge} without --bridge: "

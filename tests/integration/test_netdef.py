@@ -1,0 +1,149 @@
+"""The network as one object: its definition in JetStream KV, set with
+``vlan-nats network``, applied live by every node, shown whole by
+``network show`` (root: namespaces, TAPs; a real nats-server with
+JetStream; both datapaths)."""
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import nats
+import pytest
+
+from vlan_nats.lab.checks import ping, wait_until
+from vlan_nats.lab.hosts import Lab
+from vlan_nats.lab.natsserver import NatsServer
+
+from .conftest import require_root
+
+
+def cli(lab, *args, check=True):
+    r = subprocess.run([sys.executable, "-m", "vlan_nats", "network", *args, "--server",
+                        lab.server.url], capture_output=True, text=True, timeout=30)  # fmt: skip
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+def mtu_of(node) -> int:
+    out = node.ns.run("ip", "-o", "link", "show", node.dev).stdout
+    return int(out.split(" mtu ")[1].split()[0])
+
+
+def show(lab, net="0"):
+    return json.loads(cli(lab, "show", net, "--json").stdout)
+
+
+@pytest.fixture
+def lab3(dataplane):
+    require_root()
+    with Lab(3, dataplane=dataplane, tag="vnw", server=NatsServer(jetstream=True)) as lab:
+        yield lab
+
+
+def test_mtu_set_once_reaches_every_node_live(lab3):
+    lab = lab3
+    h1, h2, h3 = lab.nodes
+    assert any("has no definition" in line for line in h1.lines)
+    t0 = time.monotonic()
+    out = cli(lab, "set", "0", "mtu=9000").stdout
+    assert "mtu=9000" in out and "revision" in out
+    assert wait_until(lambda: all(mtu_of(n) == 9000 for n in lab.nodes), 2), [
+        mtu_of(n) for n in lab.nodes
+    ]
+    print(f"mtu 9000 on 3 nodes after {time.monotonic() - t0:.2f} s")
+    # A jumbo ping with DF set crosses.
+    assert ping(h1.ns, h3.ip, count=2, size=8972, dont_fragment=True, deadline=5).ok
+    st = h2.status()
+    assert st["network_revision"] >= 1 and st["mtu"] == 9000 and st["network_problems"] == []
+    assert any("mtu 1500 -> 9000, revision" in line for line in h2.lines)
+    # A node started afterwards comes up at the network's MTU.
+    h4 = lab.add_node(4)
+    assert mtu_of(h4) == 9000
+    # Back to 1500 (unset: the nodes' own default).
+    cli(lab, "unset", "0", "mtu")
+    assert wait_until(lambda: all(mtu_of(n) == 1500 for n in lab.nodes), 2)
+    # network show: the definition, the members, no problem.
+    view = show(lab)
+    assert view["definition"]["revision"] >= 2 and view["definition"]["settings"] == {}
+    assert len([m for m in view["members"] if not m["gone"]]) == 4, view["members"]
+    assert view["problems"] == []
+
+
+def test_an_explicit_local_value_wins_and_is_reported(dataplane):
+    server = NatsServer(jetstream=True)
+    with Lab(2, dataplane=dataplane, tag="vnw", server=server, start_nodes=False) as lab:
+        h1, h2 = lab.nodes
+        h2.args += ["--mtu", "1500"]
+        for n in lab.nodes:
+            n.start()
+        cli(lab, "set", "0", "mtu=9000", "storm_pps=200")
+        assert wait_until(lambda: mtu_of(h1) == 9000, 2)
+        assert wait_until(lambda: h2.status()["network_problems"], 2)
+        assert mtu_of(h2) == 1500
+        said = h2.status()["network_problems"]
+        assert said == ["local --mtu 1500 overrides the network's 9000"], said
+        assert any(" WARNING " in x and "overrides the network's 9000" in x for x in h2.lines)
+        # Everything else of the definition applies to it all the same.
+        assert any("storm_pps 1000.0 -> 200.0" in x for x in h2.lines)
+        r = subprocess.run([sys.executable, "-m", "vlan_nats", "status", "--dev", h2.dev],
+                           capture_output=True, text=True)  # fmt: skip
+        assert "overrides the network's 9000" in r.stdout + r.stderr
+        # ... and in network show, once its member entry is written again.
+        named = f"{h2.dev}: network: local --mtu 1500 overrides the network's 9000"
+        assert wait_until(lambda: any(named in p for p in show(lab)["problems"]), 12), show(lab)
+
+
+def test_bad_values_are_refused_and_the_last_good_one_stays(lab3):
+    lab = lab3
+    r = cli(lab, "set", "0", "mtu=99999", check=False)
+    assert r.returncode == 1 and "bad mtu 99999: must be 68-65535" in r.stderr
+    assert "Traceback" not in r.stderr
+    cli(lab, "set", "0", "mtu=4000")
+    assert wait_until(lambda: all(mtu_of(n) == 4000 for n in lab.nodes), 2)
+
+    async def write_raw():
+        nc = await nats.connect(lab.server.url)
+        kv = await nc.jetstream().key_value("vlan-nats-net_vlan")
+        await kv.put("0", b'{"settings": {"mtu": "huge"}}')
+        await nc.close()
+
+    asyncio.run(write_raw())
+    for n in lab.nodes:
+        assert wait_until(lambda n=n: n.status()["network_problems"], 3), n.dev
+        assert "definition refused" in n.status()["network_problems"][0]
+        assert any(" ERROR " in x and "definition refused" in x for x in n.lines)
+        assert mtu_of(n) == 4000
+    cli(lab, "set", "0", "mtu=1500")  # writes over the bad value
+    assert wait_until(lambda: all(mtu_of(n) == 1500 for n in lab.nodes), 2)
+    assert wait_until(lambda: not any(n.status()["network_problems"] for n in lab.nodes), 2)
+
+
+def test_arp_routing_off_live_makes_a_bystander_hear_requests(lab3):
+    lab = lab3
+    h1, h2, h3 = lab.nodes
+    assert ping(h1.ns, h2.ip, count=1).ok
+    cli(lab, "set", "0", "arp_routing=false")
+    assert wait_until(lambda: h3.status()["network_revision"], 2)
+    before = h3.status()["counters"]["tap_tx_frames"]
+    h1.ns.run("ip", "neigh", "flush", "all")
+    assert ping(h1.ns, h2.ip, count=1).ok  # its ARP request is a broadcast now
+    assert wait_until(lambda: h3.status()["counters"]["tap_tx_frames"] > before, 2)
+
+
+def test_members_a_killed_node_is_gone_a_stopped_one_leaves(lab3):
+    lab = lab3
+    h1, h2, h3 = lab.nodes
+    assert wait_until(lambda: len(show(lab)["members"]) == 3, 8)
+    h3.proc.send_signal(signal.SIGKILL)
+    h3.proc.wait(5)
+    t0 = time.monotonic()
+    assert wait_until(lambda: any(m["gone"] for m in show(lab)["members"]), 20)
+    print(f"killed node marked gone after {time.monotonic() - t0:.1f} s")
+    assert time.monotonic() - t0 <= 16
+    assert any("gone" in p for p in show(lab)["problems"])
+    h2.stop()
+    assert wait_until(lambda: len(show(lab)["members"]) == 2, 3)

@@ -1,0 +1,175 @@
+"""The node's side of the network's definition (netdef.py): read at start,
+before ``ready``, then watched; each change is applied live.
+
+What the node runs is netdef.effective's: the network's value of each of
+its settings, unless the node was given its own explicitly (one WARNING,
+and a problem in ``status`` and ``network show`` while it differs).  A
+value this release cannot accept is refused, named, and the last good
+definition stays; so do the settings while JetStream cannot be read (since
+when is in ``status``), and the watch resumes by itself.  Without
+JetStream or without a definition the node runs on its own settings and
+says so once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import nats.errors
+from nats.aio.client import Client
+from nats.js.kv import KeyValue
+
+from ..core.subjects import SubjectScheme
+from ..errors import ConfigError
+from ..netdef import Definition, effective, node_keys
+from . import netkv
+from .leasestore import IpamError
+
+log = logging.getLogger("vlan_nats.network")
+
+FIRST_WAIT = 3.0  # s: the definition read before ready
+POLL = 5.0  # s: besides the watch, the entry is read this often (it also tells an outage)
+RETRY = 2.0  # s: after an outage, the bucket is tried again this often
+
+
+class NetWatch:
+    def __init__(
+        self,
+        scheme: SubjectScheme,
+        own: dict[str, Any],
+        explicit: frozenset[str],
+        apply: Callable[[str, Any], None],
+        current_mtu: Callable[[], int],
+    ) -> None:
+        self.scheme = scheme
+        self.own = own  # the node's values of node_keys(): flags, file, defaults
+        self.explicit = explicit
+        self._apply = apply  # (setting, new value)
+        self._mtu = current_mtu
+        self.values = dict(own)  # what it runs now
+        self.settings: dict[str, Any] = {}  # the definition in force
+        self.revision: int | None = None
+        self.overrides: list[str] = []
+        self.refused: str | None = None
+        self.unavailable_since: float | None = None
+        self._said: set[str] = set()
+
+    # -- what it shows -------------------------------------------------------
+    def problems(self) -> list[str]:
+        out = list(self.overrides)
+        if self.refused:
+            out.append(f"network definition refused ({self.refused}); "
+                       f"keeping {self._kept()}")  # fmt: skip
+        if self.unavailable_since is not None:
+            since = time.strftime("%H:%M:%S", time.localtime(self.unavailable_since))
+            out.append(f"network definition unreadable since {since}; keeping {self._kept()}")
+        want = self.values.get("mtu")
+        if "mtu" in self.settings and "mtu" not in self.explicit and self._mtu() != want:
+            out.append(f"mtu {self._mtu()} set by hand overrides the network's {want}")
+        return out
+
+    def _kept(self) -> str:
+        return f"revision {self.revision}" if self.revision else "its own settings"
+
+    # -- applying -----------------------------------------------------------
+    def take(self, d: Definition | None) -> None:
+        """Apply a definition (None: none, or deleted: back to our own)."""
+        settings = d.settings if d is not None else {}
+        values, overrides = effective(self.own, self.explicit, settings)
+        rev = d.revision if d is not None else None
+        for key in node_keys():
+            if values[key] != self.values[key]:
+                self._apply(key, values[key])
+                log.info("%s %s -> %s, revision %s", key, self.values[key], values[key], rev)
+        for line in overrides:
+            if line not in self.overrides:
+                log.warning("network %s: %s", self.scheme.network, line)
+        self.values, self.settings, self.overrides = values, settings, overrides
+        self.revision, self.refused = rev, None
+
+    def _refuse(self, why: str) -> None:
+        if why != self.refused:
+            log.error("network %s: definition refused, keeping %s: %s", self.scheme.network,
+                      self._kept(), why)  # fmt: skip
+        self.refused = why
+
+    async def _read(self, kv: KeyValue) -> None:
+        try:
+            d = await netkv.get(kv, self.scheme.network)
+        except ConfigError as e:
+            self._refuse(str(e))
+            return
+        if d is None:
+            self._once("none", "network %s has no definition: running on its own settings",
+                       self.scheme.network)  # fmt: skip
+        if d is None or d.revision != self.revision:
+            self.take(d)
+
+    def _once(self, what: str, msg: str, *args: object) -> None:
+        if what not in self._said:
+            self._said.add(what)
+            log.info(msg, *args)
+
+    # -- the tasks -------------------------------------------------------------
+    async def first(self, nc: Client) -> None:
+        """Before ready: the definition as it is now (never longer than
+        FIRST_WAIT: a slow JetStream is left to run())."""
+        try:
+            kv = await asyncio.wait_for(netkv.definitions(nc, self.scheme.prefix), FIRST_WAIT)
+            await asyncio.wait_for(self._read(kv), FIRST_WAIT)
+        except IpamError as e:  # no JetStream
+            self._once("nojs", "network definition: %s; running on its own settings", e)
+        except (TimeoutError, nats.errors.Error) as e:
+            self._unavailable(e)
+
+    async def run(self, nc: Client) -> None:
+        """Watch the definition until cancelled; outages are waited out."""
+        while True:
+            try:
+                kv = await netkv.definitions(nc, self.scheme.prefix)
+                await self._watch(kv)
+            except IpamError as e:
+                if "JetStream" in str(e) and "no JetStream" not in str(e):
+                    self._unavailable(e)
+                else:
+                    self._once("nojs", "network definition: %s; running on its own settings", e)
+                    await asyncio.sleep(60.0)  # a server may gain JetStream later
+                    continue
+            except (TimeoutError, nats.errors.Error) as e:
+                self._unavailable(e)
+            await asyncio.sleep(RETRY)
+
+    async def _watch(self, kv: KeyValue) -> None:
+        watcher = await kv.watch(self.scheme.network)
+        try:
+            await self._read(kv)
+            self._available()
+            while True:
+                try:
+                    entry = await watcher.updates(timeout=POLL)  # type: ignore[no-untyped-call]
+                except nats.errors.TimeoutError:
+                    await self._read(kv)  # a safety net, and a check that it answers
+                    self._available()
+                    continue
+                if entry is not None and entry.revision != self.revision:
+                    await self._read(kv)
+        finally:
+            await watcher.stop()  # type: ignore[no-untyped-call]
+
+    def _unavailable(self, e: BaseException) -> None:
+        if self.unavailable_since is None:
+            self.unavailable_since = time.time()
+            log.warning("network %s: definition unreadable (%s); keeping %s, trying again",
+                        self.scheme.network, str(e) or type(e).__name__, self._kept())  # fmt: skip
+
+    def _available(self) -> None:
+        if self.unavailable_since is not None:
+            log.info("network %s: definition readable again, revision %s",
+                     self.scheme.network, self.revision)  # fmt: skip
+            self.unavailable_since = None
+
+
