@@ -118,7 +118,8 @@ def make(
         keys=KeyRing(cfg.seal),
         config_reload=config_reload,  # SIGHUP: the config file read again (reload.py)
         netwatch=NetWatch(scheme, {k: getattr(cfg, k) for k in node_keys()}, explicit,
-                          lambda key, value: apply_network(p, key, value), lambda: mtu(p)),
+                          lambda key, value: apply_network(p, key, value), lambda: mtu(p),
+                          has_key=cfg.seal is not None),
     )  # fmt: skip
     return p
 
@@ -311,7 +312,7 @@ async def member(p: Parts, status: Callable[[], Status]) -> None:
     from .aio import netkv
     from .aio.leasestore import IpamError
 
-    kv = None
+    kv, key = None, ""
     failed = False
     try:
         while True:
@@ -319,7 +320,13 @@ async def member(p: Parts, status: Callable[[], Status]) -> None:
             try:
                 if link is not None and link.is_connected:
                     kv = kv or await netkv.members(link.nc, p.scheme)
-                    await kv.put(p.node_id, member_doc(p, status()))
+                    # Keyed by our MAC, which a per-node permission can name
+                    # (docs/security.md); a new MAC moves the entry.
+                    new = p.forwarder.mac.hex()
+                    if key and key != new:
+                        await kv.delete(key)
+                    key = new
+                    await kv.put(key, member_doc(p, status()))
                     failed = False
             except (IpamError, nats.errors.Error, TimeoutError) as e:
                 kv = None
@@ -328,6 +335,6 @@ async def member(p: Parts, status: Callable[[], Status]) -> None:
                 failed = True
             await asyncio.sleep(netkv.MEMBER_REFRESH)
     finally:
-        if kv is not None:
+        if kv is not None and key:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(kv.delete(p.node_id), 2.0)
+                await asyncio.wait_for(kv.delete(key), 2.0)

@@ -85,7 +85,8 @@ def test_an_explicit_local_value_wins_and_is_reported(dataplane):
         assert wait_until(lambda: h2.status()["network_problems"], 2)
         assert mtu_of(h2) == 1500
         said = h2.status()["network_problems"]
-        assert said == ["local --mtu 1500 overrides the network's 9000"], said
+        assert said == [{"kind": "override",
+                         "text": "local --mtu 1500 overrides the network's 9000"}], said
         assert any(" WARNING " in x and "overrides the network's 9000" in x for x in h2.lines)
         # Everything else of the definition applies to it all the same.
         assert any("storm_pps 1000.0 -> 200.0" in x for x in h2.lines)
@@ -114,7 +115,7 @@ def test_bad_values_are_refused_and_the_last_good_one_stays(lab3):
     asyncio.run(write_raw())
     for n in lab.nodes:
         assert wait_until(lambda n=n: n.status()["network_problems"], 3), n.dev
-        assert "definition refused" in n.status()["network_problems"][0]
+        assert "definition refused" in n.status()["network_problems"][0]["text"]
         assert any(" ERROR " in x and "definition refused" in x for x in n.lines)
         assert mtu_of(n) == 4000
     cli(lab, "set", "0", "mtu=1500")  # writes over the bad value

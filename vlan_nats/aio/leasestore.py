@@ -33,6 +33,10 @@ class IpamError(VlanNatsError):
     """The service cannot start (no JetStream, a bad pool); one line."""
 
 
+class BucketMissing(IpamError):
+    """A bucket opened without creating it does not exist (yet)."""
+
+
 async def open_bucket(
     nc: Client,
     scheme: SubjectScheme,
@@ -77,7 +81,7 @@ async def open_kv(
                 )  # fmt: skip
             return await js.key_value(name)
         except (jserr.BucketNotFoundError, jserr.NotFoundError):
-            raise IpamError(f"{missing}: bucket {name} does not exist") from None
+            raise BucketMissing(f"{missing}: bucket {name} does not exist") from None
         except nats.errors.NoRespondersError:
             raise IpamError(NO_JETSTREAM) from None
         except (jserr.ServiceUnavailableError, nats.errors.TimeoutError) as e:

@@ -38,6 +38,7 @@ class _Collector:
         yield from _traffic(st)
         yield from _nats(st)
         yield from _problems(st)
+        yield from _network(st)
         yield from _switching(st)
         yield from _device(st)
 
@@ -184,6 +185,22 @@ def _problems(st: Status) -> Iterator[object]:
         "vlan_nats_leased_addresses",
         "Addresses held from the address service (--address auto)",
         value=len(st.leases),
+    )
+
+
+def _network(st: Status) -> Iterator[object]:
+    """The network's definition as this node applies it."""
+    yield GaugeMetricFamily(
+        "vlan_nats_network_revision",
+        "The revision of the network's definition applied (0: none)",
+        value=st.network_revision or 0,
+    )
+    yield _each(
+        "vlan_nats_network_problem",
+        "1 for each kind of problem with the network's definition here: override (a local "
+        "value wins), refused, unreadable, mtu_by_hand, no_key (sealed, no --key-file)",
+        "kind",
+        sorted({str(p.get("kind")) for p in st.network_problems}),
     )
 
 

@@ -28,6 +28,7 @@ LOG_INTERVAL = 30.0  # per other node
 FORGET_AFTER = 300.0  # a mismatch not seen again since is forgotten
 LOOKUP_TIMEOUT = 0.5
 RETRIES, RETRY_AFTER = 3, 1.0  # while the sender is not found in peers
+SETTLE = 1.5  # s: after our MTU changed, the others' are compared this much later
 
 Notify = Callable[[str, bytes], Awaitable[None]]  # (node id, notice)
 
@@ -182,8 +183,12 @@ class MtuWatch:
         self.differs = differs
 
     async def recheck(self) -> None:
-        """Our MTU changed: compare again (and forget what no longer holds)."""
+        """Our MTU changed: compare again (and forget what no longer holds),
+        after SETTLE seconds: when the network's definition changes the MTU,
+        every node changes it within that time."""
         self.too_big_from.clear()
+        self.differs = {}
+        await asyncio.sleep(SETTLE)
         if self.lookup is not None:
             try:
                 self.check_peers(await self.lookup(LOOKUP_TIMEOUT))

@@ -2,9 +2,10 @@
 
     vlan-nats-net_<prefix>                  one key per network: its definition
                                             (netdef.py), revision = the entry's
-    vlan-nats-members_<prefix>_<network>    one key per node (its node id): what the
-                                            node says of itself; entries not
-                                            written again for MEMBER_TTL disappear
+    vlan-nats-members_<prefix>_<network>    one key per node (its MAC, 12 hex digits):
+                                            what the node says of itself; entries
+                                            not written again for MEMBER_TTL
+                                            disappear
 
 (``<prefix>`` with its dots as ``_``; docs/wire-format.md.)
 """

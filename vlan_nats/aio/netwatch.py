@@ -27,13 +27,14 @@ from ..core.subjects import SubjectScheme
 from ..errors import ConfigError
 from ..netdef import Definition, effective, node_keys
 from . import netkv
-from .leasestore import IpamError
+from .leasestore import BucketMissing, IpamError
 
 log = logging.getLogger("vlan_nats.network")
 
 FIRST_WAIT = 3.0  # s: the definition read before ready
 POLL = 5.0  # s: besides the watch, the entry is read this often (it also tells an outage)
 RETRY = 2.0  # s: after an outage, the bucket is tried again this often
+MISSING_POLL = 1.0  # s: while no network is defined (no bucket yet), it is looked for this often
 
 
 class NetWatch:
@@ -44,12 +45,14 @@ class NetWatch:
         explicit: frozenset[str],
         apply: Callable[[str, Any], None],
         current_mtu: Callable[[], int],
+        has_key: bool = False,
     ) -> None:
         self.scheme = scheme
         self.own = own  # the node's values of node_keys(): flags, file, defaults
         self.explicit = explicit
         self._apply = apply  # (setting, new value)
         self._mtu = current_mtu
+        self.has_key = has_key  # --key-file: this node seals its frames
         self.values = dict(own)  # what it runs now
         self.settings: dict[str, Any] = {}  # the definition in force
         self.revision: int | None = None
@@ -59,17 +62,25 @@ class NetWatch:
         self._said: set[str] = set()
 
     # -- what it shows -------------------------------------------------------
-    def problems(self) -> list[str]:
-        out = list(self.overrides)
+    def problems(self) -> list[dict[str, str]]:
+        """What is wrong here with the definition: kind (override, refused,
+        unreadable, mtu_by_hand, no_key) and text."""
+        out = [{"kind": "override", "text": line} for line in self.overrides]
         if self.refused:
-            out.append(f"network definition refused ({self.refused}); "
-                       f"keeping {self._kept()}")  # fmt: skip
+            out.append({"kind": "refused", "text": f"network definition refused "
+                        f"({self.refused}); keeping {self._kept()}"})  # fmt: skip
         if self.unavailable_since is not None:
             since = time.strftime("%H:%M:%S", time.localtime(self.unavailable_since))
-            out.append(f"network definition unreadable since {since}; keeping {self._kept()}")
+            out.append({"kind": "unreadable", "text": f"network definition unreadable since "
+                        f"{since}; keeping {self._kept()}"})  # fmt: skip
         want = self.values.get("mtu")
         if "mtu" in self.settings and "mtu" not in self.explicit and self._mtu() != want:
-            out.append(f"mtu {self._mtu()} set by hand overrides the network's {want}")
+            out.append({"kind": "mtu_by_hand",
+                        "text": f"mtu {self._mtu()} set by hand overrides the network's {want}"})
+        if self.settings.get("sealed") and not self.has_key:
+            out.append({"kind": "no_key", "text": "the network is sealed (its definition) and "
+                        "this node has no --key-file: the others refuse its frames and it "
+                        "cannot open theirs"})  # fmt: skip
         return out
 
     def _kept(self) -> str:
@@ -88,6 +99,10 @@ class NetWatch:
         for line in overrides:
             if line not in self.overrides:
                 log.warning("network %s: %s", self.scheme.network, line)
+        if settings.get("sealed") and not self.has_key and not self.settings.get("sealed"):
+            log.error("network %s is sealed (revision %s) and this node has no --key-file: the "
+                      "others refuse its frames and it cannot open theirs; give it the "
+                      "network's key", self.scheme.network, rev)  # fmt: skip
         self.values, self.settings, self.overrides = values, settings, overrides
         self.revision, self.refused = rev, None
 
@@ -104,10 +119,21 @@ class NetWatch:
             self._refuse(str(e))
             return
         if d is None:
-            self._once("none", "network %s has no definition: running on its own settings",
-                       self.scheme.network)  # fmt: skip
-        if d is None or d.revision != self.revision:
+            self._none()
+        elif d.revision != self.revision:
             self.take(d)
+
+    def _none(self) -> None:
+        """No definition (none yet, or deleted): our own settings."""
+        self._once("none", "network %s has no definition: running on its own settings",
+                   self.scheme.network)  # fmt: skip
+        if self.revision is not None or self.refused:
+            self.take(None)
+
+    async def _bucket(self, nc: Client) -> KeyValue:
+        """Nodes only read the definitions: an administrator's `network set`
+        makes the bucket (docs/security.md: a node may not)."""
+        return await netkv.definitions(nc, self.scheme.prefix, create=False)
 
     def _once(self, what: str, msg: str, *args: object) -> None:
         if what not in self._said:
@@ -119,8 +145,10 @@ class NetWatch:
         """Before ready: the definition as it is now (never longer than
         FIRST_WAIT: a slow JetStream is left to run())."""
         try:
-            kv = await asyncio.wait_for(netkv.definitions(nc, self.scheme.prefix), FIRST_WAIT)
+            kv = await asyncio.wait_for(self._bucket(nc), FIRST_WAIT)
             await asyncio.wait_for(self._read(kv), FIRST_WAIT)
+        except BucketMissing:
+            self._none()
         except IpamError as e:  # no JetStream
             self._once("nojs", "network definition: %s; running on its own settings", e)
         except (TimeoutError, nats.errors.Error) as e:
@@ -130,8 +158,13 @@ class NetWatch:
         """Watch the definition until cancelled; outages are waited out."""
         while True:
             try:
-                kv = await netkv.definitions(nc, self.scheme.prefix)
+                kv = await self._bucket(nc)
                 await self._watch(kv)
+            except BucketMissing:  # no network defined yet: the first `network set` makes it
+                self._none()
+                self._available()
+                await asyncio.sleep(MISSING_POLL)
+                continue
             except IpamError as e:
                 if "JetStream" in str(e) and "no JetStream" not in str(e):
                     self._unavailable(e)

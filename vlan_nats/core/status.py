@@ -60,7 +60,7 @@ class Status:
     # what is wrong with it here: a local value overriding it, a refused or
     # unreadable definition.
     network_revision: int | None = None
-    network_problems: list[str] = field(default_factory=list)
+    network_problems: list[dict[str, Any]] = field(default_factory=list)  # kind, text
     format: int = FORMAT
 
     def to_json(self) -> dict[str, Any]:
@@ -121,7 +121,7 @@ class Status:
             out.append("config changed, needs a restart: " + "; ".join(self.restart_needed))
         if self.address_problem:
             out.append(f"address service: {self.address_problem}")
-        out += [f"network: {p}" for p in self.network_problems]
+        out += [f"network: {p.get('text')}" for p in self.network_problems]
         if self.foreign_bridge:
             out.append(
                 f"a port of bridge {self.foreign_bridge} without --bridge: "
