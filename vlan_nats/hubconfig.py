@@ -40,7 +40,8 @@ class HubConfig:
     server_name: str
     log_level: str
     store: str | None  # JetStream's store_dir (None: JetStream off)
-    ipam: tuple[tuple[str, Pool], ...]  # (network, pool): address services run here
+    # (network, pool): address services run here; None: the definition's pool
+    ipam: tuple[tuple[str, Pool | None], ...]
     lease: float
     replicas: int
     subject_prefix: str
@@ -140,7 +141,7 @@ def _check_pairs(v: dict[str, Any]) -> None:
 
 
 def _services(given: list[str] | None, store: str | None,
-              tls_ca: str | None) -> tuple[tuple[str, Pool], ...]:  # fmt: skip
+              tls_ca: str | None) -> tuple[tuple[str, Pool | None], ...]:  # fmt: skip
     """The address services of --ipam, and what they need."""
     services = tuple(_ipam(x) for x in given or ())
     if services and store is None:
@@ -184,12 +185,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _ipam(text: str) -> tuple[str, Pool]:
-    """``NETWORK=CIDR`` of ``--ipam``."""
+def _ipam(text: str) -> tuple[str, Pool | None]:
+    """``NETWORK=CIDR`` of ``--ipam``, or ``NETWORK``: the pool of the
+    network's definition (vlan-nats network set NETWORK pool=CIDR)."""
     network, sep, cidr = text.partition("=")
     try:
         if not sep:
-            raise ValueError("expected NETWORK=CIDR, e.g. 7=198.18.7.0/24")
+            return validate_network(network.strip()), None
         return validate_network(network.strip()), Pool.parse(cidr.strip())
     except ValueError as e:  # PoolError is one
         raise ConfigError(f"bad --ipam {text!r}: {e}", option="ipam") from None

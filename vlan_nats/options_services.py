@@ -141,10 +141,11 @@ SERVICE_OPTIONS: tuple[Option, ...] = (
         "ipam",
         "--ipam",
         "run an address service for this network and pool in the hub, repeatable "
-        "(as vlan-nats ipam does; clients: up --address auto)",
+        "(as vlan-nats ipam does; clients: up --address auto); NETWORK alone: the pool "
+        "of the network's definition (vlan-nats network set NETWORK pool=CIDR)",
         commands=("hub",),
         many=True,
-        metavar="NETWORK=CIDR",
+        metavar="NETWORK[=CIDR]",
         toml=(str, list),
     ),
     Option(

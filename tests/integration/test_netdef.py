@@ -15,6 +15,7 @@ import pytest
 
 from vlan_nats.lab.checks import ping, wait_until
 from vlan_nats.lab.hosts import Lab
+from vlan_nats.lab.ipamproc import IpamProcess
 from vlan_nats.lab.natsserver import NatsServer
 
 from .conftest import require_root
@@ -148,3 +149,21 @@ def test_members_a_killed_node_is_gone_a_stopped_one_leaves(lab3):
     assert any("gone" in p for p in show(lab)["problems"])
     h2.stop()
     assert wait_until(lambda: len(show(lab)["members"]) == 2, 3)
+
+
+def test_the_address_service_serves_and_follows_the_definitions_pool(dataplane):
+    require_root()
+    server = NatsServer(jetstream=True)
+    with Lab(0, dataplane=dataplane, tag="vnw", server=server) as lab:
+        argv = [sys.executable, "-m", "vlan_nats", "ipam", "--server", lab.server.url]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1 and "has no address pool" in r.stderr, r.stderr
+        cli(lab, "set", "0", "pool=198.18.40.0/29")
+        with IpamProcess(lab.server.url, "0", None, "--lease", "10") as service:
+            node = lab.add_node(1, extra=["--address", "auto"])
+            assert node.wait_lease().startswith("198.18.40."), node.address
+            cli(lab, "set", "0", "pool=198.18.41.0/29")
+            assert wait_until(lambda: any("address pool changed" in x for x in service.lines), 3)
+            # Renewed at half the lease: outside the new pool, so a new address.
+            moved = lambda: node.status()["leases"][0]["address"].startswith("198.18.41.")  # noqa: E731
+            assert wait_until(moved, 15), node.status()["leases"]

@@ -73,7 +73,7 @@ def test_user_password_quoted(tmp_path):
         ({"tls_ca": "/etc/hostname"}, "need the server's"),
         ({"routes": ["nats://198.18.0.2:6222"]}, "needs --cluster-listen"),
         ({"token_file": "/nonexistent"}, "cannot read token file"),
-        ({"ipam": ["7"]}, "expected NETWORK=CIDR"),
+        ({"ipam": ["7=x"]}, "bad --ipam"),
         ({"ipam": ["7=198.18.0.0"]}, "give a prefix length"),
         ({"ipam": ["-7=198.18.0.0/24"]}, "bad network"),
         ({"ipam": ["7=198.18.0.0/24"], "store": "off"}, "needs JetStream"),

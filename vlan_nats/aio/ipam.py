@@ -29,6 +29,7 @@ from ..core import ipam
 from ..core.addrclaim import Claim, claim_subject
 from ..core.subjects import SubjectScheme
 from ..ratelog import RateLimitedLog
+from . import ipampool
 from .ctlplane import ask_all
 from .leasestore import IpamError, open_bucket, read_leases
 
@@ -284,7 +285,7 @@ class IpamService:
 async def serve(
     servers: list[str],
     options: dict[str, object],
-    services: list[tuple[SubjectScheme, ipam.Pool]],
+    services: list[tuple[SubjectScheme, ipam.Pool | None]],
     lease: float,
     replicas: int,
     stop: asyncio.Event,
@@ -292,7 +293,8 @@ async def serve(
 ) -> None:
     """Address-service instances (one per network) until ``stop``;
     reconnects forever once started (IpamError if they cannot start).
-    ``vlan-nats ipam`` runs one, the hub one per ``--ipam``."""
+    ``vlan-nats ipam`` runs one, the hub one per ``--ipam``.  A pool of
+    None is the network's definition's, followed live (aio/ipampool.py)."""
     nc = Client()
 
     async def on_error(e: Exception) -> None:
@@ -323,14 +325,25 @@ async def serve(
             await nc.close()
         why = "no answer within 5 s" if isinstance(e, TimeoutError) else str(e) or type(e).__name__
         raise IpamError(f"cannot connect to {', '.join(servers)}: {why}") from None
+    await _run_services(nc, services, lease, replicas, stop)
+
+
+async def _run_services(nc: Client, services: list[tuple[SubjectScheme, ipam.Pool | None]],
+                        lease: float, replicas: int, stop: asyncio.Event) -> None:  # fmt: skip
     running: list[IpamService] = []
+    following: list[asyncio.Task[None]] = []
     try:
-        for scheme, pool in services:
+        for scheme, given in services:
+            pool = given or await ipampool.first_pool(nc, scheme)
             service = IpamService(nc, scheme, pool, lease, replicas)
             await service.start()
             running.append(service)
+            if given is None:
+                following.append(asyncio.create_task(ipampool.follow(service, nc, scheme)))
         await stop.wait()
     finally:
+        for task in following:
+            task.cancel()
         for service in running:
             await service.stop()
             log.info("address service stopping network=%s counters=%s",

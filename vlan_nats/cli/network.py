@@ -135,12 +135,14 @@ def cmd_ipam(args: argparse.Namespace) -> int:
     from ..core.ipam import Pool, PoolError
 
     setup_logging(args.log_level, "text")
-    if not args.pool:
-        raise ConfigError("--pool is required, e.g. --pool 198.18.7.0/24")
-    try:
-        pool = Pool.parse(args.pool, args.range, tuple(args.exclude or ()))
-    except PoolError as e:
-        raise ConfigError(str(e)) from None
+    pool = None  # without --pool: the network's definition's (vlan-nats network set)
+    if args.pool:
+        try:
+            pool = Pool.parse(args.pool, args.range, tuple(args.exclude or ()))
+        except PoolError as e:
+            raise ConfigError(str(e)) from None
+    elif args.range or args.exclude:
+        raise ConfigError("--range and --exclude need --pool")
     scheme = scheme_of_args(args)
     servers, opts = connection(args)
 

@@ -15,10 +15,11 @@ from .proc import stop as stop_process
 class IpamProcess:
     """One address-service instance (a child process) until stop()."""
 
-    def __init__(self, server: str, network: str, pool: str, *extra: str) -> None:
+    def __init__(self, server: str, network: str, pool: str | None, *extra: str) -> None:
+        """``pool`` None: the network's definition's (no --pool)."""
         self.cmd = [
             sys.executable, "-m", "vlan_nats", "ipam", "--server", server,
-            "--network", network, "--pool", pool, *extra,
+            "--network", network, *(["--pool", pool] if pool else []), *extra,
         ]  # fmt: skip
         self.lines: list[str] = []
         self.proc: subprocess.Popen[str] | None = None
