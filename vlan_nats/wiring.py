@@ -294,26 +294,27 @@ def apply_network(p: Parts, key: str, value: Any) -> None:
     apply(p, Change(key, old, value), p.cfg)
 
 
-def member_doc(p: Parts, st: Status) -> bytes:
-    """What this node says of itself in its network's members bucket."""
-    doc = {
+def member_doc(p: Parts, st: Status) -> dict[str, Any]:
+    """What this node says of itself in its network's members bucket
+    (with ``last_seen``, the time it is written)."""
+    return {
         "node_id": p.node_id, "host": socket.gethostname(), "netns": p.where,
         "dev": p.cfg.dev, "mac": st.mac, "addresses": st.addresses, "mtu": st.mtu,
         "leased": [le["address"] for le in st.leases], "datapath": p.dataplane,
         "version": st.version, "revision": p.netwatch.revision, "problems": st.problems(),
-        "last_seen": time.time(),
     }  # fmt: skip
-    return json.dumps(doc).encode()
 
 
 async def member(p: Parts, status: Callable[[], Status]) -> None:
-    """Keep this node's entry in the members bucket (a task): written every
-    MEMBER_REFRESH seconds, removed on a clean stop."""
+    """Keep this node's entry in the members bucket (a task): written when
+    it changes (looked at every second) and every MEMBER_REFRESH seconds,
+    removed on a clean stop."""
     from .aio import netkv
     from .aio.leasestore import IpamError
 
     kv, key = None, ""
-    failed = False
+    failed, last = False, 0.0
+    written: dict[str, Any] = {}
     try:
         while True:
             link = p.link
@@ -326,14 +327,17 @@ async def member(p: Parts, status: Callable[[], Status]) -> None:
                     if key and key != new:
                         await kv.delete(key)
                     key = new
-                    await kv.put(key, member_doc(p, status()))
+                    doc = member_doc(p, status())
+                    if doc != written or time.monotonic() - last >= netkv.MEMBER_REFRESH:
+                        await kv.put(key, json.dumps({**doc, "last_seen": time.time()}).encode())
+                        written, last = doc, time.monotonic()
                     failed = False
             except (IpamError, nats.errors.Error, TimeoutError) as e:
-                kv = None
+                kv, written = None, {}
                 if not failed:
                     log.info("network member entry not written (%s); trying again", e)
                 failed = True
-            await asyncio.sleep(netkv.MEMBER_REFRESH)
+            await asyncio.sleep(1.0)
     finally:
         if kv is not None and key:
             with contextlib.suppress(Exception):

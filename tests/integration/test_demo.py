@@ -27,7 +27,10 @@ def test_demo_passes_and_cleans_up():
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "all checks passed" in r.stdout
-    assert r.stdout.count("  ok  ") == 12
+    assert r.stdout.count("  ok  ") == 15
+    # The network's MTU raised once, live on every node, and network show.
+    assert "3 nodes at 9000" in r.stdout and "8972 bytes, DF set: 3/3" in r.stdout, r.stdout
+    assert "3 members, 3 leases, problems: none" in r.stdout, r.stdout
     # Addresses from the address service, and routed ARP's figures.
     assert r.stdout.count("from the address service") == 3, r.stdout
     assert "per resolution (broadcast: 2)" in r.stdout, r.stdout

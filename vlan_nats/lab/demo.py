@@ -1,25 +1,32 @@
 """``vlan-nats demo``: three hosts on one virtual LAN, checked end to end.
 
-A private nats-server with JetStream on a random loopback port, an address
-service (``vlan-nats ipam``) for 198.18.0.0/24, three namespaces with
-unique names and one daemon each (``--netns``, ``--address auto``); then
-IPv4 ping between all pairs (while every TAP is watched for ARP: routed
-ARP's deliveries against what broadcast would cost), IPv6 link-local ping,
-a TCP transfer with its throughput and checksum.  Everything is removed at
-the end, on failure and on Ctrl-C too.  Exit 0 only if every check passed.
+A private nats-server with JetStream on a random loopback port; the
+network defined once (``vlan-nats network set 0 pool=198.18.0.0/24``); an
+address service (``vlan-nats ipam``, serving the definition's pool); three
+namespaces with unique names and one daemon each (``--netns``, ``--address
+auto``); then IPv4 ping between all pairs (while every TAP is watched for
+ARP: routed ARP's deliveries against what broadcast would cost), IPv6
+link-local ping, a TCP transfer with its throughput and checksum; then the
+network's MTU raised to 9000 with one ``vlan-nats network set``, every node
+following live, proven by a jumbo ping with DF set; and ``network show``.
+Everything is removed at the end, on failure and on Ctrl-C too.  Exit 0
+only if every check passed.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
 import signal
+import subprocess
 import sys
+import time
 from collections.abc import Callable
 
 from ..errors import LabError
 from .arpwatch import ArpSeen, ArpWatch
-from .checks import ping, transfer
+from .checks import ping, transfer, wait_until
 from .hosts import Lab, Node
 from .ipamproc import IpamProcess
 from .natsserver import NatsServer
@@ -67,12 +74,14 @@ def run_demo(transfer_mb: int = 100, out: Callable[[str], None] = print) -> int:
     out("vlan-nats demo: starting nats-server (JetStream), an address service and 3 hosts ...")
     server = NatsServer(jetstream=True)
     with Lab(0, tag="vnd", server=server) as lab:
-        with IpamProcess(server.url, "0", POOL, "--lease", "600") as service:
+        network(server.url, "set", "0", f"pool={POOL}", "description=vlan-nats demo")
+        with IpamProcess(server.url, "0", None, "--lease", "600") as service:
             try:
                 for i in (1, 2, 3):
                     lab.add_node(i, extra=["--address", "auto"])
                 if _addresses(lab, record):
                     _checks(lab, record, out, transfer_mb)
+                    _jumbo(lab, record, out)
                 else:
                     for line in service.lines[-5:]:
                         out(f"  address service: {line}")
@@ -132,6 +141,46 @@ def _checks(lab: Lab, record: Record, out: Callable[[str], None], transfer_mb: i
         )
     except LabError as e:
         record(f"tcp {transfer_mb} MiB {h1.ip} -> {h3.ip}", False, str(e))
+
+
+def network(url: str, *args: str) -> str:
+    """``vlan-nats network ...`` as a user runs it: its output."""
+    r = subprocess.run([sys.executable, "-m", "vlan_nats", "network", *args, "--server", url],
+                       capture_output=True, text=True, timeout=30)  # fmt: skip
+    if r.returncode != 0:
+        raise LabError(f"vlan-nats network {' '.join(args)}: {r.stderr.strip()}")
+    return r.stdout
+
+
+def _mtu(node: Node) -> int:
+    out = node.ns.run("ip", "-o", "link", "show", node.dev).stdout
+    return int(out.split(" mtu ")[1].split()[0])
+
+
+def _jumbo(lab: Lab, record: Record, out: Callable[[str], None]) -> None:
+    """The network's MTU raised once, for every node, live."""
+    url = lab.server.url
+    out("  $ vlan-nats network set 0 mtu=9000")
+    t0 = time.monotonic()
+    try:
+        network(url, "set", "0", "mtu=9000")
+    except LabError as e:
+        record("network mtu 9000, live", False, str(e))
+        return
+    ok = wait_until(lambda: all(_mtu(n) == 9000 for n in lab.nodes), 5, 0.02)
+    took = time.monotonic() - t0
+    record("network mtu 9000, live", ok,
+           f"{len(lab.nodes)} nodes at {'9000' if ok else [_mtu(n) for n in lab.nodes]} "
+           f"{took:.2f} s after network set")  # fmt: skip
+    h1, _, h3 = lab.nodes
+    r = ping(h1.ns, h3.ip, count=3, size=8972, dont_fragment=True)
+    record(f"jumbo ping {h1.ip} -> {h3.ip}", r.ok,
+           f"8972 bytes, DF set: {r.received}/{r.sent} replies")  # fmt: skip
+    view = json.loads(network(url, "show", "0", "--json"))
+    live = [m for m in view["members"] if not m["gone"]]
+    record("network show", len(live) == len(lab.nodes) and not view["problems"],
+           f"revision {view['definition']['revision']}, {len(live)} members, "
+           f"{len(view['leases'])} leases, problems: {view['problems'] or 'none'}")  # fmt: skip
 
 
 def _arp_figures(lab: Lab, seen: list[list[ArpSeen]]) -> Row:
