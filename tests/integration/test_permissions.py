@@ -9,7 +9,7 @@ import time
 import nats
 import pytest
 
-from vlan_nats.lab.checks import ping, wait_ping
+from vlan_nats.lab.checks import ping, wait_ping, wait_until
 from vlan_nats.lab.hosts import Lab
 from vlan_nats.lab.ipamproc import IpamProcess
 from vlan_nats.lab.natsserver import NatsServer
@@ -17,11 +17,20 @@ from vlan_nats.lab.natsserver import NatsServer
 MACS = {"h1": "02:00:5e:10:00:01", "h2": "02:00:5e:10:00:02"}
 
 
+NET = "KV_vlan-nats-net_vlan"  # the definitions' stream (aio/netkv.py)
+MEMBERS = "KV_vlan-nats-members_vlan_0"
+
+
 def node_user(name: str, mac: str) -> str:
     hexmac = mac.replace(":", "")
     return f"""
       {{ user: "{name}", password: "pw-{name}", permissions: {{
-          publish: {{ allow: ["vlan.0.>"] }},
+          publish: {{ allow: ["vlan.0.>",
+              "$JS.API.STREAM.INFO.{NET}", "$JS.API.DIRECT.GET.{NET}.>",
+              "$JS.API.STREAM.MSG.GET.{NET}", "$JS.API.CONSUMER.CREATE.{NET}.>",
+              "$JS.API.CONSUMER.DELETE.{NET}.>", "$JS.FC.{NET}.>",
+              "$JS.API.STREAM.CREATE.{MEMBERS}", "$JS.API.STREAM.INFO.{MEMBERS}",
+              "$KV.vlan-nats-members_vlan_0.{hexmac}"] }},
           subscribe: {{ allow: ["vlan.0.u.{hexmac}", "vlan.0.b", "vlan.0.m.>", "vlan.0.arp.*",
                                "vlan.0.ctl.peers", "vlan.0.ctl.node.*.ping",
                                "vlan.0.ctl.node.*.notice", "vlan.0.ctl.addr.*",
@@ -35,7 +44,8 @@ CONFIG = (
     + "".join(node_user(n, m) for n, m in MACS.items())
     + """
       { user: "admin", password: "pw-admin", permissions: {
-          publish: { allow: ["vlan.0.ctl.>", "$JS.API.>"] }, subscribe: { allow: ["_INBOX.>"] } } }
+          publish: { allow: ["vlan.0.ctl.>", "$JS.API.>", "$KV.vlan-nats-net_vlan.>"] },
+          subscribe: { allow: ["_INBOX.>"] } } }
       { user: "ipam", password: "pw-ipam", permissions: {
           publish: { allow: ["$JS.API.>", "$KV.vlan-nats-ipam_vlan_0.>",
                              "vlan.0.ctl.addr.*", "vlan.0.ctl.ipam.pool"] },
@@ -175,3 +185,32 @@ def test_address_service_under_these_permissions(tmp_path):
             try_subscribe(lab.server.url, "h1", "pw-h1", "$KV.vlan-nats-ipam_vlan_0.>")
         )
         assert any("permissions violation" in e.lower() for e in errors), errors
+
+
+def network_cli(server, user, tmp_path, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "vlan_nats", "network", *args, "--server", server.url,
+         "--user", user, "--password-file", pw(tmp_path, user)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+
+
+def test_a_node_reads_its_networks_definition_but_cannot_write_it(tmp_path):
+    """docs/security.md's users: the admin defines the network, the node
+    applies it and writes its own member entry; the node's user cannot
+    change the definition."""
+    server = NatsServer(config=CONFIG, jetstream=True)
+    with Lab(0, tag="vnp", server=server) as lab:
+        r = network_cli(server, "admin", tmp_path, "set", "0", "mtu=4000")
+        assert r.returncode == 0, r.stderr
+        node = lab.add_node(
+            1, extra=["--mac", MACS["h1"], "--user", "h1", "--password-file", pw(tmp_path, "h1")]
+        )
+        assert node.status()["mtu"] == 4000 and node.status()["network_revision"] == 1
+        assert not any("refused" in line for line in node.lines), node.lines
+        view = network_cli(server, "admin", tmp_path, "show", "0", "--json")
+        assert wait_until(lambda: '"02:00:5e:10:00:01"' in network_cli(
+            server, "admin", tmp_path, "show", "0", "--json").stdout, 5), view.stdout  # fmt: skip
+        r = network_cli(server, "h1", tmp_path, "set", "0", "mtu=1500")
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert node.status()["mtu"] == 4000

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 
 import nats
@@ -85,6 +86,10 @@ async def open_kv(
         except nats.errors.NoRespondersError:
             raise IpamError(NO_JETSTREAM) from None
         except (jserr.ServiceUnavailableError, nats.errors.TimeoutError) as e:
+            refused = permission_refused(nc)
+            if refused:
+                raise IpamError(f"the server refused {refused} (server permissions: "
+                                "docs/security.md)") from None  # fmt: skip
             if time.monotonic() > deadline:
                 why = "unavailable" if isinstance(e, jserr.ServiceUnavailableError) else "silent"
                 raise IpamError(
@@ -95,6 +100,13 @@ async def open_kv(
             await asyncio.sleep(1.0)
         except jserr.APIError as e:
             raise IpamError(f"cannot open the bucket {name}: {e.description or e}") from None
+
+
+def permission_refused(nc: Client) -> str | None:
+    """What the server last refused us (a permissions violation), if so."""
+    err = str(getattr(nc, "last_error", None) or "")
+    m = re.search(r"Permissions Violation for (\w+) to \"?([^\s\"']+)", err, re.I)
+    return f"{m.group(1).lower()} to {m.group(2)}" if m else None
 
 
 async def read_leases(kv: KeyValue) -> dict[str, tuple[ipam.Lease, int]]:

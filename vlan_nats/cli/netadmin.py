@@ -133,7 +133,13 @@ def cmd_delete(args: argparse.Namespace) -> int:
     scheme = _scheme(args)
 
     async def work(nc: Any) -> bool:
-        return await netkv.delete(await netkv.definitions(nc, scheme.prefix), scheme.network)
+        from ..aio.leasestore import BucketMissing
+
+        try:
+            kv = await netkv.definitions(nc, scheme.prefix, create=False)
+        except BucketMissing:
+            return False
+        return await netkv.delete(kv, scheme.network)
 
     if not asyncio.run(with_client(args, work)):
         raise ConfigError(f"network {scheme.network} has no definition")
@@ -145,7 +151,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     from ..aio import netkv
 
     async def work(nc: Any) -> list[dict[str, Any]]:
-        kv = await netkv.definitions(nc, args.subject_prefix)
+        from ..aio.leasestore import BucketMissing
+
+        try:
+            kv = await netkv.definitions(nc, args.subject_prefix, create=False)
+        except BucketMissing:
+            return []
         out: list[dict[str, Any]] = []
         for name in await netkv.names(kv):
             try:

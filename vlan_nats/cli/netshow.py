@@ -16,12 +16,14 @@ from ..views import table
 
 async def gather(nc: Any, scheme: SubjectScheme, now: float) -> dict[str, Any]:
     from ..aio import netkv
-    from ..aio.leasestore import IpamError, list_leases
+    from ..aio.leasestore import BucketMissing, IpamError, list_leases
 
     view: dict[str, Any] = {"network": scheme.network, "problems": []}
-    kv = await netkv.definitions(nc, scheme.prefix)
     try:
+        kv = await netkv.definitions(nc, scheme.prefix, create=False)
         d = await netkv.get(kv, scheme.network)
+    except BucketMissing:
+        d = None
     except ConfigError as e:
         d = None
         view["problems"].append(f"the stored definition is refused: {e}")
