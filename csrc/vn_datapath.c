@@ -157,6 +157,12 @@ int vn_dp_set_mac(vn_dp *dp, const unsigned char *mac)
     return i >= 0 ? 0 : -ENOSPC;
 }
 
+int vn_dp_set_blocked(vn_dp *dp, int blocked)
+{
+    atomic_store(&dp->blocked, blocked);
+    return 0;
+}
+
 int vn_dp_set_max_frame(vn_dp *dp, unsigned int max_frame)
 {
     atomic_store(&dp->max_frame, max_frame);

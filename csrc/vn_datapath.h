@@ -108,6 +108,8 @@ int vn_dp_flush(vn_dp *dp, int timeout_ms);
 /* Programming. */
 int vn_dp_set_mac(vn_dp *dp, const unsigned char *mac);
 int vn_dp_set_max_frame(vn_dp *dp, unsigned int max_frame);
+/* Forward nothing either way while set (each frame a no_key drop). */
+int vn_dp_set_blocked(vn_dp *dp, int blocked);
 /* Subject spelling: unicast and multicast prefixes (the MAC is appended:
  * mac_style 0 = 12 lowercase hex digits, 1 = the Go original's hex of
  * "aa:bb:.."; an empty multicast prefix sends groups to `broadcast`). */

@@ -94,6 +94,7 @@ struct vn_dp {
     natsOptions *opts;
     natsConnection *nc;
     atomic_int connected;
+    atomic_int blocked;      /* forward nothing (a sealed network, no key) */
     atomic_int stopping;
     atomic_uint max_frame;
     _Atomic unsigned long long c[C_COUNT];

@@ -213,7 +213,10 @@ void vn_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *cl
     }
     pthread_rwlock_unlock(&dp->cfg);
     /* The opener is replaced only under the write lock. */
-    deliver(dp, subject, data, n);
+    if (atomic_load_explicit(&dp->blocked, memory_order_relaxed))
+        DROP(dp, VN_D_NO_KEY);  /* a sealed network and no key here */
+    else
+        deliver(dp, subject, data, n);
     natsMsg_Destroy(msg);
 }
 

@@ -288,6 +288,10 @@ static void tx_frame(vn_dp *dp, unsigned char *b, size_t len, char *subject, cha
         DROP(dp, VN_D_DISCONNECTED);
         return;
     }
+    if (atomic_load_explicit(&dp->blocked, memory_order_relaxed)) {
+        DROP(dp, VN_D_NO_KEY);
+        return;
+    }
     double now = vn_mono();
     pthread_rwlock_rdlock(&dp->cfg);
     int bridge = dp->bridge;

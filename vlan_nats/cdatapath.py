@@ -300,6 +300,9 @@ class CDatapath:
     def set_mac(self, mac: bytes) -> None:
         _check(self._lib.vn_dp_set_mac(self._dp, mac), "mac")
 
+    def set_blocked(self, blocked: bool) -> None:
+        _check(self._lib.vn_dp_set_blocked(self._dp, int(blocked)), "blocked")
+
     def set_max_frame(self, n: int) -> None:
         _check(self._lib.vn_dp_set_max_frame(self._dp, n), "max frame")
 

@@ -119,7 +119,8 @@ def make(
         config_reload=config_reload,  # SIGHUP: the config file read again (reload.py)
         netwatch=NetWatch(scheme, {k: getattr(cfg, k) for k in node_keys()}, explicit,
                           lambda key, value: apply_network(p, key, value), lambda: mtu(p),
-                          has_key=cfg.seal is not None),
+                          has_key=cfg.seal is not None,
+                          block=lambda on: p.tunnel.set_blocked(on) if p.tunnel else None),
     )  # fmt: skip
     return p
 

@@ -13,6 +13,7 @@ import time
 import nats
 import pytest
 
+from vlan_nats.keys import write_new_key
 from vlan_nats.lab.checks import ping, wait_until
 from vlan_nats.lab.hosts import Lab
 from vlan_nats.lab.ipamproc import IpamProcess
@@ -167,3 +168,45 @@ def test_the_address_service_serves_and_follows_the_definitions_pool(dataplane):
             # Renewed at half the lease: outside the new pool, so a new address.
             moved = lambda: node.status()["leases"][0]["address"].startswith("198.18.41.")  # noqa: E731
             assert wait_until(moved, 15), node.status()["leases"]
+
+
+def test_sealed_live_stops_a_node_without_a_key(tmp_path, dataplane):
+    require_root()
+    key = tmp_path / "lab.key"
+    write_new_key(str(key))
+    server = NatsServer(jetstream=True)
+    with Lab(3, dataplane=dataplane, tag="vnw", server=server, start_nodes=False) as lab:
+        h1, h2, h3 = lab.nodes
+        for n in (h1, h2):
+            n.args += ["--key-file", str(key)]
+        for n in lab.nodes:
+            n.start()
+        cli(lab, "set", "0", "sealed=true")
+        assert wait_until(lambda: h3.status()["network_problems"], 2)
+        assert h3.status()["network_problems"][0]["kind"] == "no_key"
+        assert any(" ERROR " in x and "forwards no frame" in x for x in h3.lines)
+        assert not ping(h3.ns, h1.ip, count=2, deadline=2).ok
+        assert h3.status()["counters"]["drops"].get("no_key", 0) > 0
+        assert ping(h1.ns, h2.ip, count=2).ok  # the others go on
+        assert h1.status()["network_problems"] == []
+        cli(lab, "set", "0", "sealed=false")
+        assert wait_until(lambda: not h3.status()["network_problems"], 2)
+        assert any("forwarding again" in x for x in h3.lines)
+
+
+def test_a_server_restart_keeps_the_settings_and_the_watch_resumes(lab3):
+    lab = lab3
+    cli(lab, "set", "0", "mtu=4000")
+    assert wait_until(lambda: all(mtu_of(n) == 4000 for n in lab.nodes), 2)
+    lab.server.kill()
+    h1 = lab.nodes[0]
+    # Kept, and said: the definition cannot be read meanwhile.
+    assert wait_until(lambda: any(p["kind"] == "unreadable"
+                                  for p in h1.status()["network_problems"]), 15)  # fmt: skip
+    assert all(mtu_of(n) == 4000 for n in lab.nodes)
+    lab.server.start()
+    assert wait_until(lambda: not h1.status()["network_problems"], 20), h1.status()
+    cli(lab, "set", "0", "mtu=5000")
+    assert wait_until(lambda: all(mtu_of(n) == 5000 for n in lab.nodes), 8), [
+        mtu_of(n) for n in lab.nodes
+    ]

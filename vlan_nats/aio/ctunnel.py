@@ -143,6 +143,9 @@ class CTunnel:
         storm = TokenBucket(pps)
         self.dp.set_storm(storm.rate, storm.burst)
 
+    def set_blocked(self, blocked: bool) -> None:
+        self.dp.set_blocked(blocked)
+
     def set_arp_routing(self, on: bool) -> None:
         """Routed ARP on or off ("" turns it off in C; never in compat mode)."""
         prefix = self.scheme.arp_prefix if on and not self.scheme.compat else ""

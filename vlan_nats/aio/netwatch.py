@@ -46,6 +46,7 @@ class NetWatch:
         apply: Callable[[str, Any], None],
         current_mtu: Callable[[], int],
         has_key: bool = False,
+        block: Callable[[bool], None] = lambda blocked: None,
     ) -> None:
         self.scheme = scheme
         self.own = own  # the node's values of node_keys(): flags, file, defaults
@@ -53,6 +54,7 @@ class NetWatch:
         self._apply = apply  # (setting, new value)
         self._mtu = current_mtu
         self.has_key = has_key  # --key-file: this node seals its frames
+        self._block = block  # (forward nothing?): a sealed network without a key here
         self.values = dict(own)  # what it runs now
         self.settings: dict[str, Any] = {}  # the definition in force
         self.revision: int | None = None
@@ -79,8 +81,7 @@ class NetWatch:
                         "text": f"mtu {self._mtu()} set by hand overrides the network's {want}"})
         if self.settings.get("sealed") and not self.has_key:
             out.append({"kind": "no_key", "text": "the network is sealed (its definition) and "
-                        "this node has no --key-file: the others refuse its frames and it "
-                        "cannot open theirs"})  # fmt: skip
+                        "this node has no --key-file: it forwards no frame"})  # fmt: skip
         return out
 
     def _kept(self) -> str:
@@ -99,10 +100,15 @@ class NetWatch:
         for line in overrides:
             if line not in self.overrides:
                 log.warning("network %s: %s", self.scheme.network, line)
-        if settings.get("sealed") and not self.has_key and not self.settings.get("sealed"):
-            log.error("network %s is sealed (revision %s) and this node has no --key-file: the "
-                      "others refuse its frames and it cannot open theirs; give it the "
-                      "network's key", self.scheme.network, rev)  # fmt: skip
+        blocked = bool(settings.get("sealed")) and not self.has_key
+        if blocked != (bool(self.settings.get("sealed")) and not self.has_key):
+            self._block(blocked)
+            if blocked:
+                log.error("network %s is sealed (revision %s) and this node has no --key-file: "
+                          "it forwards no frame until it has the network's key",
+                          self.scheme.network, rev)  # fmt: skip
+            else:
+                log.info("network %s: forwarding again (revision %s)", self.scheme.network, rev)
         self.values, self.settings, self.overrides = values, settings, overrides
         self.revision, self.refused = rev, None
 

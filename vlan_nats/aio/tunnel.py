@@ -100,16 +100,14 @@ class Tunnel:
         self._flood = scheme.flood
         self._egress = egress_rules(scheme.compat)
         self.storm = storm if storm is not None else TokenBucket(0)
-        self._on_events = on_events
-        self._clock = clock
-        self.sealer = sealer
+        self._on_events, self._clock, self.sealer = on_events, clock, sealer
         self._on_new_local = on_new_local
         self._on_dup_mac = on_dup_mac  # (subject): a frame came back with our source MAC
         self._on_oversize = on_oversize  # (source MAC, size): a frame above our MTU
         self.opener = opener
         self._arp = arp_memory  # routed ARP (None: off)
-        self._wall = wall_clock
-        self._drop_log = DropLog()
+        self.blocked = False  # a sealed network and no key here: forward nothing
+        self._wall, self._drop_log = wall_clock, DropLog()
         self.reader = FrameReader(tap.fd, batch)
         self.writer = FrameWriter(tap.fd)
         self._loop = asyncio.get_running_loop()
@@ -138,6 +136,9 @@ class Tunnel:
     def set_storm(self, pps: float) -> None:
         """A new storm rate (SIGHUP), used from the next batch on."""
         self.storm = TokenBucket(pps, now=self._clock())
+
+    def set_blocked(self, blocked: bool) -> None:
+        self.blocked = blocked
 
     def set_arp_routing(self, on: bool) -> None:
         self._arp = (self._arp or arp.RepeatMemory()) if on else None
@@ -214,10 +215,11 @@ class Tunnel:
                 if n == 0:
                     break
                 c.tap_rx_frames += n
-                if link.is_connected:
+                if link.is_connected and not self.blocked:
                     await self._publish_batch(n)
                 else:
-                    c.drops[DropReason.DISCONNECTED] += n
+                    why = DropReason.NO_KEY if self.blocked else DropReason.DISCONNECTED
+                    c.drops[why] += n
                     c.tap_rx_bytes += sum(lens[i] for i in range(n)) - n * _VNET
                 if n < batch:
                     break  # drained: the last read hit EAGAIN
@@ -345,6 +347,9 @@ class Tunnel:
     async def on_msg(self, msg: Msg) -> None:
         c = self.counters
         c.nats_rx_msgs += 1
+        if self.blocked:
+            c.drops[DropReason.NO_KEY] += 1
+            return
         data: bytes | None = msg.data
         if self.opener is not None:
             data = self._open(msg, self.opener)

@@ -45,6 +45,9 @@ class DropReason(IntEnum):
     # Bridge mode, C datapath: a frame from a new MAC waits for the control
     # plane's verdict in a bounded queue; this one found it full.
     HOLD_FULL = 24
+    # The network's definition says sealed and this node has no key: it
+    # forwards nothing either way (aio/netwatch.py says why).
+    NO_KEY = 25
 
 
 class Counters:
