@@ -14,7 +14,10 @@ per broadcast frame, and the server's fan-out); and the cost of one ARP
 resolution (``arping`` from random hosts to random others): ARP requests
 delivered into TAPs per resolution and the LAN's CPU per resolution.
 ``--arp both`` measures the LAN twice, routed ARP and --no-arp-routing,
-side by side.  Everything is removed at the end, on failure and Ctrl-C too.
+side by side.  ``--netdef`` (JetStream on): the time from one
+``vlan-nats network set 0 mtu=9000`` to each node's log line saying it
+applied it (median and last), and back to 1500.  Everything is removed at
+the end, on failure and Ctrl-C too.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import random
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import time
 
@@ -128,9 +132,37 @@ def arp_cost(lab: Lab, idle_rate: float, count: int, res: dict[str, object]) -> 
     res["arp_cpu_ms_per_resolution"] = round(cost / count * 1000, 3)
 
 
-def measure(n: int, sample: int, ipam: bool, arp_routing: bool) -> dict[str, object]:
+def netdef_change(lab: Lab, mtu: int, res: dict[str, object]) -> None:
+    """One `network set 0 mtu=N`: seconds until each node logged it applied."""
+    import datetime
+
+    want = f"mtu {1500 if mtu == 9000 else 9000} -> {mtu}, revision"
+    seen = [len(n.lines) for n in lab.nodes]
+    t0 = time.time()
+    subprocess.run([sys.executable, "-m", "vlan_nats", "network", "set", "0", f"mtu={mtu}",
+                    "--server", lab.server.url], check=True, capture_output=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    took: list[float] = []
+    while time.monotonic() < deadline:
+        lines = [next((x for x in n.lines[s:] if want in x), None)
+                 for n, s in zip(lab.nodes, seen, strict=True)]  # fmt: skip
+        if all(lines):
+            took = [datetime.datetime.strptime(x[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp() - t0
+                    for x in lines if x]  # fmt: skip
+            break
+        time.sleep(0.1)
+    key = f"netdef_mtu_{mtu}"
+    if not took:
+        res[key] = "not applied everywhere in 60 s"
+        return
+    res[key + "_median_s"] = round(statistics.median(took), 3)
+    res[key + "_last_s"] = round(max(took), 3)
+
+
+def measure(n: int, sample: int, ipam: bool, arp_routing: bool,
+            netdef: bool = False) -> dict[str, object]:  # fmt: skip
     res: dict[str, object] = {"n": n, "arp": "routed" if arp_routing else "broadcast"}
-    server = NatsServer(jetstream=ipam)
+    server = NatsServer(jetstream=ipam or netdef)
     extra = [] if arp_routing else ["--no-arp-routing"]
     with Lab(0, tag="vns", plen=NET.prefixlen, server=server) as lab:
         services = []
@@ -141,6 +173,15 @@ def measure(n: int, sample: int, ipam: bool, arp_routing: bool) -> dict[str, obj
                     for _ in range(2)
                 ]
             start_nodes(lab, n, ipam, extra, res)
+            if netdef:
+                # The first definition makes the bucket; nodes find it within
+                # a second (they look for it every second until it exists),
+                # then watch it.
+                subprocess.run([sys.executable, "-m", "vlan_nats", "network", "set", "0",
+                                "description=scale", "--server", server.url], check=True)
+                time.sleep(2.0)
+                netdef_change(lab, 9000, res)
+                netdef_change(lab, 1500, res)
             measure_lan(lab, sample, res)
         finally:
             for node in lab.nodes:
@@ -208,6 +249,8 @@ def main() -> int:
         default="routed",
         help="routed ARP (the default), --no-arp-routing, or both side by side",
     )
+    ap.add_argument("--netdef", action="store_true",
+                    help="time a network-wide MTU change (vlan-nats network set)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -218,7 +261,7 @@ def main() -> int:
         return 2
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     modes = {"routed": [True], "broadcast": [False], "both": [True, False]}[args.arp]
-    runs = [measure(args.n, args.sample, args.ipam, routing) for routing in modes]
+    runs = [measure(args.n, args.sample, args.ipam, routing, args.netdef) for routing in modes]
     if args.json:
         print(json.dumps(runs if len(runs) > 1 else runs[0], indent=2))
     else:
