@@ -210,3 +210,16 @@ def test_a_server_restart_keeps_the_settings_and_the_watch_resumes(lab3):
     assert wait_until(lambda: all(mtu_of(n) == 5000 for n in lab.nodes), 8), [
         mtu_of(n) for n in lab.nodes
     ]
+
+
+def test_an_mtu_set_by_hand_is_reported_not_undone(lab3):
+    lab = lab3
+    h1 = lab.nodes[0]
+    cli(lab, "set", "0", "mtu=9000")
+    assert wait_until(lambda: mtu_of(h1) == 9000, 2)
+    h1.ns.run("ip", "link", "set", "dev", h1.dev, "mtu", "1400")
+    assert wait_until(lambda: any(p["kind"] == "mtu_by_hand"
+                                  for p in h1.status()["network_problems"]), 3)  # fmt: skip
+    assert mtu_of(h1) == 1400  # not silently undone
+    h1.ns.run("ip", "link", "set", "dev", h1.dev, "mtu", "9000")
+    assert wait_until(lambda: not h1.status()["network_problems"], 3)

@@ -114,6 +114,8 @@ def test_jetstream_and_address_services():
     ]
     assert "jetstream" not in server_config(build_hub(environ={}, store="off"))
     assert build_hub(environ={}).store == "/var/lib/vlan-nats-hub"  # the unit's StateDirectory
+    # NETWORK alone: the pool of the network's definition (vlan-nats network set).
+    assert build_hub(environ={}, store="/srv/js", ipam=["7"]).ipam == (("7", None),)
 
 
 def test_cli_config_file_with_address_services(tmp_path, capsys):

@@ -176,6 +176,9 @@ def _jumbo(lab: Lab, record: Record, out: Callable[[str], None]) -> None:
     r = ping(h1.ns, h3.ip, count=3, size=8972, dont_fragment=True)
     record(f"jumbo ping {h1.ip} -> {h3.ip}", r.ok,
            f"8972 bytes, DF set: {r.received}/{r.sent} replies")  # fmt: skip
+    out("  $ vlan-nats network show 0")
+    for line in network(url, "show", "0").splitlines():
+        out(f"    {line}")
     view = json.loads(network(url, "show", "0", "--json"))
     live = [m for m in view["members"] if not m["gone"]]
     record("network show", len(live) == len(lab.nodes) and not view["problems"],
