@@ -334,8 +334,8 @@ async def _run_services(nc: Client, services: list[tuple[SubjectScheme, ipam.Poo
     following: list[asyncio.Task[None]] = []
     try:
         for scheme, given in services:
-            pool = given or await ipampool.first_pool(nc, scheme)
-            service = IpamService(nc, scheme, pool, lease, replicas)
+            pool, defined_lease = (given, None) if given else await ipampool.first_pool(nc, scheme)
+            service = IpamService(nc, scheme, pool, defined_lease or lease, replicas)
             await service.start()
             running.append(service)
             if given is None:

@@ -1,4 +1,5 @@
-"""The address service's pool from the network's definition (netdef.py):
+"""The address service's pool (and lease time) from the network's
+definition (netdef.py):
 ``vlan-nats ipam`` without ``--pool`` (and the hub's ``--ipam NETWORK``)
 serves the pool ``vlan-nats network set NETWORK pool=CIDR`` defined, and
 follows its changes without a restart.
@@ -27,38 +28,45 @@ log = logging.getLogger("vlan_nats.ipam")
 FOLLOW_EVERY = 1.0  # s: the definition is read this often for a changed pool
 
 
-async def defined_pool(nc: Client, scheme: SubjectScheme) -> ipam.Pool | None:
-    """The pool of the network's definition (None: no definition, or no
-    pool in it).  IpamError when it cannot be read."""
+async def defined_pool(nc: Client, scheme: SubjectScheme) -> tuple[ipam.Pool | None, float | None]:
+    """The pool and lease time of the network's definition (None: no
+    definition, or none in it).  IpamError when it cannot be read."""
     try:
         kv = await netkv.definitions(nc, scheme.prefix, create=False)
         d = await netkv.get(kv, scheme.network)
     except BucketMissing:
-        return None
+        return None, None
     except ConfigError as e:
         raise IpamError(f"network {scheme.network}: definition refused: {e}") from None
-    return pool_of(d.settings) if d is not None else None
+    if d is None:
+        return None, None
+    return pool_of(d.settings), d.settings.get("lease")
 
 
-async def first_pool(nc: Client, scheme: SubjectScheme) -> ipam.Pool:
-    pool = await defined_pool(nc, scheme)
+async def first_pool(nc: Client, scheme: SubjectScheme) -> tuple[ipam.Pool, float | None]:
+    pool, lease = await defined_pool(nc, scheme)
     if pool is None:
         raise IpamError(
             f"network {scheme.network} has no address pool: give --pool CIDR, or define it "
             f"once for the network: vlan-nats network set {scheme.network} pool=CIDR"
         )
-    return pool
+    return pool, lease
 
 
 async def follow(service: object, nc: Client, scheme: SubjectScheme) -> None:
-    """Keep ``service.pool`` the definition's (a task, until cancelled)."""
+    """Keep ``service.pool`` (and its lease time, when the definition has
+    one) the definition's (a task, until cancelled)."""
     while True:
         await asyncio.sleep(FOLLOW_EVERY)
         try:
-            pool = await defined_pool(nc, scheme)
+            pool, lease = await defined_pool(nc, scheme)
         except (IpamError, nats.errors.Error, TimeoutError) as e:
             log.debug("pool of the definition not read: %s", e)
             continue
+        if lease is not None and lease != service.lease:  # type: ignore[attr-defined]
+            log.info("lease time changed network=%s from=%gs to=%gs (new leases and renewals)",
+                     scheme.network, service.lease, lease)  # type: ignore[attr-defined]  # fmt: skip
+            service.lease = lease  # type: ignore[attr-defined]
         old: ipam.Pool = service.pool  # type: ignore[attr-defined]
         if pool is not None and pool != old:
             service.pool = pool  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ says so once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -151,14 +152,16 @@ class NetWatch:
         """Before ready: the definition as it is now (never longer than
         FIRST_WAIT: a slow JetStream is left to run())."""
         try:
-            kv = await asyncio.wait_for(self._bucket(nc), FIRST_WAIT)
-            await asyncio.wait_for(self._read(kv), FIRST_WAIT)
+            await asyncio.wait_for(self._first(nc), FIRST_WAIT)
         except BucketMissing:
             self._none()
         except IpamError as e:  # no JetStream
             self._once("nojs", "network definition: %s; running on its own settings", e)
         except (TimeoutError, nats.errors.Error) as e:
             self._unavailable(e)
+
+    async def _first(self, nc: Client) -> None:
+        await self._read(await self._bucket(nc))
 
     async def run(self, nc: Client) -> None:
         """Watch the definition until cancelled; outages are waited out."""
@@ -197,7 +200,8 @@ class NetWatch:
                 if entry is not None and entry.revision != self.revision:
                     await self._read(kv)
         finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
+            with contextlib.suppress(Exception):  # the connection may be gone
+                await watcher.stop()  # type: ignore[no-untyped-call]
 
     def _unavailable(self, e: BaseException) -> None:
         if self.unavailable_since is None:
