@@ -13,7 +13,9 @@ import time
 import nats
 import pytest
 
+from vlan_nats.core.arp import REPEAT_WINDOW
 from vlan_nats.keys import write_new_key
+from vlan_nats.lab.arpwatch import ArpWatch
 from vlan_nats.lab.checks import ping, wait_until
 from vlan_nats.lab.hosts import Lab
 from vlan_nats.lab.ipamproc import IpamProcess
@@ -128,13 +130,24 @@ def test_bad_values_are_refused_and_the_last_good_one_stays(lab3):
 def test_arp_routing_off_live_makes_a_bystander_hear_requests(lab3):
     lab = lab3
     h1, h2, h3 = lab.nodes
-    assert ping(h1.ns, h2.ip, count=1).ok
+    h2_ip = h2.ip
+
+    def bystander_hears() -> int:
+        """ARP requests for h2 that reach h3's TAP during one resolution."""
+        with ArpWatch(h3.ns, h3.dev) as watch:
+            h1.ns.run("ip", "neigh", "flush", "all")
+            assert ping(h1.ns, h2_ip, count=1).ok
+            time.sleep(0.3)  # a broadcast copy would be in h3's TAP by now
+            return len(watch.requests_for(h2_ip))
+
+    assert bystander_hears() == 0  # routed ARP: only h2 is asked
     cli(lab, "set", "0", "arp_routing=false")
-    assert wait_until(lambda: h3.status()["network_revision"], 2)
-    before = h3.status()["counters"]["tap_tx_frames"]
-    h1.ns.run("ip", "neigh", "flush", "all")
-    assert ping(h1.ns, h2.ip, count=1).ok  # its ARP request is a broadcast now
-    assert wait_until(lambda: h3.status()["counters"]["tap_tx_frames"] > before, 2)
+    assert wait_until(lambda: all(n.status()["network_revision"] == 1 for n in lab.nodes), 2)
+    assert bystander_hears() >= 1  # a broadcast now
+    cli(lab, "set", "0", "arp_routing=true")  # set back: it stops
+    assert wait_until(lambda: all(n.status()["network_revision"] == 2 for n in lab.nodes), 2)
+    time.sleep(REPEAT_WINDOW)  # a request repeated this soon would go to broadcast
+    assert bystander_hears() == 0
 
 
 def test_members_a_killed_node_is_gone_a_stopped_one_leaves(lab3):
