@@ -81,6 +81,9 @@ class Parts:
     subs: Subscriptions | None = None
     dev: Device | None = None
     offloads: tuple[str, ...] = ()
+    # Set when what this node says of itself changed (a definition applied):
+    # its member entry is written at once.
+    member_news: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
 
 def make(
@@ -286,6 +289,7 @@ def apply_network(p: Parts, key: str, value: Any) -> None:
     same parts apply it as a reload's change would."""
     old = getattr(p.cfg, key)
     p.cfg = dataclasses.replace(p.cfg, **{key: value})
+    p.member_news.set()
     if key == "arp_routing":
         if p.tunnel is not None:
             p.tunnel.set_arp_routing(value)
@@ -338,7 +342,9 @@ async def member(p: Parts, status: Callable[[], Status]) -> None:
                 if not failed:
                     log.info("network member entry not written (%s); trying again", e)
                 failed = True
-            await asyncio.sleep(1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(p.member_news.wait(), 1.0)
+            p.member_news.clear()
     finally:
         if kv is not None and key:
             with contextlib.suppress(Exception):

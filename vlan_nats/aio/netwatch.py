@@ -35,6 +35,7 @@ log = logging.getLogger("vlan_nats.network")
 FIRST_WAIT = 3.0  # s: the definition read before ready
 POLL = 5.0  # s: besides the watch, the entry is read this often (it also tells an outage)
 RETRY = 2.0  # s: after an outage, the bucket is tried again this often
+MTU_SETTLE = 2.0  # s: after we set the MTU, a different one is not yet "set by hand"
 MISSING_POLL = 1.0  # s: while no network is defined (no bucket yet), it is looked for this often
 
 
@@ -63,6 +64,7 @@ class NetWatch:
         self.refused: str | None = None
         self.unavailable_since: float | None = None
         self._said: set[str] = set()
+        self._mtu_set = 0.0  # when we last set the TAP's MTU (monotonic)
 
     # -- what it shows -------------------------------------------------------
     def problems(self) -> list[dict[str, str]]:
@@ -77,7 +79,9 @@ class NetWatch:
             out.append({"kind": "unreadable", "text": f"network definition unreadable since "
                         f"{since}; keeping {self._kept()}"})  # fmt: skip
         want = self.values.get("mtu")
-        if "mtu" in self.settings and "mtu" not in self.explicit and self._mtu() != want:
+        settling = time.monotonic() - self._mtu_set < MTU_SETTLE  # the kernel has it soon
+        if ("mtu" in self.settings and "mtu" not in self.explicit and not settling
+                and self._mtu() != want):  # fmt: skip
             out.append({"kind": "mtu_by_hand",
                         "text": f"mtu {self._mtu()} set by hand overrides the network's {want}"})
         if self.settings.get("sealed") and not self.has_key:
@@ -96,6 +100,8 @@ class NetWatch:
         rev = d.revision if d is not None else None
         for key in node_keys():
             if values[key] != self.values[key]:
+                if key == "mtu":
+                    self._mtu_set = time.monotonic()
                 self._apply(key, values[key])
                 log.info("%s %s -> %s, revision %s", key, self.values[key], values[key], rev)
         for line in overrides:
