@@ -187,7 +187,7 @@ class Daemon:
         p.dupaddr.set_addresses(dev.addresses)
         follower = p.follower = LinkFollower(cfg, dev, subs, tunnel, self.fail,
                                              on_addresses=p.dupaddr.set_addresses,
-                                             on_mtu=p.mtuw.mtu_changed)  # fmt: skip
+                                             on_mtu=lambda: wiring.mtu_changed(p))  # fmt: skip
         if cfg.run_as is not None:
             privdrop.drop(cfg.run_as)
             log.info("dropped root user=%s", privdrop.describe(cfg.run_as))

@@ -234,6 +234,12 @@ def heard(p: Parts) -> bool:
     return p.counters.tap_tx_frames > 0 or p.tunnel.remote_macs(time.monotonic()) > 0
 
 
+def mtu_changed(p: Parts) -> None:
+    """The TAP's MTU changed (ip link, or the network's definition)."""
+    p.mtuw.mtu_changed()
+    p.member_news.set()  # network show has it at once
+
+
 def mtu(p: Parts) -> int:
     """The TAP's MTU as the kernel has it now."""
     return p.follower.state.mtu if p.follower else p.cfg.mtu

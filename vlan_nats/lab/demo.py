@@ -176,9 +176,9 @@ def _jumbo(lab: Lab, record: Record, out: Callable[[str], None]) -> None:
     r = ping(h1.ns, h3.ip, count=3, size=8972, dont_fragment=True)
     record(f"jumbo ping {h1.ip} -> {h3.ip}", r.ok,
            f"8972 bytes, DF set: {r.received}/{r.sent} replies")  # fmt: skip
-    # Every member has written its entry again with the new revision (within a second).
+    # Every member has written its entry again, at the new revision and MTU.
     rev = json.loads(network(url, "show", "0", "--json"))["definition"]["revision"]
-    wait_until(lambda: all(m["revision"] == rev for m in
+    wait_until(lambda: all((m["revision"], m["mtu"]) == (rev, 9000) for m in
                            json.loads(network(url, "show", "0", "--json"))["members"]), 5, 0.2)
     out("  $ vlan-nats network show 0")
     for line in network(url, "show", "0").splitlines():
