@@ -23,9 +23,9 @@ from ..errors import VlanNatsError
 log = logging.getLogger("vlan_nats.ipam")
 
 NO_JETSTREAM = (
-    "the NATS server has no JetStream: the address service keeps its leases "
-    "in JetStream KV; start nats-server with -js (--store_dir DIR), or run "
-    "vlan-nats hub, which enables it"
+    "the NATS server has no JetStream: the address service's leases and the "
+    "networks' definitions live in JetStream KV; start nats-server with -js "
+    "(--store_dir DIR), or run vlan-nats hub, which enables it"
 )
 JETSTREAM_WAIT = 30.0
 
