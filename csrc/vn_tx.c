@@ -215,7 +215,8 @@ static void hold(vn_dp *dp, const unsigned char *b, size_t len, double now)
     struct held *h = &dp->held[dp->nheld];
     if (dp->nheld == HOLD_FRAMES || dp->held_bytes + len > HOLD_BYTES ||
         !(h->buf = malloc(len + 2))) {
-        DROP(dp, VN_D_HOLD_FULL);
+        DROP(dp, VN_D_HOLD_FULL);  /* and said (rate-limited): value = frames waiting */
+        vn_drop_event(dp, VN_D_HOLD_FULL, dp->nheld, "", VN_D_HOLD_FULL, b + 2 + VNET + 6);
         return;
     }
     memcpy(h->buf, b, len + 2);
@@ -267,6 +268,7 @@ static int held_from(vn_dp *dp, uint64_t src)
 
 void vn_hold_free(vn_dp *dp)
 {
+    INC(dp, C_DROPS + VN_D_DISCONNECTED, dp->nheld);  /* the connection goes with them */
     for (unsigned int i = 0; i < dp->nheld; i++)
         free(dp->held[i].buf);
     dp->nheld = 0;

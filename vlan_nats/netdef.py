@@ -168,9 +168,10 @@ def effective(
             continue
         if key in explicit:
             if own[key] != settings[key]:
-                flag = options.toml_keys("up")[key].flag if key in options.toml_keys("up") else key
+                opt = network_options()[key]
+                name = opt.flag if opt.switch is None else key  # --mtu; arp_routing
                 overrides.append(
-                    f"local {flag} {_text(own[key])} overrides the network's {_text(settings[key])}"
+                    f"local {name} {_text(own[key])} overrides the network's {_text(settings[key])}"
                 )
             continue
         out[key] = settings[key]

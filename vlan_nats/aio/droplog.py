@@ -1,7 +1,8 @@
 """Log lines for refused frames that would otherwise leave a node silently
 deaf: sealed traffic it cannot open, plain traffic on a sealed network,
-frames above its MTU.  Rate-limited per reason; called only on the drop
-path (by the python datapath per frame, by the C datapath's events)."""
+frames above its MTU, frames of new MACs beyond the C datapath's hold
+queue.  Rate-limited per reason; called only on the drop path (by the
+python datapath per frame, by the C datapath's events)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ class DropLog:
         the clock skew (seal_stale) or the sender's key id (-1: none)."""
         if reason is DropReason.OVERSIZE:
             self.oversize(value, mtu, subject)
+        elif reason is DropReason.HOLD_FULL:
+            self._logs[reason].warning(
+                "frames from new MACs behind our bridge dropped: %d frames already wait for "
+                "the control plane's verdict (hold_full); a burst of new MACs", value
+            )
         elif reason is DropReason.SEALED_NO_KEY:
             self.no_key(subject)
         elif reason is DropReason.UNSEALED:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 import nats.errors
 from nats.aio.client import Client
@@ -22,6 +23,9 @@ from ..errors import ConfigError
 from ..netdef import pool_of
 from . import netkv
 from .leasestore import BucketMissing, IpamError
+
+if TYPE_CHECKING:
+    from .ipam import IpamService
 
 log = logging.getLogger("vlan_nats.ipam")
 
@@ -53,7 +57,7 @@ async def first_pool(nc: Client, scheme: SubjectScheme) -> tuple[ipam.Pool, floa
     return pool, lease
 
 
-async def follow(service: object, nc: Client, scheme: SubjectScheme) -> None:
+async def follow(service: IpamService, nc: Client, scheme: SubjectScheme) -> None:
     """Keep ``service.pool`` (and its lease time, when the definition has
     one) the definition's (a task, until cancelled)."""
     while True:
@@ -63,13 +67,13 @@ async def follow(service: object, nc: Client, scheme: SubjectScheme) -> None:
         except (IpamError, nats.errors.Error, TimeoutError) as e:
             log.debug("pool of the definition not read: %s", e)
             continue
-        if lease is not None and lease != service.lease:  # type: ignore[attr-defined]
+        if lease is not None and lease != service.lease:
             log.info("lease time changed network=%s from=%gs to=%gs (new leases and renewals)",
-                     scheme.network, service.lease, lease)  # type: ignore[attr-defined]  # fmt: skip
-            service.lease = lease  # type: ignore[attr-defined]
-        old: ipam.Pool = service.pool  # type: ignore[attr-defined]
+                     scheme.network, service.lease, lease)  # fmt: skip
+            service.lease = lease
+        old = service.pool
         if pool is not None and pool != old:
-            service.pool = pool  # type: ignore[attr-defined]
+            service.pool = pool
             log.info("address pool changed network=%s from=%s to=%s: leases outside it are "
                      "not renewed; their nodes get an address of the new pool at their next "
                      "renewal", scheme.network, old.describe(), pool.describe())  # fmt: skip

@@ -48,6 +48,7 @@ class Subscriptions:
         subjects follow at once."""
         self.arp = ipv4_targets(self._cidrs) if on else None
         self._resync = asyncio.get_running_loop().create_task(self.sync())
+        self._resync.add_done_callback(_log_failure)
 
     def set_addresses(self, cidrs: tuple[str, ...]) -> bool:
         """The device's addresses (``ip addr``); True when the ARP subjects change."""
@@ -69,6 +70,12 @@ class Subscriptions:
         """Bridge mode: a MAC just learned behind the bridge gets its
         subscription before its first frame is published."""
         await self.link.add_subject(self.scheme.unicast(mac))
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("subscriptions not brought up to date error=%r (the next change retries)",
+                  task.exception())  # fmt: skip
 
 
 class SwitchEvents:
