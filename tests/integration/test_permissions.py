@@ -5,6 +5,7 @@ import contextlib
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import nats
 import pytest
@@ -17,43 +18,23 @@ from vlan_nats.lab.natsserver import NatsServer
 MACS = {"h1": "02:00:5e:10:00:01", "h2": "02:00:5e:10:00:02"}
 
 
-NET = "KV_vlan-nats-net_vlan"  # the definitions' stream (aio/netkv.py)
-MEMBERS = "KV_vlan-nats-members_vlan_0"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "security.md"
 
 
-def node_user(name: str, mac: str) -> str:
-    hexmac = mac.replace(":", "")
-    return f"""
-      {{ user: "{name}", password: "pw-{name}", permissions: {{
-          publish: {{ allow: ["vlan.0.>",
-              "$JS.API.STREAM.INFO.{NET}", "$JS.API.DIRECT.GET.{NET}.>",
-              "$JS.API.STREAM.MSG.GET.{NET}", "$JS.API.CONSUMER.CREATE.{NET}.>",
-              "$JS.API.CONSUMER.DELETE.{NET}.>", "$JS.FC.{NET}.>",
-              "$JS.API.STREAM.CREATE.{MEMBERS}", "$JS.API.STREAM.INFO.{MEMBERS}",
-              "$KV.vlan-nats-members_vlan_0.{hexmac}"] }},
-          subscribe: {{ allow: ["vlan.0.u.{hexmac}", "vlan.0.b", "vlan.0.m.>", "vlan.0.arp.*",
-                               "vlan.0.ctl.peers", "vlan.0.ctl.node.*.ping",
-                               "vlan.0.ctl.node.*.notice", "vlan.0.ctl.addr.*",
-                               "_INBOX.{hexmac}.>"] }},
-          allow_responses: true
-      }} }}"""
+def documented_config() -> str:
+    """The server configuration of docs/security.md, verbatim but for the
+    passwords and the store directory (the test server keeps its own)."""
+    text = DOCS.read_text().split("## Subject permissions", 1)[1]
+    block = text.split("```\n", 2)[1]
+    lines = [line for line in block.splitlines() if not line.startswith("jetstream {")]
+    config = "\n".join(lines)
+    for user in ("h1", "h2", "admin", "ipam"):
+        config = config.replace(f"${user.upper()}_PASSWORD", f"pw-{user}")
+    assert "$" not in config.replace("$JS.", "").replace("$KV.", ""), config
+    return config
 
 
-CONFIG = (
-    "accounts { LAN: { users: ["
-    + "".join(node_user(n, m) for n, m in MACS.items())
-    + """
-      { user: "admin", password: "pw-admin", permissions: {
-          publish: { allow: ["vlan.0.ctl.>", "$JS.API.>", "$KV.vlan-nats-net_vlan.>"] },
-          subscribe: { allow: ["_INBOX.>"] } } }
-      { user: "ipam", password: "pw-ipam", permissions: {
-          publish: { allow: ["$JS.API.>", "$KV.vlan-nats-ipam_vlan_0.>",
-                             "vlan.0.ctl.addr.*", "vlan.0.ctl.ipam.pool"] },
-          subscribe: { allow: ["vlan.0.ctl.ipam", "vlan.0.ctl.ipam.pool", "_INBOX.>"] },
-          allow_responses: true } }
-    ], jetstream: enabled } }
-"""
-)
+CONFIG = documented_config()
 
 
 def pw(tmp_path, name):
@@ -207,10 +188,40 @@ def test_a_node_reads_its_networks_definition_but_cannot_write_it(tmp_path):
             1, extra=["--mac", MACS["h1"], "--user", "h1", "--password-file", pw(tmp_path, "h1")]
         )
         assert node.status()["mtu"] == 4000 and node.status()["network_revision"] == 1
-        assert not any("refused" in line for line in node.lines), node.lines
+        # a change arrives by the watch (its consumer is created under these
+        # permissions), well before the 5 s safety-net read
+        time.sleep(1.0)
+        r = network_cli(server, "admin", tmp_path, "set", "0", "mtu=4100")
+        assert r.returncode == 0, r.stderr
+        t0 = time.monotonic()
+        assert wait_until(lambda: node.status()["mtu"] == 4100, 10), "\n".join(node.lines)
+        assert time.monotonic() - t0 < 2.5, time.monotonic() - t0
+        assert not [line for line in node.lines if "refused" in line or "unreadable" in line]
+        assert not node.status()["network_problems"]
         view = network_cli(server, "admin", tmp_path, "show", "0", "--json")
         assert wait_until(lambda: '"02:00:5e:10:00:01"' in network_cli(
             server, "admin", tmp_path, "show", "0", "--json").stdout, 5), view.stdout  # fmt: skip
         r = network_cli(server, "h1", tmp_path, "set", "0", "mtu=1500")
         assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert node.status()["mtu"] == 4100
+
+
+def test_a_node_that_may_not_watch_still_follows_its_networks_definition(tmp_path):
+    """Permissions without the watch's consumer: the node says so (log,
+    status) and reads the definition every 5 s instead of never again."""
+    watch = '"$JS.API.CONSUMER.CREATE.KV_vlan-nats-net_vlan",\n'
+    assert watch in CONFIG
+    server = NatsServer(config=CONFIG.replace(watch, ""), jetstream=True)
+    with Lab(0, tag="vnp", server=server) as lab:
+        r = network_cli(server, "admin", tmp_path, "set", "0", "mtu=4000")
+        assert r.returncode == 0, r.stderr
+        node = lab.add_node(
+            1, extra=["--mac", MACS["h1"], "--user", "h1", "--password-file", pw(tmp_path, "h1")]
+        )
         assert node.status()["mtu"] == 4000
+        kinds = lambda: [p["kind"] for p in node.status()["network_problems"]]  # noqa: E731
+        assert wait_until(lambda: kinds() == ["no_watch"], 15), node.status()["network_problems"]
+        assert any("cannot watch the definition" in line for line in node.lines), node.lines
+        r = network_cli(server, "admin", tmp_path, "set", "0", "mtu=4100")
+        assert r.returncode == 0, r.stderr
+        assert wait_until(lambda: node.status()["mtu"] == 4100, 8), "\n".join(node.lines)

@@ -198,7 +198,8 @@ def _network(st: Status) -> Iterator[object]:
     yield _each(
         "vlan_nats_network_problem",
         "1 for each kind of problem with the network's definition here: override (a local "
-        "value wins), refused, unreadable, mtu_by_hand, no_key (sealed, no --key-file)",
+        "value wins), refused, unreadable, no_watch (read every 5 s), mtu_by_hand, no_key "
+        "(sealed, no --key-file)",
         "kind",
         sorted({str(p.get("kind")) for p in st.network_problems}),
     )

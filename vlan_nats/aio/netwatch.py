@@ -36,6 +36,7 @@ FIRST_WAIT = 3.0  # s: the definition read before ready
 POLL = 5.0  # s: besides the watch, the entry is read this often (it also tells an outage)
 RETRY = 2.0  # s: after an outage, the bucket is tried again this often
 MTU_SETTLE = 2.0  # s: after we set the MTU, a different one is not yet "set by hand"
+WATCH_RETRY = 60.0  # s: a refused watch is tried again this often (read every POLL meanwhile)
 MISSING_POLL = 1.0  # s: while no network is defined (no bucket yet), it is looked for this often
 
 
@@ -63,13 +64,14 @@ class NetWatch:
         self.overrides: list[str] = []
         self.refused: str | None = None
         self.unavailable_since: float | None = None
+        self.unwatched: str | None = None  # why the watch failed, while it does
         self._said: set[str] = set()
         self._mtu_set = 0.0  # when we last set the TAP's MTU (monotonic)
 
     # -- what it shows -------------------------------------------------------
     def problems(self) -> list[dict[str, str]]:
         """What is wrong here with the definition: kind (override, refused,
-        unreadable, mtu_by_hand, no_key) and text."""
+        unreadable, no_watch, mtu_by_hand, no_key) and text."""
         out = [{"kind": "override", "text": line} for line in self.overrides]
         if self.refused:
             out.append({"kind": "refused", "text": f"network definition refused "
@@ -78,6 +80,9 @@ class NetWatch:
             since = time.strftime("%H:%M:%S", time.localtime(self.unavailable_since))
             out.append({"kind": "unreadable", "text": f"network definition unreadable since "
                         f"{since}; keeping {self._kept()}"})  # fmt: skip
+        if self.unwatched and self.unavailable_since is None:
+            out.append({"kind": "no_watch", "text": f"cannot watch the network definition "
+                        f"({self.unwatched}): changes arrive within {POLL:.0f} s"})  # fmt: skip
         want = self.values.get("mtu")
         settling = time.monotonic() - self._mtu_set < MTU_SETTLE  # the kernel has it soon
         if ("mtu" in self.settings and "mtu" not in self.explicit and not settling
@@ -192,7 +197,12 @@ class NetWatch:
             await asyncio.sleep(RETRY)
 
     async def _watch(self, kv: KeyValue) -> None:
-        watcher = await kv.watch(self.scheme.network)
+        try:
+            watcher = await kv.watch(self.scheme.network)
+        except (TimeoutError, nats.errors.Error) as e:
+            await self._poll(kv, e)  # the entry itself may still be readable
+            return
+        self._watch_refused(None)
         try:
             await self._read(kv)
             self._available()
@@ -208,6 +218,27 @@ class NetWatch:
         finally:
             with contextlib.suppress(Exception):  # the connection may be gone
                 await watcher.stop()  # type: ignore[no-untyped-call]
+
+    async def _poll(self, kv: KeyValue, why: BaseException) -> None:
+        """No watch (e.g. the server refuses its consumer): read the entry
+        every POLL instead, and try the watch again after WATCH_RETRY."""
+        await self._read(kv)  # unreadable too: run() says so and retries
+        self._available()
+        self._watch_refused(str(why) or type(why).__name__)
+        until = time.monotonic() + WATCH_RETRY
+        while time.monotonic() < until:
+            await asyncio.sleep(POLL)
+            await self._read(kv)
+            self._available()
+
+    def _watch_refused(self, why: str | None) -> None:
+        if why and not self.unwatched:
+            log.warning("network %s: cannot watch the definition (%s); reading it every %.0f s "
+                        "instead (server permissions: docs/security.md)", self.scheme.network,
+                        why, POLL)  # fmt: skip
+        elif not why and self.unwatched:
+            log.info("network %s: watching the definition again", self.scheme.network)
+        self.unwatched = why
 
     def _unavailable(self, e: BaseException) -> None:
         if self.unavailable_since is None:
