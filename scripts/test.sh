@@ -7,8 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install.sh
 # What only the tests need: systemd-analyze (unit files), vagrant (validate),
-# arping (routed ARP: probes and announcements), dnsmasq (DHCP over the LAN).
+# arping (routed ARP: probes and announcements), dnsmasq (DHCP over the LAN),
+# Node.js and npm (the official JavaScript client, tests/js).
 need=()
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v vagrant >/dev/null || need+=(vagrant)
 command -v arping >/dev/null || need+=(iputils-arping)
@@ -19,6 +22,8 @@ if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# The JavaScript client the services test runs (tests/js/package-lock.json).
+npm ci --prefix tests/js --no-audit --no-fund --loglevel=error >/dev/null
 .venv/bin/ruff check vlan_nats tests scripts csrc
 .venv/bin/python scripts/check_sizes.py
 .venv/bin/mypy vlan_nats

@@ -34,7 +34,6 @@ from typing import Any
 from . import privdrop, report, sdnotify, wiring
 from .aio import datapath
 from .aio.addrclient import AddressClient
-from .aio.ctlplane import ControlResponder
 from .aio.dupmac import LOOKUP_TIMEOUT
 from .aio.linkfollow import LinkFollower
 from .aio.natslink import NatsLink
@@ -269,9 +268,7 @@ class Daemon:
             await p.tunnel.wait_connected()
         # Subscribes and waits until the server(s) hold the SUBs.
         await subs.sync()
-        await ControlResponder(
-            p.scheme, p.node_id, self.node_info, on_notice=p.mtuw.notice
-        ).start(link.nc)
+        await wiring.respond(p, self.node_info, self.status(), link.nc)
         wiring.log_ready(self.p, self.status(), link.server)
         sdnotify.notify("READY=1")
         self._ready.set()

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import nats.errors
+from nats.aio.client import Client
 
 from . import __version__
 from .aio import statussock
 from .aio.addrclient import AddressClient
 from .aio.alone import Loneliness
-from .aio.ctlplane import gather_peers, new_node_id, notice_subject
+from .aio.ctlplane import ControlResponder, gather_peers, new_node_id, notice_subject
 from .aio.datapath import Datapath
 from .aio.dupaddr import DuplicateAddress
 from .aio.dupmac import DuplicateMac
@@ -288,6 +289,14 @@ def log_ready(p: Parts, st: Status, server: str) -> None:
         cfg.dev, st.mac, cfg.network, server, cfg.netns or "-", st.mtu, mode_of(cfg),
         p.dataplane, cfg.auth.describe(), __version__,
     )  # fmt: skip
+
+
+async def respond(p: Parts, info: Callable[[], NodeInfo], st: Status, nc: Client) -> None:
+    """Answer the control subjects, as the ADR-32 service vlan-nats-node
+    (aio/ctlplane.py, aio/services.py) with this metadata."""
+    meta = {"host": socket.gethostname(), "netns": p.where, "dev": p.cfg.dev, "mac": st.mac,
+            "datapath": p.dataplane, "mode": mode_of(p.cfg), "version": __version__}  # fmt: skip
+    await ControlResponder(p.scheme, p.node_id, info, p.mtuw.notice, meta).start(nc)
 
 
 def apply_network(p: Parts, key: str, value: Any) -> None:

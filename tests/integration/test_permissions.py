@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import json
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 import nats
 import pytest
 
+from vlan_nats.aio.ctlplane import ask_all
 from vlan_nats.lab.checks import ping, wait_ping, wait_until
 from vlan_nats.lab.hosts import Lab
 from vlan_nats.lab.ipamproc import IpamProcess
@@ -30,7 +32,7 @@ def documented_config() -> str:
     config = "\n".join(lines)
     for user in ("h1", "h2", "admin", "ipam"):
         config = config.replace(f"${user.upper()}_PASSWORD", f"pw-{user}")
-    assert "$" not in config.replace("$JS.", "").replace("$KV.", ""), config
+    assert "$" not in config.replace("$JS.", "").replace("$KV.", "").replace("$SRV.", ""), config
     return config
 
 
@@ -161,11 +163,24 @@ def test_address_service_under_these_permissions(tmp_path):
                 capture_output=True, text=True, timeout=30,
             )  # fmt: skip
             assert r.returncode == 0 and MACS["h1"] in r.stdout, r.stdout + r.stderr
+            # nats micro's question, as the admin: both services answer
+            names = asyncio.run(srv_ping(lab.server.url, "admin", "pw-admin"))
+            assert names == ["vlan-nats-ipam", "vlan-nats-node"], names
+            assert not [line for line in service.lines if "refused" in line]
             node.stop()
         errors, _ = asyncio.run(
             try_subscribe(lab.server.url, "h1", "pw-h1", "$KV.vlan-nats-ipam_vlan_0.>")
         )
         assert any("permissions violation" in e.lower() for e in errors), errors
+
+
+async def srv_ping(url, user, password):
+    """The names of the ADR-32 services that answer $SRV.PING."""
+    nc = await nats.connect(url, user=user, password=password)
+    try:
+        return sorted(json.loads(a)["name"] for a in await ask_all(nc, "$SRV.PING", b"", 1.0))
+    finally:
+        await nc.close()
 
 
 def network_cli(server, user, tmp_path, *args):

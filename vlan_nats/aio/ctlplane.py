@@ -2,7 +2,8 @@
 the clients used by ``vlan-nats peers`` and ``vlan-nats ping``.
 
 Every node answers ``<ctl>.peers`` with its NodeInfo and
-``<ctl>.node.<node_id>.ping`` with a pong.  Requests are size-limited and
+``<ctl>.node.<node_id>.ping`` with a pong, as the endpoints of its ADR-32
+service ``vlan-nats-node`` (aio/services.py).  Requests are size-limited and
 validated (core.control) and rate-limited per node; a malformed or excess
 request gets no answer, never an error.
 """
@@ -20,10 +21,12 @@ from collections.abc import Callable
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.micro.service import Service
 
 from ..core.control import NodeInfo, parse_request, pong
 from ..core.subjects import SubjectScheme
 from ..core.switching import TokenBucket
+from . import services
 
 log = logging.getLogger(__name__)
 
@@ -43,45 +46,56 @@ def notice_subject(scheme: SubjectScheme, node_id: str) -> str:
 
 
 class ControlResponder:
+    """The node's control subjects, served as the ADR-32 service
+    ``vlan-nats-node`` (aio/services.py): ``peers`` (every node answers)
+    and its own ``ping``; notices are plain messages."""
+
     def __init__(
         self,
         scheme: SubjectScheme,
         node_id: str,
         info: Callable[[], NodeInfo],
         on_notice: Callable[[bytes], None] | None = None,
+        metadata: dict[str, str | None] | None = None,
     ) -> None:
         self.scheme = scheme
         self.node_id = node_id
         self.info = info
         self.on_notice = on_notice
+        self.metadata = {"node_id": node_id, "network": scheme.network, **(metadata or {})}
         self._bucket = TokenBucket(REQUESTS_PER_S, burst=REQUESTS_PER_S, now=time.monotonic())
-        self._nc: Client | None = None
+        self.service: Service | None = None
 
     async def start(self, nc: Client) -> None:
         """Subscribe (nats-py restores the subscriptions after reconnects)."""
-        self._nc = nc
-        await nc.subscribe(peers_subject(self.scheme), cb=self._on_peers)
-        await nc.subscribe(ping_subject(self.scheme, self.node_id), cb=self._on_ping)
+        svc = await services.start(nc, services.NODE, "a vlan-nats node (one TAP on one "
+                                   "network)", self.metadata, self._figures, "peers")  # fmt: skip
+        await services.endpoint(svc, "peers", peers_subject(self.scheme), self._on_peers)
+        await services.endpoint(svc, "ping", ping_subject(self.scheme, self.node_id), self._on_ping)
+        self.service = svc
         if self.on_notice is not None:
             await nc.subscribe(notice_subject(self.scheme, self.node_id), cb=self._on_notice)
 
-    def _accept(self, msg: Msg) -> dict[str, object] | None:
-        if not msg.reply or not self._bucket.allow(time.monotonic()):
-            return None
-        return parse_request(msg.data)
+    def _figures(self) -> dict[str, object]:
+        i = self.info()
+        return {"addresses": i.addresses, "mtu": i.mtu, "uptime_s": round(i.uptime_s, 1),
+                "server": i.server, **i.counters}  # fmt: skip
 
-    async def _on_peers(self, msg: Msg) -> None:
-        if self._accept(msg) is not None and self._nc is not None:
-            await self._nc.publish(msg.reply, self.info().encode())
+    def _accept(self, data: bytes) -> dict[str, object] | None:
+        if not self._bucket.allow(time.monotonic()):
+            return None
+        return parse_request(data)
+
+    async def _on_peers(self, data: bytes) -> bytes | None:
+        return self.info().encode() if self._accept(data) is not None else None
 
     async def _on_notice(self, msg: Msg) -> None:
         if self.on_notice is not None and self._bucket.allow(time.monotonic()):
             self.on_notice(msg.data)
 
-    async def _on_ping(self, msg: Msg) -> None:
-        req = self._accept(msg)
-        if req is not None and self._nc is not None:
-            await self._nc.publish(msg.reply, pong(req, self.node_id))
+    async def _on_ping(self, data: bytes) -> bytes | None:
+        req = self._accept(data)
+        return pong(req, self.node_id) if req is not None else None
 
 
 async def gather_peers(nc: Client, scheme: SubjectScheme, timeout: float) -> list[NodeInfo]:

@@ -1,7 +1,8 @@
 """The address service (``vlan-nats ipam``, and in-process in the hub).
 
 Answers ``<ctl>.ipam`` in the queue group ``ipam``: any number of
-instances share the requests, and any one of them answers.  The leases
+instances share the requests, and any one of them answers.  Each instance
+is an ADR-32 service, ``vlan-nats-ipam`` (aio/services.py).  The leases
 are in a JetStream KV bucket per network, the one source of truth: an
 address is allocated by creating its key (create-if-absent), an expired
 lease is taken over by an update that names the revision it read, so two
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import socket
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,15 +23,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import nats
 import nats.js.errors as jserr
 from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.js.kv import KeyValue
+from nats.micro.service import Service
 
 from ..core import ipam
 from ..core.addrclaim import Claim, claim_subject
 from ..core.subjects import SubjectScheme
 from ..ratelog import RateLimitedLog
-from . import ipampool
+from . import ipampool, services
 from .ctlplane import ask_all
 from .leasestore import IpamError, open_bucket, read_leases
 
@@ -72,8 +73,7 @@ class IpamService:
         self.clock = clock
         self.counters: Counter[str] = Counter()
         self._kv: KeyValue | None = None
-        self._sub: Subscription | None = None
-        self._pool_sub: Subscription | None = None
+        self._svc: Service | None = None
         self._lock = asyncio.Lock()
         self._stopping = False
         self._badlog = RateLimitedLog(log)
@@ -83,17 +83,29 @@ class IpamService:
     async def start(self) -> None:
         await self._check_other_pools()
         self._kv = await open_bucket(self.nc, self.scheme, self.replicas)
-        self._sub = await self.nc.subscribe(
-            ipam_subject(self.scheme), queue=ipam.QUEUE_GROUP, cb=self._on_request
-        )
-        self._pool_sub = await self.nc.subscribe(pool_subject(self.scheme), cb=self._on_pool)
+        # ADR-32 service vlan-nats-ipam (aio/services.py): nats micro sees it.
+        self._svc = svc = await services.start(
+            self.nc, services.IPAM, "vlan-nats address service (IPv4 leases)",
+            {"network": self.scheme.network, "prefix": self.scheme.prefix,
+             "host": socket.gethostname()},
+            self._figures, "lease",
+        )  # fmt: skip
+        await services.endpoint(svc, "lease", ipam_subject(self.scheme), self._on_request,
+                                ipam.QUEUE_GROUP, self._no_reply)  # fmt: skip
+        await services.endpoint(svc, "pool", pool_subject(self.scheme), self._on_pool)
         await self.nc.flush()
         log.info(
             "address service ready network=%s pool=%s range=%s-%s addresses=%d lease=%gs "
-            "subject=%s queue=%s",
+            "subject=%s queue=%s service=%s/%s",
             self.scheme.network, self.pool.network, self.pool.first, self.pool.last,
             self.pool.size, self.lease, ipam_subject(self.scheme), ipam.QUEUE_GROUP,
+            services.IPAM, svc.id,
         )  # fmt: skip
+
+    def _figures(self) -> dict[str, object]:
+        """The STATS data of endpoint lease: the pool and what was done."""
+        return {"pool": self.pool.describe(), "addresses": self.pool.size,
+                "lease_s": self.lease, **self.counters}  # fmt: skip
 
     async def _check_other_pools(self) -> None:
         """IpamError when a running instance of this network serves another
@@ -108,55 +120,41 @@ class IpamService:
                     "same --pool/--range/--exclude, or stop the other instance first"
                 )
 
-    async def _on_pool(self, msg: Msg) -> None:
-        if msg.reply:
-            with contextlib.suppress(nats.errors.Error):
-                await self.nc.publish(msg.reply, self.pool.describe().encode())
+    async def _on_pool(self, data: bytes) -> bytes:
+        return self.pool.describe().encode()
 
     async def stop(self) -> None:
         """No new requests; the one in hand (if any) is finished first, so
         closing the connection next cuts no lease operation short."""
         self._stopping = True
-        if self._pool_sub is not None:
-            with contextlib.suppress(nats.errors.Error):
-                await self._pool_sub.unsubscribe()
-            self._pool_sub = None
-        if self._sub is not None:
-            try:
-                await self._sub.unsubscribe()
-            except nats.errors.Error:
-                pass
-            self._sub = None
+        svc, self._svc = self._svc, None
+        await services.stop(svc)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(STOP_GRACE):
                 await self._lock.acquire()
                 self._lock.release()
 
-    async def _on_request(self, msg: Msg) -> None:
-        if not msg.reply:
-            self.counters["bad"] += 1
-            return
-        req = ipam.parse(msg.data)
+    def _no_reply(self) -> None:
+        self.counters["bad"] += 1
+        self._badlog.warning("address service: bad request refused reason=no reply subject")
+
+    async def _on_request(self, data: bytes) -> bytes:
+        req = ipam.parse(data)
         if isinstance(req, str):
             self.counters["bad"] += 1
             self._badlog.warning("address service: bad request refused reason=%s", req)
-            answer = ipam.refuse(f"bad request: {req}")
-        else:
-            try:
-                # One at a time per instance; the KV arbitrates between instances.
-                async with self._lock:
-                    answer = await self.handle(req)
-            except (nats.errors.Error, jserr.Error, OSError) as e:
-                self.counters["errors"] += 1
-                if self._stopping:  # the connection is closing under us: not news
-                    log.debug("address service: request cut short by the stop error=%r", e)
-                else:
-                    self._badlog.warning("address service: lease store error=%r", e)
-                answer = ipam.refuse("lease store unavailable, retry")
+            return ipam.refuse(f"bad request: {req}")
         try:
-            await self.nc.publish(msg.reply, answer)
-        except nats.errors.Error:
-            pass
+            # One at a time per instance; the KV arbitrates between instances.
+            async with self._lock:
+                return await self.handle(req)
+        except (nats.errors.Error, jserr.Error, OSError) as e:
+            self.counters["errors"] += 1
+            if self._stopping:  # the connection is closing under us: not news
+                log.debug("address service: request cut short by the stop error=%r", e)
+            else:
+                self._badlog.warning("address service: lease store error=%r", e)
+            return ipam.refuse("lease store unavailable, retry")
 
     async def handle(self, req: ipam.Request) -> bytes:
         assert self._kv is not None

@@ -98,6 +98,8 @@ class Node:
     proc: subprocess.Popen[str] | None = None
     lines: list[str] = field(default_factory=list)
     ready: threading.Event = field(default_factory=threading.Event)
+    # Before the Python command: e.g. ``env PYTHONPATH=...`` for another release.
+    launcher: list[str] = field(default_factory=list)
 
     @property
     def ip(self) -> str:
@@ -105,6 +107,7 @@ class Node:
 
     def start(self, timeout: float = 20.0) -> Node:
         cmd = [
+            *self.launcher,
             sys.executable,
             "-m",
             "vlan_nats",
