@@ -116,8 +116,12 @@ def build_auth(
     tls_key: str | None = None,
     tls_first: bool = False,
     environ: dict[str, str] | None = None,
+    password: str | None = None,
+    token: str | None = None,
 ) -> NatsAuth:
-    """Validate and read the settings.  Raises ConfigError."""
+    """Validate and read the settings.  Raises ConfigError.  ``password``
+    and ``token``: values from a NATS context or the NATS CLI's
+    environment (natsctx.py), used when no file or $VLAN_NATS_* gives one."""
     env = os.environ if environ is None else environ
     loose: list[str] = []
     pw = (
@@ -125,9 +129,9 @@ def build_auth(
         if password_file
         else None
     )
-    password = pw or env.get(ENV_PASSWORD) or None
-    token = read_secret(token_file, "token file", loose, "token_file") if token_file else None
-    token = token or env.get(ENV_TOKEN) or None
+    password = pw or env.get(ENV_PASSWORD) or password or None
+    from_file = read_secret(token_file, "token file", loose, "token_file") if token_file else None
+    token = from_file or env.get(ENV_TOKEN) or token or None
     if password and not user:
         raise ConfigError("a password needs --user", option="password_file")
     if user and not password:
@@ -143,7 +147,7 @@ def build_auth(
         user=user,
         password=password,
         token=token,
-        token_file=token_file if token and token_file else None,
+        token_file=token_file if from_file else None,
         password_file=password_file if pw else None,
         nkey_seed_file=_check_file(nkey, "nkey seed file", "nkey", loose),
         creds_file=_check_file(creds, "credentials file", "creds", loose),

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import options
+from . import natsctx, options
 from .auth import OPTIONS as AUTH_OPTIONS
 from .auth import NatsAuth, build_auth
 from .core.mac import format_mac, is_unicast_assignable, parse_mac, random_mac, stable_mac
@@ -263,14 +263,22 @@ def _seal(v: dict[str, Any]) -> SealKeys | None:
     return None
 
 
+def _filled(given: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What is given, over the NATS context's and environment's (natsctx.py),
+    and their password and token (values, not files)."""
+    with _about("context"):
+        out = natsctx.fill({k: x for k, x in given.items() if x is not None})
+    return out, {k: out.pop(k, None) for k in ("password", "token")}
+
+
 def build(**given: Any) -> Config:
     """Validate raw option values (options.py names; None or absent: the
     default) and build a Config.  Raises ConfigError naming the option."""
     v = options.defaults("up")
-    unknown = set(given) - set(v)
-    if unknown:
+    if unknown := set(given) - set(v):
         raise TypeError(f"build() got unknown options {sorted(unknown)}")
-    v.update({k: x for k, x in given.items() if x is not None})
+    filled, secrets = _filled(given)
+    v.update(filled)
     network, prefix, dev = _checked_names(v)
     if v["compat"] and not network.isdigit():
         raise ConfigError(
@@ -295,7 +303,7 @@ def build(**given: Any) -> Config:
     with _about("mac"):
         mac = resolve_mac(v["mac"], network, dev, netns)
     with _about("user"):  # build_auth names the option it is about
-        auth = build_auth(**{k: v[k] for k in AUTH_OPTIONS})
+        auth = build_auth(**{k: v[k] for k in AUTH_OPTIONS}, **secrets)
     with _about("run_as"):
         run_as = lookup(v["run_as"]) if v["run_as"] is not None else None
     with _about("metrics_listen"):

@@ -193,6 +193,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("log_level", "--log-level", "log level", default="info", choices=LOG_LEVELS),
     Option("log_format", "--log-format", "log format", default="text", choices=LOG_FORMATS),
     # -- NATS authentication and TLS (client side) --------------------------
+    Option(
+        "context",
+        "--context",
+        "a nats CLI context (~/.config/nats/context/NAME.json): its server, credentials and TLS "
+        "files, below flags and the config file, above NATS_URL and the other NATS_* variables "
+        "(default: $NATS_CONTEXT, else the one `nats context select` chose)",
+        commands=("up", "client"),
+        metavar="NAME",
+        group=AUTH,
+    ),
     auth_option("user", "NATS user (password from --password-file or $VLAN_NATS_PASSWORD)", "NAME"),
     auth_option("password_file", "file holding the password", secret=True),
     auth_option("token_file", "file holding a NATS token (or $VLAN_NATS_TOKEN)", secret=True),

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any, NoReturn
 
-from .. import options
+from .. import natsctx, options
 from ..auth import OPTIONS as AUTH_OPTIONS
 from ..auth import build_auth, connect_options
 from ..config import check_server_url
@@ -92,9 +92,12 @@ def scheme_of_args(args: argparse.Namespace) -> SubjectScheme:
 
 
 def connection(args: argparse.Namespace) -> tuple[tuple[str, ...], dict[str, Any]]:
-    """The servers and nats-py options a client command's flags give."""
-    servers = tuple(check_server_url(u) for u in (args.servers or [DEFAULT_SERVER]))
-    return servers, connect_options(build_auth(**{k: getattr(args, k) for k in AUTH_OPTIONS}))
+    """The servers and nats-py options a client command's flags give, over
+    a NATS context's and the NATS CLI's environment (natsctx.py)."""
+    v = natsctx.fill({k: getattr(args, k) for k in ("servers", "context", *AUTH_OPTIONS)})
+    servers = tuple(check_server_url(u) for u in (v.pop("servers") or [DEFAULT_SERVER]))
+    secrets = {k: v.pop(k, None) for k in ("password", "token")}
+    return servers, connect_options(build_auth(**{k: v[k] for k in AUTH_OPTIONS}, **secrets))
 
 
 async def client(args: argparse.Namespace):  # type: ignore[no-untyped-def]

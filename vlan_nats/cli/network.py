@@ -227,7 +227,7 @@ def cmd_top(args: argparse.Namespace) -> int:
             raise ConfigError(str(e)) from None
 
     async def go() -> int:
-        nc = await client(args) if args.servers else None
+        nc = await client(args) if args.servers or args.context else None
         try:
             return await top.run(args, scheme_of, nc)
         finally:
