@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 ./scripts/install.sh
 # What only the tests need: systemd-analyze (unit files), vagrant (validate),
 # arping (routed ARP: probes and announcements), dnsmasq (DHCP over the LAN),
-# Node.js and npm (the official JavaScript client, tests/js).
+# Node.js and npm (the official JavaScript client, tests/js), promtool (the
+# Prometheus project's check of our metrics; Debian's prometheus package).
 need=()
+command -v promtool >/dev/null || need+=(prometheus)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v systemd-analyze >/dev/null || need+=(systemd)

@@ -29,10 +29,15 @@ import signal
 import socket
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import sdnotify
+from . import __version__, sdnotify
 from .errors import VlanNatsError
 from .hubconfig import HubConfig, build_hub, client_options, is_loopback, local_url, server_config
+
+if TYPE_CHECKING:
+    from .aio.hubmetrics import HubView
+    from .aio.ipam import IpamService
 
 __all__ = ["Hub", "HubConfig", "build_hub", "server_config"]
 
@@ -171,6 +176,7 @@ class Hub:
         self._services: asyncio.Task[None] | None = None  # --ipam
         self._error: VlanNatsError | None = None
         self.restarts = 0
+        self.ipam: list[IpamService] = []  # the address services running (metrics)
 
     def stop(self) -> None:
         self._stop.set()
@@ -202,13 +208,42 @@ class Hub:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
+        msrv = await self._metrics()
         try:
             rc = await self._supervise(binary, conf, workdir)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+            if msrv is not None:
+                msrv.close()
         if self._error is not None:
             raise self._error
         return rc
+
+    def view(self) -> HubView:
+        """What the hub's metrics show (aio/hubmetrics.py)."""
+        from .aio.hubmetrics import HubView, ServiceView  # prometheus-client: when asked for
+
+        proc = self._proc
+        return HubView(
+            __version__, self.cfg.listen, proc is not None and proc.returncode is None,
+            self.restarts,
+            [ServiceView(s.scheme.network, s.pool.describe(), s.pool.size, dict(s.counters))
+             for s in self.ipam],
+        )  # fmt: skip
+
+    async def _metrics(self) -> asyncio.Server | None:
+        """--metrics-listen: served until the hub stops."""
+        if self.cfg.metrics_listen is None:
+            return None
+        from .aio import hubmetrics, metrics
+
+        host, port = self.cfg.metrics_listen
+        try:
+            msrv = await metrics.serve(host, port, hubmetrics.registry_for(self.view))
+        except OSError as e:
+            raise VlanNatsError(f"cannot serve metrics on {host}:{port}: {e.strerror}") from None
+        log.info("metrics url=http://%s:%d/metrics", host, port)
+        return msrv
 
     async def _address_services(self) -> None:
         """``--ipam``: address services on a client connection to our own
@@ -221,7 +256,7 @@ class Hub:
         services = [(SubjectScheme(cfg.subject_prefix, net), pool) for net, pool in cfg.ipam]
         try:
             await serve([local_url(cfg)], client_options(cfg), services, cfg.lease,
-                        cfg.replicas, self._stop, name="vlan-nats hub ipam")  # fmt: skip
+                        cfg.replicas, self._stop, "vlan-nats hub ipam", self.ipam)  # fmt: skip
         except IpamError as e:
             self._error = e
             self.stop()

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import options
 from .auth import build_auth
-from .config import check_numbers, check_server_url
+from .config import check_numbers, check_server_url, parse_listen
 from .core.ipam import Pool
 from .core.subjects import validate_network, validate_prefix
 from .errors import ConfigError
@@ -45,6 +45,7 @@ class HubConfig:
     lease: float
     replicas: int
     subject_prefix: str
+    metrics_listen: tuple[str, int] | None  # Prometheus: the server and the address services
 
     @property
     def auth_text(self) -> str:
@@ -118,6 +119,9 @@ def build_hub(*, environ: dict[str, str] | None = None, **given: Any) -> HubConf
         lease=v["lease"],
         replicas=v["replicas"],
         subject_prefix=prefix,
+        metrics_listen=parse_listen(v["metrics_listen"], "--metrics-listen")
+        if v["metrics_listen"]
+        else None,
     )
 
 

@@ -244,6 +244,7 @@ OPTIONS: tuple[Option, ...] = (
         "metrics_listen",
         "--metrics-listen",
         "serve Prometheus metrics at http://HOST:PORT/metrics",
+        commands=("up", "hub"),
         metavar="HOST:PORT",
     ),
     Option(

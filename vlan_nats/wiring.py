@@ -206,7 +206,7 @@ async def serve(p: Parts, stack: contextlib.AsyncExitStack, status: Callable[[],
 
         host, port = cfg.metrics_listen
         try:
-            msrv = await metrics.serve(host, port, status)
+            msrv = await metrics.serve(host, port, metrics.registry_for(status))
         except OSError as e:
             raise ConfigError(f"--metrics-listen {host}:{port}: {e.strerror or e}") from None
         stack.callback(msrv.close)

@@ -2,10 +2,44 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import sys
 import time
+from collections.abc import Iterator
 
 from vlan_nats.lab.checks import wait_until
-from vlan_nats.lab.hosts import Lab, Node
+from vlan_nats.lab.hosts import Lab, Node, free_port
+from vlan_nats.lab.natsserver import NatsServer
+from vlan_nats.lab.proc import spawn
+from vlan_nats.lab.proc import stop as stop_process
+
+
+class ExternalServer(NatsServer):
+    """Lab's server slot, filled by a server we run ourselves (a hub)."""
+
+    def start(self, timeout: float = 10.0) -> ExternalServer:
+        return self
+
+    def close(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def running_hub(
+    *args: str, ready: str = "address service ready"
+) -> Iterator[tuple[int, list[str]]]:
+    """``vlan-nats hub --listen 127.0.0.1:PORT ARGS`` until the block ends:
+    (PORT, its log lines), once it logged ``ready``."""
+    port, lines = free_port(), []
+    cmd = [sys.executable, "-m", "vlan_nats", "hub", "--listen", f"127.0.0.1:{port}",
+           "--monitor", "off", *args]  # fmt: skip
+    hub = spawn(cmd, lines, lambda line: None)
+    try:
+        assert wait_until(lambda: any(ready in x for x in lines), 30), lines
+        yield port, lines
+    finally:
+        stop_process(hub, signal.SIGTERM, 20)
 
 
 def same_named(lab: Lab, network: str, n: int) -> list[Node]:

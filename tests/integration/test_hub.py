@@ -11,17 +11,8 @@ import time
 
 from vlan_nats.lab.checks import wait_ping
 from vlan_nats.lab.hosts import Lab, free_port, unique_prefix
-from vlan_nats.lab.natsserver import NatsServer
 
-
-class ExternalServer(NatsServer):
-    """Lab's server slot, filled by a hub we run ourselves."""
-
-    def start(self, timeout: float = 10.0):
-        return self
-
-    def close(self) -> None:
-        pass
+from .helpers import ExternalServer
 
 
 def children(pid: int) -> list[int]:

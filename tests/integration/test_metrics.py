@@ -1,6 +1,7 @@
 """--metrics-listen: a Prometheus scrape of a running daemon."""
 
 import socket
+import subprocess
 import urllib.error
 import urllib.request
 
@@ -10,11 +11,26 @@ from prometheus_client.parser import text_string_to_metric_families
 from vlan_nats.lab.checks import ping
 from vlan_nats.lab.hosts import Lab, free_port
 
+from .helpers import ExternalServer, running_hub
 
-def scrape(port: int) -> dict[tuple[str, tuple], float]:
+
+def exposition(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         assert r.headers["Content-Type"].startswith("text/plain")
-        text = r.read().decode()
+        return r.read().decode()
+
+
+def promtool(text: str) -> None:
+    """The Prometheus project's own check of the exposition format and its
+    naming rules (Debian's prometheus package): no problem at all."""
+    r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                       text=True, timeout=30)  # fmt: skip
+    assert r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(), r.stdout + r.stderr
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    text = exposition(port)
+    promtool(text)
     out = {}
     for fam in text_string_to_metric_families(text):
         for s in fam.samples:
@@ -95,3 +111,22 @@ def test_port_in_use_is_one_line():
             )
     assert r.returncode == 1 and "--metrics-listen" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_the_hubs_metrics(tmp_path):
+    """hub --metrics-listen: its nats-server and its address service, after
+    two nodes took leases; promtool finds nothing to say."""
+    metrics_port = free_port()
+    with running_hub("--store", str(tmp_path / "store"), "--ipam", "0=198.18.13.0/28",
+                     "--metrics-listen", f"127.0.0.1:{metrics_port}") as (port, _):  # fmt: skip
+        with Lab(0, tag="vnm", server=ExternalServer(port=port)) as lab:
+            for i in (1, 2):
+                lab.add_node(i, extra=["--address", "auto"]).wait_lease()
+            m = scrape(metrics_port)
+    assert m[("vlan_nats_hub_server_up", ())] == 1
+    assert m[("vlan_nats_hub_server_restarts_total", ())] == 0
+    granted = (("network", "0"), ("result", "granted"))
+    assert m[("vlan_nats_ipam_requests_total", granted)] == 2
+    assert ("vlan_nats_ipam_requests_total", (("network", "0"), ("result", "held"))) in m
+    pool = [v for k, v in m.items() if k[0] == "vlan_nats_ipam_pool_addresses"]
+    assert pool == [14], m

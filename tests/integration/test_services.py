@@ -7,7 +7,6 @@ before still answers it.  Needs root (namespaces)."""
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,26 +15,15 @@ import nats
 
 from vlan_nats import __version__
 from vlan_nats.aio.ctlplane import ask_all
-from vlan_nats.lab.checks import wait_ping, wait_until
-from vlan_nats.lab.hosts import Lab, free_port, unique_prefix
-from vlan_nats.lab.natsserver import NatsServer
-from vlan_nats.lab.proc import spawn
-from vlan_nats.lab.proc import stop as stop_process
+from vlan_nats.lab.checks import wait_ping
+from vlan_nats.lab.hosts import Lab, unique_prefix
+
+from .helpers import ExternalServer, running_hub
 
 ROOT = Path(__file__).resolve().parents[2]
 JS = ROOT / "tests" / "js"
 # The last commit before the nodes became ADR-32 services.
 PREVIOUS = "bf797843de08b2cbb4817d9b0f26ae5fececdc3c"
-
-
-class ExternalServer(NatsServer):
-    """Lab's server slot, filled by the hub."""
-
-    def start(self, timeout: float = 10.0):
-        return self
-
-    def close(self) -> None:
-        pass
 
 
 def js_services(url: str, token: str, *names: str) -> dict:
@@ -53,59 +41,48 @@ def test_the_official_javascript_client_lists_pings_and_reads_stats(tmp_path):
     tok = tmp_path / "token"
     tok.write_text(token)
     tok.chmod(0o600)
-    port = free_port()
-    hub_lines: list[str] = []
-    hub = spawn(
-        [sys.executable, "-m", "vlan_nats", "hub", "--listen", f"127.0.0.1:{port}",
-         "--monitor", "off", "--store", str(tmp_path / "store"), "--token-file", str(tok),
-         "--ipam", "0=198.18.12.0/24"],
-        hub_lines, lambda line: None,
-    )  # fmt: skip
-    try:
-        assert wait_until(lambda: any("address service ready" in x for x in hub_lines), 30), (
-            hub_lines
-        )
+    with running_hub("--store", str(tmp_path / "store"), "--token-file", str(tok),
+                     "--ipam", "0=198.18.12.0/24") as (port, _):  # fmt: skip
         server = ExternalServer(port=port)
         with Lab(0, tag="vns", server=server, node_args=["--token-file", str(tok)]) as lab:
             for i, dp in ((1, "c"), (2, "python"), (3, "c")):
                 lab.add_node(i, extra=["--address", "auto", "--dataplane", dp])
             for node in lab.nodes:
                 node.wait_lease()
+            statuses = [node.status() for node in lab.nodes]
             got = js_services(server.url, token, "vlan-nats-node", "vlan-nats-ipam")
-            print(json.dumps(got["ping"], indent=1))  # for the closing note
+    print(json.dumps(got["ping"], indent=1))  # for the closing note
 
-            pinged = sorted(p["name"] for p in got["ping"])
-            assert pinged == ["vlan-nats-ipam"] + ["vlan-nats-node"] * 3, got["ping"]
-            assert all(p["version"] == __version__ for p in got["ping"])
+    pinged = sorted(p["name"] for p in got["ping"])
+    assert pinged == ["vlan-nats-ipam"] + ["vlan-nats-node"] * 3, got["ping"]
+    assert all(p["version"] == __version__ for p in got["ping"])
 
-            nodes = {i["metadata"]["dev"]: i for i in got["info"]["vlan-nats-node"]}
-            assert sorted(nodes) == sorted(n.dev for n in lab.nodes)
-            for node in lab.nodes:
-                info = nodes[node.dev]
-                meta = info["metadata"]
-                assert meta["netns"] == node.ns.name and meta["network"] == "0"
-                assert meta["mac"] == node.status()["mac"] and meta["version"] == __version__
-                assert meta["datapath"] == ("python" if node is lab.nodes[1] else "c")
-                assert {e["name"]: e["subject"] for e in info["endpoints"]} == {
-                    "peers": "vlan.0.ctl.peers",
-                    "ping": f"vlan.0.ctl.node.{meta['node_id']}.ping",
-                }
-            (service,) = got["info"]["vlan-nats-ipam"]
-            (lease,) = [e for e in service["endpoints"] if e["name"] == "lease"]
-            assert (lease["subject"], lease["queue_group"]) == ("vlan.0.ctl.ipam", "ipam")
+    nodes = {i["metadata"]["dev"]: i for i in got["info"]["vlan-nats-node"]}
+    assert sorted(nodes) == sorted(n.dev for n in lab.nodes)
+    for node, status in zip(lab.nodes, statuses, strict=True):
+        info = nodes[node.dev]
+        meta = info["metadata"]
+        assert meta["netns"] == node.ns.name and meta["network"] == "0"
+        assert meta["mac"] == status["mac"] and meta["version"] == __version__
+        assert meta["datapath"] == ("python" if node is lab.nodes[1] else "c")
+        assert {e["name"]: e["subject"] for e in info["endpoints"]} == {
+            "peers": "vlan.0.ctl.peers",
+            "ping": f"vlan.0.ctl.node.{meta['node_id']}.ping",
+        }
+    (service,) = got["info"]["vlan-nats-ipam"]
+    (lease,) = [e for e in service["endpoints"] if e["name"] == "lease"]
+    assert (lease["subject"], lease["queue_group"]) == ("vlan.0.ctl.ipam", "ipam")
 
-            (stats,) = got["stats"]["vlan-nats-ipam"]
-            (lease,) = [e for e in stats["endpoints"] if e["name"] == "lease"]
-            assert lease["num_requests"] >= 3 and lease["data"]["granted"] == 3, lease
-            assert lease["data"]["pool"].startswith("198.18.12.0/24"), lease
-            asked = 0
-            for s in got["stats"]["vlan-nats-node"]:
-                (peers,) = [e for e in s["endpoints"] if e["name"] == "peers"]
-                assert {"tap_rx_frames", "tap_tx_frames", "drops"} <= set(peers["data"]), peers
-                asked += peers["num_requests"]
-            assert asked >= 3  # each node looks the others up at start: 0 + 1 + 2
-    finally:
-        stop_process(hub, signal.SIGTERM, 20)
+    (stats,) = got["stats"]["vlan-nats-ipam"]
+    (lease,) = [e for e in stats["endpoints"] if e["name"] == "lease"]
+    assert lease["num_requests"] >= 3 and lease["data"]["granted"] == 3, lease
+    assert lease["data"]["pool"].startswith("198.18.12.0/24"), lease
+    asked = 0
+    for s in got["stats"]["vlan-nats-node"]:
+        (peers,) = [e for e in s["endpoints"] if e["name"] == "peers"]
+        assert {"tap_rx_frames", "tap_tx_frames", "drops"} <= set(peers["data"]), peers
+        asked += peers["num_requests"]
+    assert asked >= 3  # each node looks the others up at start: 0 + 1 + 2
 
 
 def previous_release(tmp_path: Path) -> Path:

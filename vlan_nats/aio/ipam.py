@@ -288,11 +288,13 @@ async def serve(
     replicas: int,
     stop: asyncio.Event,
     name: str = "vlan-nats ipam",
+    running: list[IpamService] | None = None,
 ) -> None:
     """Address-service instances (one per network) until ``stop``;
     reconnects forever once started (IpamError if they cannot start).
     ``vlan-nats ipam`` runs one, the hub one per ``--ipam``.  A pool of
-    None is the network's definition's, followed live (aio/ipampool.py)."""
+    None is the network's definition's, followed live (aio/ipampool.py).
+    ``running``: the instances are added to it while they run (metrics)."""
     nc = Client()
 
     async def on_error(e: Exception) -> None:
@@ -323,12 +325,12 @@ async def serve(
             await nc.close()
         why = "no answer within 5 s" if isinstance(e, TimeoutError) else str(e) or type(e).__name__
         raise IpamError(f"cannot connect to {', '.join(servers)}: {why}") from None
-    await _run_services(nc, services, lease, replicas, stop)
+    await _run_services(nc, services, lease, replicas, stop, [] if running is None else running)
 
 
 async def _run_services(nc: Client, services: list[tuple[SubjectScheme, ipam.Pool | None]],
-                        lease: float, replicas: int, stop: asyncio.Event) -> None:  # fmt: skip
-    running: list[IpamService] = []
+                        lease: float, replicas: int, stop: asyncio.Event,
+                        running: list[IpamService]) -> None:  # fmt: skip
     following: list[asyncio.Task[None]] = []
     try:
         for scheme, given in services:
@@ -342,8 +344,9 @@ async def _run_services(nc: Client, services: list[tuple[SubjectScheme, ipam.Poo
     finally:
         for task in following:
             task.cancel()
-        for service in running:
+        for service in list(running):
             await service.stop()
+            running.remove(service)
             log.info("address service stopping network=%s counters=%s",
                      service.scheme.network, dict(service.counters))  # fmt: skip
         await nc.close()

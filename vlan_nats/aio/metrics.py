@@ -1,4 +1,5 @@
-"""Prometheus metrics (``up --metrics-listen ADDR:PORT``).
+"""Prometheus metrics (``up --metrics-listen ADDR:PORT``; the hub's are
+aio/hubmetrics.py, served by the same serve()).
 
 A small HTTP server on the daemon's own event loop: each scrape of
 ``/metrics`` builds the metric families from the daemon's Status at that
@@ -260,9 +261,9 @@ def registry_for(status: Callable[[], Status]) -> CollectorRegistry:
     return reg
 
 
-async def serve(host: str, port: int, status: Callable[[], Status]) -> asyncio.Server:
-    """Serve GET /metrics; anything else is a 404."""
-    reg = registry_for(status)
+async def serve(host: str, port: int, reg: CollectorRegistry) -> asyncio.Server:
+    """Serve GET /metrics (the daemon's: registry_for; the hub's:
+    hubmetrics.py); anything else is a 404."""
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(
