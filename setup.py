@@ -15,4 +15,6 @@ if available():
     modules.append("csrc/build_datapath.py:ffibuilder")
 else:
     print("vlan-nats: libnats or libcrypto missing: building without the C datapath")
-setup(cffi_modules=modules)
+# The extensions use Python's limited API (cffi's default): one wheel for
+# every CPython from 3.11 on (scripts/build-wheel.sh).
+setup(cffi_modules=modules, options={"bdist_wheel": {"py_limited_api": "cp311"}})

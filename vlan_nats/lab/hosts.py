@@ -100,6 +100,7 @@ class Node:
     ready: threading.Event = field(default_factory=threading.Event)
     # Before the Python command: e.g. ``env PYTHONPATH=...`` for another release.
     launcher: list[str] = field(default_factory=list)
+    python: str = sys.executable  # e.g. another virtual environment's
 
     @property
     def ip(self) -> str:
@@ -108,7 +109,7 @@ class Node:
     def start(self, timeout: float = 20.0) -> Node:
         cmd = [
             *self.launcher,
-            sys.executable,
+            self.python,
             "-m",
             "vlan_nats",
             "up",
