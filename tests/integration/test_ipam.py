@@ -203,3 +203,16 @@ def test_a_second_instance_with_another_pool_is_refused(lab):
     assert f"serves pool {POOL} range" in r.stderr and "198.18.200.0/24" in r.stderr, r.stderr
     r = cli("ipam", "--server", lab.server.url, "--pool", "198.18.110.5/24")
     assert r.returncode == 1 and "host bits set" in r.stderr and "198.18.110.0/24" in r.stderr
+
+
+def test_an_instance_whose_server_died_stops_cleanly():
+    """SIGTERM while the server is away: exit 0 at once, no traceback (its
+    services' drains and the connection's close cannot reach the server)."""
+    server = NatsServer(jetstream=True).start()
+    inst = IpamProcess(server.url, "0", "198.18.14.0/28").start()
+    server.close()
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    assert inst.stop(signal.SIGTERM, 20) == 0, inst.lines[-20:]
+    assert time.monotonic() - t0 < 5
+    assert not any("Traceback" in line for line in inst.lines), inst.lines

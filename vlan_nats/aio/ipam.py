@@ -349,4 +349,6 @@ async def _run_services(nc: Client, services: list[tuple[SubjectScheme, ipam.Poo
             running.remove(service)
             log.info("address service stopping network=%s counters=%s",
                      service.scheme.network, dict(service.counters))  # fmt: skip
-        await nc.close()
+        # The server may be gone: nats-py's close then fails to flush (not news).
+        with contextlib.suppress(OSError, nats.errors.Error):
+            await nc.close()

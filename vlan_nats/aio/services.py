@@ -15,6 +15,7 @@ own instance, which is the same as no queue group.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -87,7 +88,13 @@ async def endpoint(
     await svc.add_endpoint(name=name, subject=subject, handler=handle, queue_group=queue or svc.id)
 
 
+STOP_WAIT = 2.0  # s: nats.micro drains its subscriptions (a flush each)
+
+
 async def stop(svc: Service | None) -> None:
+    """Stop answering; bounded, as each drain waits for the server, which
+    may be away (the connection is closed next anyway)."""
     if svc is not None:
-        with contextlib.suppress(nats.errors.Error):  # the connection may be gone
-            await svc.stop()
+        with contextlib.suppress(nats.errors.Error, TimeoutError):
+            async with asyncio.timeout(STOP_WAIT):
+                await svc.stop()
