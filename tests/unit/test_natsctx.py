@@ -92,3 +92,20 @@ def test_up_takes_the_context(home, monkeypatch):
     )
     with pytest.raises(ConfigError, match="context nope"):
         config.build(context="nope")
+
+
+def test_the_config_file_is_above_the_context(home, monkeypatch, tmp_path):
+    from vlan_nats import configfile
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", home["XDG_CONFIG_HOME"])
+    monkeypatch.setenv("NATS_URL", "nats://198.18.2.2:4222")  # the lowest but the default
+    conf = tmp_path / "lab.toml"
+    conf.write_text('context = "lab"\nserver = "nats://198.18.3.3:4222"\n')
+    cfg = configfile.build_from(conf)
+    assert cfg.servers == ("nats://198.18.3.3:4222",) and cfg.auth.user == "ops"
+    cfg = configfile.build_from(conf, {"servers": ["nats://198.18.4.4:4222"]})
+    assert cfg.servers == ("nats://198.18.4.4:4222",)  # the flag above the file
+    conf.write_text('context = "lab"\n')
+    assert configfile.build_from(conf).servers[0] == "nats://198.18.0.10:4222"
+    conf.write_text("network = 7\n")
+    assert configfile.build_from(conf).servers == ("nats://198.18.2.2:4222",)
