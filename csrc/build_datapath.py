@@ -73,28 +73,34 @@ def write_header() -> None:
 
 
 write_header()
-ffibuilder = FFI()
-ffibuilder.cdef((HERE / "vn_datapath.h").read_text() + (HERE / "vn_testhooks.h").read_text())
-ffibuilder.set_source(
-    "vlan_nats._datapath",
-    '#include "vn_datapath.h"\n#include "vn_testhooks.h"',
-    sources=[
-        f"csrc/{name}.c"
-        for name in (
-            "vn_datapath",
-            "vn_conn",
-            "vn_loop",
-            "vn_tx",
-            "vn_rx",
-            "vn_mactab",
-            "vn_seal",
-            "vn_arp",
-        )
-    ],
-    include_dirs=["csrc"],
-    libraries=["nats", "crypto", "pthread"],
-    extra_compile_args=["-O2", "-Wall", "-Wextra"],
-)
+# The datapath's sources (scripts/fuzz_c.py builds its targets from them too).
+SOURCES = ("vn_datapath", "vn_conn", "vn_loop", "vn_tx", "vn_rx", "vn_mactab", "vn_seal", "vn_arp")
+# AddressSanitizer and UndefinedBehaviorSanitizer: scripts/build_sanitized.py.
+SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+            "-fno-omit-frame-pointer"]  # fmt: skip
+
+
+def builder(sanitize: bool = False) -> FFI:
+    """The cffi builder of vlan_nats._datapath (sanitize: -O1 -g and the
+    sanitizers, for the tests; never installed)."""
+    ffi = FFI()
+    ffi.cdef((HERE / "vn_datapath.h").read_text() + (HERE / "vn_testhooks.h").read_text())
+    flags = ["-O1", "-g", *SANITIZE] if sanitize else ["-O2"]
+    ffi.set_source(
+        "vlan_nats._datapath",
+        '#include "vn_datapath.h"\n#include "vn_testhooks.h"',
+        # setuptools wants paths relative to the project; cffi's own
+        # compile() (the sanitized build) runs in another directory.
+        sources=[f"{HERE if sanitize else 'csrc'}/{name}.c" for name in SOURCES],
+        include_dirs=[str(HERE) if sanitize else "csrc"],
+        libraries=["nats", "crypto", "pthread"],
+        extra_compile_args=[*flags, "-Wall", "-Wextra"],
+        extra_link_args=SANITIZE if sanitize else [],
+    )
+    return ffi
+
+
+ffibuilder = builder()
 
 
 def available() -> bool:

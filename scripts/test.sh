@@ -12,6 +12,10 @@ cd "$(dirname "$0")/.."
 # Prometheus project's check of our metrics; Debian's prometheus package).
 need=()
 command -v promtool >/dev/null || need+=(prometheus)
+# clang with libFuzzer and the sanitizers (scripts/fuzz_c.py, the sanitizer build).
+command -v clang >/dev/null || need+=(clang)
+[ -n "$(ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a 2>/dev/null)" ] \
+  || need+=(libclang-rt-14-dev)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v systemd-analyze >/dev/null || need+=(systemd)

@@ -16,10 +16,11 @@ from typing import Any
 
 from .core.counters import DATAPATH_COUNTERS, Counters, DropReason
 from .core.frames import FrameKind
+from .dpbuild import extension
 from .errors import VlanNatsError
 
 try:
-    from . import _datapath
+    _datapath = extension()
 except ImportError as e:  # built without libnats
     _datapath = None
     _MISSING = str(e)

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
@@ -107,8 +108,11 @@ class Node:
         return self.address.split("/")[0]
 
     def start(self, timeout: float = 20.0) -> Node:
+        # VLAN_NATS_LAB_LAUNCHER: a prefix for every daemon the lab starts
+        # (the sanitized datapath's environment: lab/sanitized.py).
+        launcher = self.launcher or shlex.split(os.environ.get("VLAN_NATS_LAB_LAUNCHER", ""))
         cmd = [
-            *self.launcher,
+            *launcher,
             self.python,
             "-m",
             "vlan_nats",
