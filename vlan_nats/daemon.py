@@ -216,7 +216,7 @@ class Daemon:
                 add=lambda cidr: ctl.add_address(idx, cidr),
                 remove=lambda cidr: ctl.del_address(idx, cidr),
             )  # fmt: skip
-            work["address"] = self._after_ready(addr.run)
+            work["address"] = self._after_ready(lambda: wiring.address(p, addr))
         tasks = [loop.create_task(coro, name=name) for name, coro in work.items()]
         for t in tasks:
             t.add_done_callback(self._task_done)

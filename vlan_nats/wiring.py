@@ -53,6 +53,7 @@ from .netdef import node_keys
 from .reload import ConfigReload
 
 log = logging.getLogger("vlan_nats.daemon")  # its lines are the daemon's
+MEMBER_FIRST = 3.0  # s: --address auto waits this long at most for our member entry
 
 
 @dataclass
@@ -85,6 +86,9 @@ class Parts:
     # Set when what this node says of itself changed (a definition applied):
     # its member entry is written at once.
     member_news: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    # Our entry in the members bucket was written (the address service
+    # leases to members only: we ask after it, aio/ipam.py).
+    member_written: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
 
 def make(
@@ -325,6 +329,15 @@ def member_doc(p: Parts, st: Status) -> dict[str, Any]:
     }  # fmt: skip
 
 
+async def address(p: Parts, addr: AddressClient) -> None:
+    """--address auto: ask once our member entry is written (the address
+    service leases to live members only), or after MEMBER_FIRST anyway
+    (without it the service's refusal says why)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(p.member_written.wait(), MEMBER_FIRST)
+    await addr.run()
+
+
 async def member(p: Parts, status: Callable[[], Status]) -> None:
     """Keep this node's entry in the members bucket (a task): written when
     it changes (looked at every second) and every MEMBER_REFRESH seconds,
@@ -351,6 +364,7 @@ async def member(p: Parts, status: Callable[[], Status]) -> None:
                     if doc != written or time.monotonic() - last >= netkv.MEMBER_REFRESH:
                         await kv.put(key, json.dumps({**doc, "last_seen": time.time()}).encode())
                         written, last = doc, time.monotonic()
+                        p.member_written.set()
                     failed = False
             except (IpamError, nats.errors.Error, TimeoutError) as e:
                 kv, written = None, {}

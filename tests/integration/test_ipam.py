@@ -14,7 +14,9 @@ import urllib.request
 import nats
 import pytest
 
+from vlan_nats.aio import netkv
 from vlan_nats.core import ipam
+from vlan_nats.core.subjects import SubjectScheme
 from vlan_nats.lab.checks import ping
 from vlan_nats.lab.hosts import Lab, NatsServer, free_port
 from vlan_nats.lab.ipamproc import IpamProcess
@@ -88,17 +90,25 @@ def test_an_instance_killed_another_answers(lab):
         lab.ipam[0].start()
 
 
-async def _requests(url, n, network="0", mac_base=0x0200000F0000):
+async def _requests(url, n, network="0", mac_base=0x0200000F0000, members=True):
+    """``n`` requests at once for made-up MACs, written first as live
+    members of the network (as their nodes would) unless ``members`` is
+    False."""
     nc = await nats.connect(url)
     try:
         subject = f"vlan.{network}.ctl.ipam"
+        macs = [(mac_base + i).to_bytes(6, "big").hex(":") for i in range(n)]
+        if members:
+            kv = await netkv.members(nc, SubjectScheme("vlan", network))
+            for mac in macs:
+                doc = {"mac": mac, "host": "x", "last_seen": time.time()}
+                await kv.put(mac.replace(":", ""), json.dumps(doc).encode())
 
-        async def one(i):
-            mac = (mac_base + i).to_bytes(6, "big").hex(":")
+        async def one(mac):
             msg = await nc.request(subject, ipam.request("request", mac, "0000abcd", "x"), 5)
             return ipam.parse_reply(msg.data)
 
-        return await asyncio.gather(*(one(i) for i in range(n)))
+        return await asyncio.gather(*(one(mac) for mac in macs))
     finally:
         await nc.close()
 
@@ -109,6 +119,20 @@ def test_twenty_requests_at_once_get_twenty_addresses(lab):
     got = {r.address for r in replies}
     assert len(got) == 20
     assert not got & {n.wait_lease() for n in lab.nodes}  # none handed out twice
+
+
+def test_made_up_macs_cannot_empty_the_pool(lab):
+    """A client asking for 300 made-up MACs (more than the pool holds) gets
+    nothing: new leases go to live members only; it is said and counted,
+    and a real node still gets its address."""
+    replies = asyncio.run(_requests(lab.server.url, 300, mac_base=0x0200000E0000, members=False))
+    assert not any(r.ok for r in replies)
+    assert all("not a live member of network 0" in r.error for r in replies), replies[0]
+    said = [x for inst in lab.ipam for x in inst.lines if "not a live member" in x]
+    assert said and "mac=02:00:00:0e:00:" in said[0], said
+    node = auto_node(lab, 11)
+    assert node.wait_lease().startswith("198.18.8.")
+    node.stop()
 
 
 def test_an_exhausted_pool_is_said_and_retried(lab):

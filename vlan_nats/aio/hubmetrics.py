@@ -12,7 +12,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 
 # What an address service counts (aio/ipam.py), every one a stable series.
-RESULTS = ("granted", "renewed", "released", "held", "conflicts", "exhausted", "bad", "errors")
+RESULTS = ("granted", "renewed", "released", "held", "conflicts", "exhausted", "not_member",
+           "bad", "errors")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,8 @@ class _Collector:
         requests = CounterMetricFamily(
             "vlan_nats_ipam_requests",
             "Address-service requests by network and result (granted, renewed, released, held: "
-            "skipped as a node holds it, conflicts: another instance was first, exhausted, bad, "
+            "skipped as a node holds it, conflicts: another instance was first, exhausted, "
+            "not_member: refused, the MAC is no live member of the network, bad, "
             "errors: the lease store failed)",
             labels=["network", "result"],
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import socket
 import time
@@ -30,9 +31,9 @@ from ..core import ipam
 from ..core.addrclaim import Claim, claim_subject
 from ..core.subjects import SubjectScheme
 from ..ratelog import RateLimitedLog
-from . import ipampool, services
+from . import ipampool, netkv, services
 from .ctlplane import ask_all
-from .leasestore import IpamError, open_bucket, read_leases
+from .leasestore import BucketMissing, IpamError, open_bucket, read_leases
 
 log = logging.getLogger("vlan_nats.ipam")
 
@@ -61,8 +62,14 @@ class IpamService:
         replicas: int = 1,
         clock: Callable[[], float] = time.time,
         holders: Callable[[str], Awaitable[list[Claim]]] | None = None,
+        member: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.nc = nc
+        # Is this MAC a live member of the network (its node's entry in the
+        # members bucket, which only that node may write: docs/security.md)?
+        # New leases go to members only, so made-up MACs cannot empty the pool.
+        self.member = member or self._is_member
+        self._members: KeyValue | None = None
         # Who holds an address on the network (a node with it static): asked
         # before it is leased (core/addrclaim.py).
         self.holders = holders or self._ask_holders
@@ -79,6 +86,7 @@ class IpamService:
         self._badlog = RateLimitedLog(log)
         self._fulllog = RateLimitedLog(log)
         self._heldlog = RateLimitedLog(log)
+        self._strangerlog = RateLimitedLog(log)
 
     async def start(self) -> None:
         await self._check_other_pools()
@@ -167,6 +175,17 @@ class IpamService:
                 self.counters["renewed"] += 1
                 return ipam.grant(self.pool, lease, self.lease)
             # Lost (expired and taken, or never ours): a new request.
+        if not await self.member(req.mac):
+            self.counters["not_member"] += 1
+            self._strangerlog.warning(
+                "address service: refused a MAC that is not a live member of network %s "
+                "mac=%s node=%s", self.scheme.network, req.mac, req.node,
+            )  # fmt: skip
+            return ipam.refuse(
+                f"{req.mac} is not a live member of network {self.scheme.network}: a node "
+                f"asks once it has written its entry in {netkv.members_bucket(self.scheme)} "
+                "(server permissions: docs/security.md)"
+            )
         async for address in self._candidates(req.mac, now):
             lease = await self._claim(req, address, now)
             if lease is not None:
@@ -222,6 +241,20 @@ class IpamService:
         if lease is None:
             self.counters["conflicts"] += 1  # another instance was first
         return lease
+
+    async def _is_member(self, mac: str) -> bool:
+        """The MAC's entry in the members bucket, written within MEMBER_GONE."""
+        try:
+            self._members = self._members or await netkv.members(self.nc, self.scheme,
+                                                                 create=False)  # fmt: skip
+            entry = await self._members.get(mac.replace(":", ""))
+            doc = json.loads(entry.value or b"")
+            seen = float(doc["last_seen"])
+        except BucketMissing:  # no node has written yet
+            return False
+        except (jserr.KeyNotFoundError, ValueError, TypeError, KeyError):
+            return False
+        return doc.get("mac") == mac and self.clock() - seen <= netkv.MEMBER_GONE
 
     async def _ask_holders(self, address: str) -> list[Claim]:
         """The nodes that answer on the address's claim subject (at once

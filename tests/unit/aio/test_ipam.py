@@ -63,16 +63,20 @@ class FakeKV:
             await hook(key)
 
 
-def service(pool="198.18.5.0/29", now=1000.0, static=None):
-    """``static``: address -> the Claim of a node that holds it (ip addr)."""
+def service(pool="198.18.5.0/29", now=1000.0, static=None, members=None):
+    """``static``: address -> the Claim of a node that holds it (ip addr);
+    ``members``: the MACs that are live members (None: every one)."""
     clock = SimpleNamespace(t=now)
     held = static or {}
 
     async def holders(address):
         return [held[address]] if address in held else []
 
+    async def member(mac):
+        return members is None or mac in members
+
     svc = IpamService(None, SubjectScheme("vlan", "7"), ipam.Pool.parse(pool), lease=60,
-                      clock=lambda: clock.t, holders=holders)  # fmt: skip
+                      clock=lambda: clock.t, holders=holders, member=member)  # fmt: skip
     svc._kv = FakeKV()
     return svc, clock
 
@@ -156,3 +160,17 @@ def test_an_address_a_node_holds_statically_is_never_leased():
     mine = Claim("0a0b0c0d", "h1", "vnats7", None, MAC1, first, "static")
     svc2, _ = service("198.18.5.0/29", static={first: mine})
     assert ask(svc2, "request", MAC1).address.split("/")[0] == first
+
+
+def test_made_up_macs_cannot_empty_the_pool():
+    """New leases go to live members only: a thousand made-up MACs get
+    nothing and are counted; a member still gets its address, and a
+    member's lease is renewed."""
+    svc, clock = service(members={MAC1, MAC2})
+    for i in range(1000):
+        r = ask(svc, "request", f"02:00:00:01:{i >> 8:02x}:{i & 255:02x}")
+        assert not r.ok and "not a live member of network 7" in r.error, r
+    assert svc.counters["not_member"] == 1000 and svc.counters["granted"] == 0
+    first = ask(svc, "request", MAC1)
+    assert first.ok and ask(svc, "request", MAC2).ok
+    assert ask(svc, "renew", MAC1, first.address.split("/")[0]).ok
