@@ -26,22 +26,35 @@ log = logging.getLogger(__name__)
 MAX_REQUEST_HEAD = 8192
 
 
-class _Collector:
-    def __init__(self, status: Callable[[], Status]) -> None:
-        self._status = status
+class _PerScrape:
+    """A collector whose families ``families()`` builds at each scrape."""
+
+    def __init__(self, families: Callable[[], Iterator[object]]) -> None:
+        self._families = families
 
     def describe(self) -> list[object]:
         return []  # built per scrape
 
     def collect(self) -> Iterator[object]:
-        st = self._status()
-        yield from _identity(st)
-        yield from _traffic(st)
-        yield from _nats(st)
-        yield from _problems(st)
-        yield from _network(st)
-        yield from _switching(st)
-        yield from _device(st)
+        return self._families()
+
+
+def registry(families: Callable[[], Iterator[object]]) -> CollectorRegistry:
+    """A registry of families built at each scrape (the daemon's below, the
+    hub's in hubmetrics.py)."""
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(_PerScrape(families))  # type: ignore[arg-type]
+    return reg
+
+
+def _families(st: Status) -> Iterator[object]:
+    yield from _identity(st)
+    yield from _traffic(st)
+    yield from _nats(st)
+    yield from _problems(st)
+    yield from _network(st)
+    yield from _switching(st)
+    yield from _device(st)
 
 
 def _identity(st: Status) -> Iterator[object]:
@@ -256,9 +269,7 @@ def _device(st: Status) -> Iterator[object]:
 
 
 def registry_for(status: Callable[[], Status]) -> CollectorRegistry:
-    reg = CollectorRegistry(auto_describe=False)
-    reg.register(_Collector(status))  # type: ignore[arg-type]
-    return reg
+    return registry(lambda: _families(status()))
 
 
 async def serve(host: str, port: int, reg: CollectorRegistry) -> asyncio.Server:

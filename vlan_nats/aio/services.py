@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -28,8 +27,6 @@ from nats.micro.request import Request
 from nats.micro.service import EndpointStats, Service
 
 from .. import __version__
-
-log = logging.getLogger(__name__)
 
 NODE = "vlan-nats-node"
 IPAM = "vlan-nats-ipam"
