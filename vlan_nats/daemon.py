@@ -206,6 +206,7 @@ class Daemon:
             "mac-ageing": switch.age(),
             "dup-addr": self._after_ready(lambda: p.dupaddr.run(link.nc)),
             "alone": self._after_ready(p.alone.run),
+            "stall": self._after_ready(p.stall.run),
             "network": self._after_ready(lambda: p.netwatch.run(link.nc)),
             "member": self._after_ready(lambda: wiring.member(p, self.status)),
         }

@@ -22,6 +22,7 @@ def status(d: Parts) -> Status:
         d.tunnel.refresh_counters()
     st = fol.state if fol else None
     now = time.monotonic()
+    stall = d.stall.status()
     return Status(
         node_id=d.node_id,
         dev=cfg.dev,
@@ -57,6 +58,8 @@ def status(d: Parts) -> Status:
         address_problem=d.addr.problem if d.addr else None,
         network_revision=d.netwatch.revision,
         network_problems=d.netwatch.problems(),
+        stall={k: v for k, v in stall.items() if k != "problems"},
+        stall_problems=stall["problems"],
     )
 
 

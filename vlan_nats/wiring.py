@@ -32,6 +32,7 @@ from .aio.linkfollow import LinkFollower
 from .aio.mtucheck import MtuWatch
 from .aio.natslink import NatsLink
 from .aio.netwatch import NetWatch
+from .aio.stall import StallWatch, Tally
 from .aio.switchctl import Subscriptions
 from .auth import connect_options, data_connection_secrets, read_secret
 from .cdatapath import ConnOptions
@@ -40,7 +41,7 @@ from .control import netns
 from .control.bringup import Device
 from .core.addrclaim import Claim
 from .core.control import NodeInfo
-from .core.counters import Counters
+from .core.counters import Counters, DropReason
 from .core.forwarding import Forwarder
 from .core.mac import format_mac
 from .core.settings import Change
@@ -73,6 +74,7 @@ class Parts:
     dupaddr: DuplicateAddress
     mtuw: MtuWatch
     alone: Loneliness
+    stall: StallWatch  # stalls and frames the kernel dropped at the TAP
     keys: KeyRing
     config_reload: ConfigReload
     netwatch: NetWatch  # the network's definition, watched (aio/netwatch.py)
@@ -123,6 +125,7 @@ def make(
         mtuw=MtuWatch(node_info, lambda: mtu(p), peers, lambda n, data: notify(p, n, data)),
         alone=Loneliness(cfg.network, node_id, lambda: heard(p), peers,
                          connected=lambda: bool(p.link and p.link.is_connected)),
+        stall=StallWatch(cfg.dev, lambda: tally(p)),
         keys=KeyRing(cfg.seal),
         config_reload=config_reload,  # SIGHUP: the config file read again (reload.py)
         netwatch=NetWatch(scheme, {k: getattr(cfg, k) for k in node_keys()}, explicit,
@@ -237,6 +240,18 @@ def heard(p: Parts) -> bool:
         return False
     p.tunnel.refresh_counters()
     return p.counters.tap_tx_frames > 0 or p.tunnel.remote_macs(time.monotonic()) > 0
+
+
+async def tally(p: Parts) -> Tally:
+    """What the stall watch compares: connections lost, messages dropped by
+    our client, frames the kernel dropped at the TAP and frames read."""
+    if p.tunnel is not None:
+        p.tunnel.refresh_counters()
+    c, dropped = p.counters, None
+    if p.dev is not None:
+        with contextlib.suppress(OSError):  # the device is going: said elsewhere
+            dropped = (await p.dev.ctl.state(p.dev.index)).tx_dropped
+    return Tally(c.nats_disconnects, c.drops[DropReason.SLOW_CONSUMER], dropped, c.tap_rx_frames)
 
 
 def mtu_changed(p: Parts) -> None:

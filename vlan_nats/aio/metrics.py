@@ -52,6 +52,7 @@ def _families(st: Status) -> Iterator[object]:
     yield from _traffic(st)
     yield from _nats(st)
     yield from _problems(st)
+    yield from _stall(st)
     yield from _network(st)
     yield from _switching(st)
     yield from _device(st)
@@ -199,6 +200,30 @@ def _problems(st: Status) -> Iterator[object]:
         "vlan_nats_leased_addresses",
         "Addresses held from the address service (--address auto)",
         value=len(st.leases),
+    )
+
+
+def _stall(st: Status) -> Iterator[object]:
+    """Stalls of the daemon and frames left unread at the TAP (aio/stall.py)."""
+    stall = st.stall or {}
+    yield CounterMetricFamily(
+        "vlan_nats_stalls",
+        "Times this daemon did not run for seconds (process stopped, VM paused, no CPU)",
+        value=stall.get("stalls", 0),
+    )
+    yield CounterMetricFamily(
+        "vlan_nats_stalled_seconds", "Seconds this daemon did not run, in all its stalls",
+        value=stall.get("stalled_s", 0.0),
+    )
+    yield CounterMetricFamily(
+        "vlan_nats_tap_unread_drops",
+        "Frames the kernel dropped at the TAP because the datapath did not read them (queue full)",
+        value=stall.get("tap_dropped", 0),
+    )
+    yield GaugeMetricFamily(
+        "vlan_nats_stall_problem",
+        "1 while a recent stall or unread TAP frames are a problem (status says what)",
+        value=1 if st.stall_problems else 0,
     )
 
 

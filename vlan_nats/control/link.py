@@ -32,12 +32,15 @@ class LinkState:
     mtu: int
     up: bool
     master: int | None = None  # ifindex of the bridge it is a port of
+    # Frames the kernel dropped on their way to the daemon (its queue full).
+    tx_dropped: int | None = None
 
 
 def link_state(msg: object) -> LinkState:
     """A pyroute2 ifinfmsg -> LinkState."""
     get = msg.get_attr  # type: ignore[attr-defined]
     mac = get("IFLA_ADDRESS")
+    stats = get("IFLA_STATS64")
     return LinkState(
         index=msg["index"],  # type: ignore[index]
         name=get("IFLA_IFNAME") or "",
@@ -45,6 +48,7 @@ def link_state(msg: object) -> LinkState:
         mtu=get("IFLA_MTU") or 0,
         up=bool(msg["flags"] & IFF_UP),  # type: ignore[index]
         master=get("IFLA_MASTER") or None,
+        tx_dropped=stats["tx_dropped"] if stats is not None else None,
     )
 
 

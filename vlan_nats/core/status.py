@@ -61,6 +61,12 @@ class Status:
     # unreadable definition.
     network_revision: int | None = None
     network_problems: list[dict[str, Any]] = field(default_factory=list)  # kind, text
+    # Times the daemon did not run (stopped, paused, no CPU) and frames the
+    # kernel dropped at the TAP unread: stalls, stalled_s, tap_dropped,
+    # last (seconds, ago_s, cuts, slow_consumer, tap_dropped, text); and
+    # what of it is a problem now (aio/stall.py).
+    stall: dict[str, Any] | None = None
+    stall_problems: list[str] = field(default_factory=list)
     format: int = FORMAT
 
     def to_json(self) -> dict[str, Any]:
@@ -122,6 +128,7 @@ class Status:
         if self.address_problem:
             out.append(f"address service: {self.address_problem}")
         out += [f"network: {p.get('text')}" for p in self.network_problems]
+        out += self.stall_problems
         if self.foreign_bridge:
             out.append(
                 f"a port of bridge {self.foreign_bridge} without --bridge: "

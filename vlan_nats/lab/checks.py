@@ -225,3 +225,28 @@ class PingLog:
 
 
 _REPLY_RE = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from", re.M)
+
+
+_UDP_STREAM = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+dst, rate, size = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+data, t = bytes(size), time.monotonic()
+while True:
+    for _ in range(max(1, int(rate / 100))):
+        try:
+            s.sendto(data, (dst, 9))
+        except OSError:
+            pass
+    t += 0.01
+    time.sleep(max(0.0, t - time.monotonic()))
+"""
+
+
+def udp_stream(ns: Namespace, dst: str, rate: float, size: int) -> subprocess.Popen[str]:
+    """UDP datagrams of ``size`` bytes to ``dst`` port 9 (discard; a
+    broadcast address too), ``rate`` a second, from inside ``ns`` until
+    killed.  Unlike ``ping -i``, it keeps sending when nothing answers."""
+    return ns.popen(sys.executable, "-c", _UDP_STREAM, dst, str(rate), str(size),
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
