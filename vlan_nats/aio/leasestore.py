@@ -62,8 +62,8 @@ async def open_kv(
     wait: float = JETSTREAM_WAIT,
     ttl: float | None = None,
 ) -> KeyValue:
-    """A KV bucket of ours (``create``: made on first use; else ``missing``
-    says what its absence means).  A JetStream that answers "unavailable"
+    """A KV bucket of ours, as it exists (``create``: made on first use;
+    else ``missing`` says what its absence means).  A JetStream that answers "unavailable"
     (a cluster still electing its leader) is waited for up to ``wait``
     seconds; a server without JetStream is said at once.  ``ttl``: entries
     not written again within that many seconds disappear."""
@@ -75,12 +75,17 @@ async def open_kv(
     deadline = time.monotonic() + wait
     while True:
         try:
-            if create:
-                return await js.create_key_value(
-                    KeyValueConfig(bucket=name, history=1, replicas=replicas,
-                                   description=description, ttl=ttl)
-                )  # fmt: skip
-            return await js.key_value(name)
+            try:
+                # An existing bucket is used as it is: one an operator made
+                # with other settings (e.g. replicas 3 in a cluster) too.
+                return await js.key_value(name)
+            except (jserr.BucketNotFoundError, jserr.NotFoundError):
+                if not create:
+                    raise
+            return await js.create_key_value(
+                KeyValueConfig(bucket=name, history=1, replicas=replicas,
+                               description=description, ttl=ttl)
+            )  # fmt: skip
         except (jserr.BucketNotFoundError, jserr.NotFoundError):
             raise BucketMissing(f"{missing}: bucket {name} does not exist") from None
         except nats.errors.NoRespondersError:

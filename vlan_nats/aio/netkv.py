@@ -44,15 +44,19 @@ def members_bucket(scheme: SubjectScheme) -> str:
     return "vlan-nats-members_" + scheme.prefix.replace(".", "_") + "_" + scheme.network
 
 
-async def definitions(nc: Client, prefix: str, create: bool = True) -> KeyValue:
+async def definitions(nc: Client, prefix: str, create: bool = True,
+                      replicas: int = 1) -> KeyValue:  # fmt: skip
+    """``replicas``: if it is made now (an existing bucket is used as it is)."""
     return await open_kv(nc, definitions_bucket(prefix), "vlan-nats network definitions",
-                         "no network is defined yet", create=create, wait=5.0)  # fmt: skip
+                         "no network is defined yet", create=create, wait=5.0,
+                         replicas=replicas)  # fmt: skip
 
 
-async def members(nc: Client, scheme: SubjectScheme, create: bool = True) -> KeyValue:
+async def members(nc: Client, scheme: SubjectScheme, create: bool = True,
+                  replicas: int = 1) -> KeyValue:  # fmt: skip
     return await open_kv(nc, members_bucket(scheme), "vlan-nats network members",
                          "no member has written yet", create=create, wait=5.0,
-                         ttl=MEMBER_TTL)  # fmt: skip
+                         ttl=MEMBER_TTL, replicas=replicas)  # fmt: skip
 
 
 async def get(kv: KeyValue, network: str) -> Definition | None:

@@ -201,3 +201,60 @@ class NatsCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class JetStreamCluster:
+    """``n`` servers with JetStream, each routed to all the others on fixed
+    ports, so a member killed and started again rejoins as it was (its
+    store kept, as a disk would be): what the soak kills and stops."""
+
+    def __init__(self, n: int = 3, name: str = "vlan-nats-soak") -> None:
+        from .hosts import free_port
+
+        routes = [free_port() for _ in range(n)]
+        self.servers = []
+        for i, port in enumerate(routes):
+            others = ",".join(f"nats://127.0.0.1:{p}" for p in routes if p != port)
+            args = ("--cluster", f"nats://127.0.0.1:{port}", "--cluster_name", name,
+                    "--routes", others, "--server_name", f"{name}-{i + 1}")  # fmt: skip
+            self.servers.append(NatsServer(port=free_port(), args=args, jetstream=True))
+
+    @property
+    def urls(self) -> list[str]:
+        return [s.url for s in self.servers]
+
+    def start(self, timeout: float = 30.0) -> JetStreamCluster:
+        try:
+            for s in self.servers:
+                s.start()
+            deadline = time.monotonic() + timeout
+            while not self.ready():
+                if time.monotonic() > deadline:
+                    raise LabError("nats cluster with JetStream did not form")
+                time.sleep(0.2)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def ready(self) -> bool:
+        """Every member routed to all others and JetStream has a leader."""
+        want = len(self.servers) - 1
+        try:
+            for s in self.servers:
+                if s.monitor("routez")["num_routes"] < want:
+                    return False
+            meta = self.servers[0].monitor("jsz").get("meta_cluster") or {}
+        except OSError:
+            return False
+        return bool(meta.get("leader"))
+
+    def close(self) -> None:
+        for s in self.servers:
+            s.close()
+
+    def __enter__(self) -> JetStreamCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
