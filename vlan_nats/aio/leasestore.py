@@ -62,11 +62,12 @@ async def open_kv(
     wait: float = JETSTREAM_WAIT,
     ttl: float | None = None,
 ) -> KeyValue:
-    """A KV bucket of ours, as it exists (``create``: made on first use;
-    else ``missing`` says what its absence means).  A JetStream that answers "unavailable"
-    (a cluster still electing its leader) is waited for up to ``wait``
-    seconds; a server without JetStream is said at once.  ``ttl``: entries
-    not written again within that many seconds disappear."""
+    """A KV bucket of ours, used as it exists (``create``: made on first
+    use; else ``missing`` says what its absence means).  A JetStream that
+    answers "unavailable" (a cluster still electing its leader) is waited
+    for up to ``wait`` seconds; a server without JetStream is said at once.
+    ``ttl``: entries not written again within that many seconds disappear
+    (when the bucket is made here)."""
     # A server says in its INFO whether it runs JetStream; without it the API
     # answers "unavailable" just like a cluster still electing its leader.
     if not getattr(nc, "_server_info", {}).get("jetstream"):
