@@ -24,22 +24,8 @@ import sys
 import threading
 import time
 
-from vlan_nats.lab.checks import ping, wait_listening, wait_ping
+from vlan_nats.lab.checks import ping, udp_stream, wait_listening, wait_ping
 from vlan_nats.lab.hosts import Lab
-
-SENDER = r"""
-import socket, sys, time
-pps, until = float(sys.argv[1]), time.monotonic() + float(sys.argv[2])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-n, t0 = 0, time.monotonic()
-while time.monotonic() < until:
-    s.sendto(b"x" * 100, (sys.argv[3], 9))
-    n += 1
-    ahead = t0 + n / pps - time.monotonic()
-    if ahead > 0:
-        time.sleep(ahead)
-"""
 
 
 def broadcasts(node) -> int:
@@ -74,8 +60,7 @@ def main() -> int:
         wait_listening(h2.ns, 5301)
         client = h1.ns.popen("iperf3", "-c", h2.ip, "-p", "5301", "-t", str(int(total)), "-i",
                              "1", "-J", stdout=-1, stderr=-1)  # fmt: skip
-        sender = h4.ns.popen(sys.executable, "-c", SENDER, str(args.pps), str(total),
-                             "198.18.30.255")  # fmt: skip
+        sender = udp_stream(h4.ns, "198.18.30.255", args.pps, 100)
         rows: list[tuple[float, list[int]]] = []
         t0 = time.monotonic()
         stopped = resumed = None
@@ -95,6 +80,7 @@ def main() -> int:
         while not back and time.monotonic() < deadline:
             time.sleep(0.1)
         out, err = client.communicate(timeout=60)
+        sender.kill()
         sender.wait(10)
         server.wait(10)
         report(args, out, rows, back[0] if back else None, h3, lab.server.lines)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from vlan_nats.lab.checks import wait_until
 from vlan_nats.lab.hosts import Lab, Node, free_port
@@ -68,3 +72,27 @@ def wait_quiet(nodes: list[Node], timeout: float = 10.0, window: float = 0.5) ->
         return still
 
     return wait_until(quiet, timeout, interval=0)
+
+
+def exposition(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        assert r.headers["Content-Type"].startswith("text/plain")
+        return r.read().decode()
+
+
+def promtool(text: str) -> None:
+    """The Prometheus project's own check of the exposition format and its
+    naming rules (Debian's prometheus package): no problem at all."""
+    r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                       text=True, timeout=30)  # fmt: skip
+    assert r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(), r.stdout + r.stderr
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    text = exposition(port)
+    promtool(text)
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out

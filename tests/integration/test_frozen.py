@@ -21,7 +21,7 @@ from vlan_nats.lab.checks import ping, udp_stream, wait_ping, wait_until
 from vlan_nats.lab.hosts import Lab, free_port
 from vlan_nats.lab.natsserver import NatsServer
 
-from .test_metrics import scrape
+from .helpers import scrape
 
 STOPPED = 6.0  # s; the daemon notices a stall beyond 3 s
 
@@ -41,10 +41,12 @@ def test_a_frozen_host_comes_back_and_says_what_it_cost(dataplane, max_pending):
         # ~5 MB/s of broadcasts from host 1; host 3's kernel sends 500
         # datagrams a second to host 2 (its TAP's queue fills while nobody
         # reads it).
+        read = h3.link_stats()["tx"]
         flood = udp_stream(h1.ns, "198.18.41.255", 3500, 1400)
         unread = udp_stream(h3.ns, h2.ip, 500, 100)
         try:
-            time.sleep(1)
+            # Both streams flow (host 3's daemon reads them from its TAP).
+            assert wait_until(lambda: h3.link_stats()["tx"] > read + 1000, 10)
             h3.proc.send_signal(signal.SIGSTOP)
             others = ping(h1.ns, h2.ip, count=int(STOPPED / 0.2), interval=0.2)
             h3.proc.send_signal(signal.SIGCONT)

@@ -6,36 +6,11 @@ import urllib.error
 import urllib.request
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from vlan_nats.lab.checks import ping
 from vlan_nats.lab.hosts import Lab, free_port
 
-from .helpers import ExternalServer, running_hub
-
-
-def exposition(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        assert r.headers["Content-Type"].startswith("text/plain")
-        return r.read().decode()
-
-
-def promtool(text: str) -> None:
-    """The Prometheus project's own check of the exposition format and its
-    naming rules (Debian's prometheus package): no problem at all."""
-    r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
-                       text=True, timeout=30)  # fmt: skip
-    assert r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(), r.stdout + r.stderr
-
-
-def scrape(port: int) -> dict[tuple[str, tuple], float]:
-    text = exposition(port)
-    promtool(text)
-    out = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
+from .helpers import ExternalServer, running_hub, scrape
 
 
 def test_scrape_counts_what_happened(dataplane):
@@ -79,7 +54,6 @@ def test_scrape_counts_what_happened(dataplane):
 
 
 def test_port_in_use_is_one_line():
-    import subprocess
     import sys
 
     with socket.socket() as s:
