@@ -20,10 +20,6 @@
 
 #include "vn_dp.h"
 
-/* libnats' socket buffer: 256 KiB measured best with the offloads' 64 KiB
- * GSO frames (docs/performance.md, the C datapath's knobs). */
-#define IO_BUF (256 * 1024)
-
 int vn_dp_error(vn_dp *dp, char *out, unsigned int cap)
 {
     const char *text = NULL;
@@ -185,6 +181,10 @@ static int set_options(vn_dp *dp, natsOptions *op, const struct vn_conn_opts *o)
     OPT(natsOptions_SetPingInterval(op, o->ping_ms));
     OPT(natsOptions_SetMaxPingsOut(op, o->max_pings_out));
     OPT(natsOptions_SetIOBufSize(op, IO_BUF));
+    /* No flusher thread: with the event loop, "send asap" only asks the
+     * loop to write, and the loop decides when (vn_tx.c).  libnats'
+     * flusher was woken by every publish and again 1 ms later. */
+    OPT(natsOptions_SetSendAsap(op, true));
     /* Frames published while disconnected are dropped and counted (the
      * datapath checks first); nothing stale is replayed later. */
     OPT(natsOptions_SetReconnectBufSize(op, 1));

@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -116,6 +117,7 @@ vn_dp *vn_dp_new(int tap_fd, int compat, unsigned int max_frame)
     pthread_mutex_init(&dp->tab, NULL);
     pthread_mutex_init(&dp->subs_mu, NULL);
     pthread_mutex_init(&dp->ev_mu, NULL);
+    sem_init(&dp->running, 0, 0);
     for (int i = 0; i < 8; i++) {
         dp->ingress[i] = -1;
         dp->egress[i] = EG_SEND;  /* until programmed: send, no flood, no storm limit */
@@ -384,9 +386,22 @@ int vn_dp_start(vn_dp *dp)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r != 0)
         return -r;
+    /* Until the thread has its priority: privileges may be dropped next. */
+    while (sem_wait(&dp->running) != 0 && errno == EINTR)
+        ;
     dp->started = 1;
     return 0;
 }
+
+int vn_dp_set_nice(vn_dp *dp, int nice)
+{
+    if (nice < -20 || nice > 19)
+        return -EINVAL;
+    dp->nice = nice;
+    return 0;
+}
+
+int vn_dp_nice_error(vn_dp *dp) { return dp->nice_error; }
 
 void vn_dp_stop(vn_dp *dp)
 {
@@ -446,6 +461,7 @@ void vn_dp_free(vn_dp *dp)
     free(dp->txbuf);
     free(dp->txseal);
     free(dp->subs);
+    sem_destroy(&dp->running);
     free(dp);
 }
 

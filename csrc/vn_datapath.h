@@ -95,6 +95,10 @@ int vn_dp_set_secrets(vn_dp *dp, const char *token, const char *jwt, const char 
 int vn_dp_error(vn_dp *dp, char *out, unsigned int cap);
 /* Start the datapath thread.  Signals stay blocked in it. */
 int vn_dp_start(vn_dp *dp);
+/* The nice value the datapath thread takes as it starts (-20..19, 0: the
+ * process's own); vn_dp_nice_error(): 0, or the errno of setting it. */
+int vn_dp_set_nice(vn_dp *dp, int nice);
+int vn_dp_nice_error(vn_dp *dp);
 /* Stop the threads and close the data connection (the TAP fd stays open). */
 void vn_dp_stop(vn_dp *dp);
 void vn_dp_free(vn_dp *dp);

@@ -11,6 +11,7 @@
 #define VN_DP_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -50,6 +51,14 @@
 #define ARP_LEN 28           /* an Ethernet/IPv4 ARP payload */
 #define ARP_KEY 14           /* sender MAC and address, target address */
 #define ARP_SLOTS 1024       /* remembered (sender, target) pairs: a power of two */
+/* libnats' socket buffer: 256 KiB measured best with the offloads' 64 KiB
+ * GSO frames (docs/performance.md, the C datapath's knobs). */
+#define IO_BUF (256 * 1024)
+/* Received messages are destroyed in batches, at these bounds or a second
+ * after the first (vn_tx.c): libnats frees each one on its collector
+ * thread, and waking that thread per message cost a wake-up per frame. */
+#define SPENT_MSGS 64
+#define SPENT_BYTES (1u << 20)
 
 struct held {                /* a frame read from the TAP, waiting for its source's verdict */
     unsigned char *buf;      /* 2 bytes of room, the virtio header, the frame */
@@ -145,9 +154,17 @@ struct vn_dp {
     double last_event[VN_D_COUNT + 1];  /* per drop reason (+ dup MAC), rate limit */
 
     /* Threads. */
+    int nice;                /* the datapath thread's, set as it starts (0: left) */
+    int nice_error;          /* errno of that, 0: done */
+    sem_t running;           /* posted by the thread once it has its priority */
     int stop_efd;
     pthread_t tx;
     int started;
+
+    natsMsg *spent[SPENT_MSGS];  /* delivered, to destroy (the thread's own) */
+    unsigned int nspent;
+    size_t spent_bytes;
+    double spent_since;      /* when the first of them was delivered */
 
     unsigned char *txbuf, *txseal;
     struct arp_seen arp_seen[ARP_SLOTS];  /* the TAP reader's own */
@@ -175,10 +192,12 @@ int vn_loop_write(vn_dp *dp);
 void vn_wake(int efd);  /* write 1 to an eventfd */
 void vn_hold_free(vn_dp *dp);  /* the held frames, freed (the thread is stopped) */
 void vn_loop_read(vn_dp *dp);
+void vn_loop_free_spent(vn_dp *dp);  /* destroy the delivered messages */
 /* vn_arp.c: 1 and the target's subject in `subject` when the broadcast
  * frame f is an ARP request to route; 0: it stays a broadcast (counted). */
 int vn_arp_route(vn_dp *dp, const unsigned char *f, size_t flen, double now, char *subject);
 /* vn_rx.c */
+void vn_rx(vn_dp *dp, natsMsg *msg);  /* the caller destroys msg */
 void vn_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
 
 #endif

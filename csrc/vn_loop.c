@@ -5,9 +5,10 @@
  *
  *   readable  natsConnection_ProcessReadEvent (parse) -> take the messages
  *             from the (synchronous) subscriptions -> vn_on_msg -> the TAP.
- *   writable  natsConnection_ProcessWriteEvent when libnats asks for it (its
- *             buffer is full, or its flush or PING timer wants it out), and
- *             at once after a batch that follows a quiet spell.
+ *   writable  natsConnection_ProcessWriteEvent: at once after a batch that
+ *             follows a quiet spell, when 32 KiB or libnats' buffer are
+ *             full, when another thread asks (a SUB, a PING), else within
+ *             a millisecond of the first buffered byte (vn_tx.c).
  *
  * libnats' callbacks below only record what to poll and wake the loop. */
 #define _GNU_SOURCE
@@ -106,6 +107,14 @@ static int take(vn_dp *dp, natsMsg **out, int max)
     return n;
 }
 
+void vn_loop_free_spent(vn_dp *dp)
+{
+    for (unsigned int i = 0; i < dp->nspent; i++)
+        natsMsg_Destroy(dp->spent[i]);
+    dp->nspent = 0;
+    dp->spent_bytes = 0;
+}
+
 /* Read the socket once and write what came to the TAP. */
 void vn_loop_read(vn_dp *dp)
 {
@@ -114,7 +123,14 @@ void vn_loop_read(vn_dp *dp)
     int n;
     do {
         n = take(dp, batch, 64);
-        for (int i = 0; i < n; i++)
-            vn_on_msg(dp->nc, NULL, batch[i], dp);
+        for (int i = 0; i < n; i++) {
+            vn_rx(dp, batch[i]);
+            if (!dp->nspent)
+                dp->spent_since = vn_mono();
+            dp->spent[dp->nspent++] = batch[i];
+            dp->spent_bytes += (size_t)natsMsg_GetDataLength(batch[i]);
+            if (dp->nspent == SPENT_MSGS || dp->spent_bytes >= SPENT_BYTES)
+                vn_loop_free_spent(dp);
+        }
     } while (n == 64);
 }

@@ -167,15 +167,12 @@ static unsigned char *rxbuf(void)
     return b;
 }
 
-void vn_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+/* One received message, to the TAP or a counted drop.  The caller keeps
+ * the message (and destroys it). */
+void vn_rx(vn_dp *dp, natsMsg *msg)
 {
-    vn_dp *dp = closure;
-    (void)nc;
-    (void)sub;
-    if (atomic_load(&dp->stopping)) {
-        natsMsg_Destroy(msg);
+    if (atomic_load(&dp->stopping))
         return;
-    }
     const unsigned char *data = (const unsigned char *)natsMsg_GetData(msg);
     size_t n = (size_t)natsMsg_GetDataLength(msg);
     const char *subject = natsMsg_GetSubject(msg);
@@ -207,7 +204,6 @@ void vn_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *cl
                               : n > 2 ? (long long)((const unsigned char *)natsMsg_GetData(msg))[2]
                                       : -1;
             vn_drop_event(dp, refused, value, subject, refused, NULL);
-            natsMsg_Destroy(msg);
             return;
         }
     }
@@ -217,6 +213,13 @@ void vn_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *cl
         DROP(dp, VN_D_NO_KEY);  /* a sealed network and no key here */
     else
         deliver(dp, subject, data, n);
+}
+
+void vn_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    vn_rx(closure, msg);
     natsMsg_Destroy(msg);
 }
 

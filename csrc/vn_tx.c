@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -345,7 +346,7 @@ static int tx_batch(vn_dp *dp, char *subject, char *flood)
         if (++n >= TX_BATCH)
             break;
         /* libnats' buffer is full: write it before reading on. */
-        if (atomic_load(&dp->sock_write) && (backlog = vn_loop_write(dp)))
+        if (natsConnection_Buffered(dp->nc) >= IO_BUF && (backlog = vn_loop_write(dp)))
             break;
     }
     if (!n)
@@ -360,16 +361,62 @@ static int tx_batch(vn_dp *dp, char *subject, char *flood)
     return backlog;
 }
 
+/* Buffered bytes not written at once (steady traffic, a PONG) are written
+ * within this long: what libnats' flusher thread waited. */
+#define FLUSH_S 1e-3
+
+/* Delivered messages wait at most this long to be destroyed (the bounds
+ * of vn_dp.h free them sooner under traffic). */
+#define SPENT_S 1.0
+
+/* How long poll may sleep: until a held frame's wait ends, the buffer's
+ * flush is due or the delivered messages' time is up; NULL: no bound. */
+static struct timespec *poll_bound(vn_dp *dp, double flush_at, struct timespec *ts)
+{
+    double until = dp->nheld ? dp->held[0].until : 0;
+    if (flush_at && (!until || flush_at < until))
+        until = flush_at;
+    if (dp->nspent && (!until || dp->spent_since + SPENT_S < until))
+        until = dp->spent_since + SPENT_S;
+    if (!until)
+        return NULL;
+    double wait = until - vn_mono();
+    wait = wait > 0 ? wait : 0;
+    ts->tv_sec = (time_t)wait;
+    ts->tv_nsec = (long)((wait - (double)ts->tv_sec) * 1e9);
+    return ts;
+}
+
+/* What libnats buffered and nobody wrote yet: written when its time is
+ * due.  Returns the new due time (0: nothing buffered). */
+static double flush_due(vn_dp *dp, double flush_at, int *backlog)
+{
+    if (!dp->nc || atomic_load(&dp->sock_fd) < 0 || natsConnection_Buffered(dp->nc) <= 0)
+        return 0;
+    double now = vn_mono();
+    if (!flush_at)
+        return now + FLUSH_S;
+    if (now < flush_at)
+        return flush_at;
+    *backlog = vn_loop_write(dp);
+    return *backlog ? now + FLUSH_S : 0;
+}
+
 void *vn_tx_main(void *arg)
 {
     vn_dp *dp = arg;
     pthread_setname_np(pthread_self(), "vn-datapath");
+    /* Ahead of ordinary processes, as the kernel's own network stack is
+     * (docs/performance.md: a sender at full rate starved it). */
+    dp->nice_error = dp->nice && setpriority(PRIO_PROCESS, (id_t)gettid(), dp->nice) ? errno : 0;
+    sem_post(&dp->running);
     char subject[SUBJ + 64], flood[SUBJ];
     int backlog = 0;  /* the socket is full: stop reading the TAP until POLLOUT */
+    double flush_at = 0;
     while (!atomic_load(&dp->stopping)) {
         int sock = atomic_load(&dp->sock_fd);
         short want = 0;
-        if (sock >= 0 && atomic_load(&dp->sock_write))
+        if (sock >= 0 && backlog)
             want |= POLLOUT;
         if (sock >= 0 && atomic_load(&dp->sock_read))
             want |= POLLIN;
@@ -379,10 +426,8 @@ void *vn_tx_main(void *arg)
             {.fd = dp->tx_wake, .events = POLLIN},
             {.fd = want ? sock : -1, .events = want},
         };
-        int timeout = -1;  /* held frames: until the first one's wait is over */
-        if (dp->nheld)
-            timeout = (int)((dp->held[0].until - vn_mono()) * 1000) + 1;
-        if (poll(p, 4, timeout < 0 && dp->nheld ? 0 : timeout) < 0) {
+        struct timespec ts;
+        if (ppoll(p, 4, poll_bound(dp, flush_at, &ts), NULL) < 0) {
             if (errno == EINTR)
                 continue;
             break;
@@ -407,7 +452,11 @@ void *vn_tx_main(void *arg)
         if (p[1].revents)
             backlog = tx_batch(dp, subject, flood);
         if (backlog < 0)
-            return NULL;  /* the device is gone: the daemon says which way */
+            break;  /* the device is gone: the daemon says which way */
+        flush_at = flush_due(dp, flush_at, &backlog);
+        if (dp->nspent && vn_mono() >= dp->spent_since + SPENT_S)
+            vn_loop_free_spent(dp);
     }
+    vn_loop_free_spent(dp);
     return NULL;
 }

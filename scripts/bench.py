@@ -22,10 +22,13 @@ end) and measures side by side:
 
 For each: iperf3 TCP Gbit/s and 64-byte UDP packets per second delivered
 (counted by the receiving iperf3), each over ``runs`` x ``seconds`` (median,
-min, max); ping RTT over 100 pings 10 ms apart (avg, min) and 20 pings
-200 ms apart (avg: idle wake-ups); CPU seconds per GB moved during the TCP
-runs, by the daemons and by nats-server.  Ratios are to veth measured in
-the same run, and c to python.
+min, max); ping RTT over 3 rounds of 100 pings 10 ms apart (avg, min) and
+3 of 20 pings 200 ms apart (avg: idle wake-ups), each round followed by as
+many libnats request/echo round trips through the tunnel's own server (the
+floor: "ping / libnats echo floor via its server"); CPU seconds per GB moved
+during the TCP runs, by the daemons and by nats-server; and (python, c) a
+daemon's CPU on an idle LAN and with one ping a second (--idle-seconds
+each).  Ratios are to veth measured in the same run, and c to python.
 """
 
 from __future__ import annotations
@@ -49,10 +52,36 @@ from vlan_nats.lab.procstat import cpu_seconds, thread_cpu  # noqa: E402
 
 
 class Pair:
-    """Two hosts that can reach each other: a.ns -> b_ip."""
+    """Two hosts that can reach each other: a.ns -> b_ip.  ``floor``: the
+    NATS server the tunnel goes through (its URL), for the libnats echo
+    floor measured beside the pings."""
 
-    def __init__(self, a: Namespace, b: Namespace, b_ip: str, pids: dict[str, list[int]]):
-        self.a, self.b, self.b_ip, self.pids = a, b, b_ip, pids
+    def __init__(
+        self,
+        a: Namespace,
+        b: Namespace,
+        b_ip: str,
+        pids: dict[str, list[int]],
+        floor: str | None = None,
+    ):
+        self.a, self.b, self.b_ip, self.pids, self.floor = a, b, b_ip, pids, floor
+
+
+# scripts/natsbench.c, compiled once per run (main): the libnats floors.
+NATSBENCH: dict[str, str] = {}
+
+
+def natsbench(*args: str) -> list[str]:
+    exe = NATSBENCH.get("exe")
+    if not exe:
+        return []
+    return subprocess.run([exe, *args], capture_output=True, text=True).stdout.split()
+
+
+def echo_libnats(url: str, count: int, interval_ms: int) -> tuple[float, float] | None:
+    """(avg, min) ms of libnats request -> echo -> reply round trips."""
+    out = natsbench("echo", url, str(count), str(interval_ms))
+    return (float(out[0]), float(out[1])) if len(out) == 2 else None
 
 
 def iperf3(pair: Pair, args: list[str], seconds: int) -> dict:
@@ -100,10 +129,7 @@ def measure(pair: Pair, seconds: int, runs: int) -> dict:
             # rate).  "sum_sent" is the sender's view: not this.
             s = out["end"]["sum_received"]
             udp.append((s["packets"] - s["lost_packets"]) / s["seconds"])
-        # 100 pings 10 ms apart.  Idle wake-ups dominate here: wider spacing
-        # lets CPUs sleep deeper and reads slower (see docs/performance.md).
-        rtt = ping(pair, 100, 0.01)
-        idle = ping(pair, 20, 0.2)
+        rtt, idle, floor = pings(pair)
     finally:
         server.kill()
         server.wait()
@@ -118,6 +144,10 @@ def measure(pair: Pair, seconds: int, runs: int) -> dict:
         "ping_avg_ms": rtt[0] if rtt else None,
         "ping_min_ms": rtt[1] if rtt else None,
         "ping200_avg_ms": idle[0] if idle else None,
+        # The libnats echo floor through the same server, measured between
+        # the pings (None: no tunnel server or no natsbench).
+        "floor_avg_ms": floor[0],
+        "floor200_avg_ms": floor[1],
         "cpu_s_per_gb": {k: round(v / gb, 3) for k, v in cpu.items()} if gb else {},
         # Where the daemons' CPU went during the TCP runs, by thread.
         "threads_s_per_gb": {
@@ -128,6 +158,29 @@ def measure(pair: Pair, seconds: int, runs: int) -> dict:
         if gb
         else {},
     }
+
+
+ROUNDS = 3  # of pings, each followed by the floor's round trips
+
+
+def pings(pair: Pair) -> tuple[tuple[float, float] | None, tuple[float, float] | None, tuple]:
+    """Ping 10 ms apart (3 rounds of 100) and 200 ms apart (3 of 20): the
+    (avg, min) of each, and the libnats echo floor through the tunnel's own
+    server measured the same way between the rounds (avg 10 ms, avg 200 ms).
+    Idle wake-ups dominate at 200 ms: CPUs sleep deeper (docs/performance.md)."""
+    out: list = []
+    for count, interval in ((100, 0.01), (20, 0.2)):
+        rtts, floors = [], []
+        for _ in range(ROUNDS):
+            r = ping(pair, count, interval)
+            if r:
+                rtts.append(r)
+            f = echo_libnats(pair.floor, count, int(interval * 1000)) if pair.floor else None
+            if f:
+                floors.append(f[0])
+        avg = (statistics.mean(r[0] for r in rtts), min(r[1] for r in rtts)) if rtts else None
+        out.append((avg, statistics.mean(floors) if floors else None))
+    return out[0][0], out[1][0], (out[0][1], out[1][1])
 
 
 def ping(pair: Pair, count: int, interval: float) -> tuple[float, float] | None:
@@ -173,14 +226,34 @@ def bench_veth(prefix: str, seconds: int, runs: int) -> dict:
         b.delete()
 
 
-def bench_tunnel(extra: list[str], seconds: int, runs: int) -> dict:
+def bench_tunnel(extra: list[str], seconds: int, runs: int, idle_seconds: int = 0) -> dict:
     with Lab(2, tag="vnb", subnet="198.18.11", node_args=extra) as lab:
         h1, h2 = lab.nodes
         h1.link_local()
         h2.link_local()
         assert lab.server.proc is not None
         pids = {"daemons": [h1.proc.pid, h2.proc.pid], "nats-server": [lab.server.proc.pid]}
-        return measure(Pair(h1.ns, h2.ns, h2.ip, pids), seconds, runs)
+        pair = Pair(h1.ns, h2.ns, h2.ip, pids, floor=lab.server.url)
+        out = measure(pair, seconds, runs)
+        if idle_seconds:
+            out["idle_cpu"] = idle_cpu(pair, idle_seconds)
+        return out
+
+
+def idle_cpu(pair: Pair, seconds: int) -> dict:
+    """CPU of a daemon, in % of a core (the mean of both), on an idle LAN
+    and with one ping a second, ``seconds`` each."""
+    daemons = pair.pids["daemons"]
+
+    def share(t0: float, c0: float) -> float:
+        return round((cpu_seconds(daemons) - c0) / (time.monotonic() - t0) / len(daemons) * 100, 3)
+
+    t0, c0 = time.monotonic(), cpu_seconds(daemons)
+    time.sleep(seconds)
+    idle = share(t0, c0)
+    t0, c0 = time.monotonic(), cpu_seconds(daemons)
+    ping(pair, seconds, 1.0)
+    return {"idle_pct": idle, "ping1s_pct": share(t0, c0)}
 
 
 # -- NATS relay ceiling: raw protocol, no client library ----------------------
@@ -293,31 +366,37 @@ def bench_relay(seconds: int) -> dict:
         }
 
 
+def build_natsbench(d: str) -> str | None:
+    """Compile scripts/natsbench.c into ``d``: None, or why it cannot."""
+    exe = os.path.join(d, "natsbench")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "natsbench.c")
+    cc = subprocess.run(["cc", "-O2", "-o", exe, src, "-lnats"], capture_output=True, text=True)
+    if cc.returncode != 0:
+        return f"cannot build natsbench.c (libnats-dev?): {cc.stderr[-200:]}"
+    NATSBENCH["exe"] = exe
+    return None
+
+
 def bench_libnats(seconds: int) -> dict:
-    """A datapath on libnats at best: its relay ceiling and echo floor."""
-    with tempfile.TemporaryDirectory() as d:
-        exe = os.path.join(d, "natsbench")
-        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "natsbench.c")
-        cc = subprocess.run(["cc", "-O2", "-o", exe, src, "-lnats"], capture_output=True, text=True)
-        if cc.returncode != 0:
-            return {"error": f"cannot build natsbench.c (libnats-dev?): {cc.stderr[-200:]}"}
-        with NatsServer() as server:
-            pid = server.proc.pid if server.proc else 0
-            c0 = cpu_seconds([pid])
-            out = subprocess.run(
-                [exe, "relay", server.url, str(seconds)], capture_output=True, text=True
-            ).stdout.split()
-            moved, secs = int(out[0]), float(out[1])
-            server_cpu = cpu_seconds([pid]) - c0
-            echo = subprocess.run(
-                [exe, "echo", server.url, "100", "10"], capture_output=True, text=True
-            ).stdout.split()
-        return {
-            "tcp_gbit_median": moved * 8 / secs / 1e9,
-            "ping_avg_ms": float(echo[0]),
-            "ping_min_ms": float(echo[1]),
-            "cpu_s_per_gb": {"nats-server": round(server_cpu / (moved / 1e9), 3)},
-        }
+    """A datapath on libnats at best: its relay ceiling and echo floor
+    (100 round trips 10 ms apart, 20 200 ms apart) on a server of its own."""
+    if "exe" not in NATSBENCH:
+        return {"error": NATSBENCH.get("error", "natsbench.c not built")}
+    with NatsServer() as server:
+        pid = server.proc.pid if server.proc else 0
+        c0 = cpu_seconds([pid])
+        out = natsbench("relay", server.url, str(seconds))
+        moved, secs = int(out[0]), float(out[1])
+        server_cpu = cpu_seconds([pid]) - c0
+        echo = echo_libnats(server.url, 100, 10)
+        idle = echo_libnats(server.url, 20, 200)
+    return {
+        "tcp_gbit_median": moved * 8 / secs / 1e9,
+        "ping_avg_ms": echo[0] if echo else None,
+        "ping_min_ms": echo[1] if echo else None,
+        "ping200_avg_ms": idle[0] if idle else None,
+        "cpu_s_per_gb": {"nats-server": round(server_cpu / (moved / 1e9), 3)},
+    }
 
 
 def compare(results: dict) -> str:
@@ -344,6 +423,24 @@ def compare(results: dict) -> str:
     if c and ceiling and ceiling.get("tcp_gbit_median"):
         share = c["tcp_gbit_median"] / ceiling["tcp_gbit_median"]
         lines.append(f"c TCP / libnats relay ceiling: {share:.2f}x")
+    for name, r in results.items():
+        parts = [
+            f"{label} {r[mine]:.3f} / {r[floor]:.3f} = {r[mine] / r[floor]:.2f}x"
+            for label, mine, floor in (
+                ("10 ms", "ping_avg_ms", "floor_avg_ms"),
+                ("200 ms", "ping200_avg_ms", "floor200_avg_ms"),
+            )
+            if r.get(mine) and r.get(floor)
+        ]
+        if parts:
+            lines.append(f"{name} ping / libnats echo floor via its server: " + ", ".join(parts))
+    for name, r in results.items():
+        if r.get("idle_cpu"):
+            i = r["idle_cpu"]
+            lines.append(
+                f"{name} daemon CPU, % of a core: idle LAN {i['idle_pct']:.2f}, "
+                f"one ping a second {i['ping1s_pct']:.2f}"
+            )
     return "\n".join(lines)
 
 
@@ -355,6 +452,9 @@ def table(results: dict) -> str:
         f"{'x veth':>7} {'ping avg/min ms':>16} {'ping200':>8}  CPU s/GB"
     ]
     for name, r in results.items():
+        if "error" in r:
+            rows.append(f"{name:<12} {r['error']}")
+            continue
         tcp = r.get("tcp_gbit_median")
         rng = (
             f"{tcp:.2f} ({r['tcp_gbit_min']:.2f}-{r['tcp_gbit_max']:.2f})"
@@ -364,9 +464,6 @@ def table(results: dict) -> str:
         ratio = f"{tcp / base:.3f}" if base else "-"
         udp = r.get("udp64_kpps")
         uratio = f"{udp / veth['udp64_kpps']:.3f}" if udp and veth.get("udp64_kpps") else "-"
-        if "error" in r:
-            rows.append(f"{name:<12} {r['error']}")
-            continue
         png = f"{r['ping_avg_ms']:.3f}/{r['ping_min_ms']:.3f}" if r.get("ping_avg_ms") else "-"
         idle = f"{r['ping200_avg_ms']:.3f}" if r.get("ping200_avg_ms") else "-"
         cpu = ", ".join(f"{k} {v}" for k, v in r.get("cpu_s_per_gb", {}).items()) or "-"
@@ -383,6 +480,40 @@ def table(results: dict) -> str:
     return "\n".join(rows + [compare(results)] + prof)
 
 
+def run_all(args: argparse.Namespace) -> dict:
+    """Every system asked for, one after the other."""
+    prefix = unique_prefix("vnb")
+    more = args.daemon_args.split()
+    results: dict = {}
+    wanted = args.only.split(",") + (["sealed"] if args.sealed else [])
+    if "veth" in wanted:
+        results["veth"] = bench_veth(prefix, args.seconds, args.runs)
+    datapaths = [d for d in ("python", "c") if d in wanted] or ["python", "c"]
+    for dp in ("python", "c"):
+        if dp in wanted:
+            results[dp] = bench_tunnel(
+                ["--dataplane", dp, *more], args.seconds, args.runs, args.idle_seconds
+            )
+    if "sealed" in wanted:
+        with tempfile.TemporaryDirectory() as d:
+            key = os.path.join(d, "bench.key")
+            write_new_key(key)
+            for dp in datapaths:
+                results[f"{dp}-sealed"] = bench_tunnel(
+                    ["--dataplane", dp, "--key-file", key, *more], args.seconds, args.runs
+                )
+    if "no-offload" in wanted:
+        for dp in datapaths:
+            results[f"{dp}-no-offload"] = bench_tunnel(
+                ["--dataplane", dp, "--no-offload", *more], args.seconds, args.runs
+            )
+    if "relay" in wanted:
+        results["relay"] = bench_relay(args.seconds)
+    if "libnats" in wanted:
+        results["libnats"] = bench_libnats(args.seconds)
+    return results
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -395,6 +526,18 @@ def main() -> int:
         "--only",
         default="veth,python,c,relay,libnats",
         help="comma-separated subset of veth,python,c,no-offload,sealed,relay,libnats",
+    )
+    ap.add_argument(
+        "--idle-seconds",
+        type=int,
+        default=30,
+        help="python and c: daemon CPU on an idle LAN, then with one ping a second, this long "
+        "each (0: not measured)",
+    )
+    ap.add_argument(
+        "--daemon-args",
+        default="",
+        help='more arguments for every daemon, e.g. "--datapath-nice 0" (what a lever is worth)',
     )
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ap.add_argument(
@@ -412,32 +555,11 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench.py: run as root (it creates namespaces and TAP devices)", file=sys.stderr)
         return 1
-    prefix = unique_prefix("vnb")
-    results: dict = {}
-    wanted = args.only.split(",") + (["sealed"] if args.sealed else [])
-    if "veth" in wanted:
-        results["veth"] = bench_veth(prefix, args.seconds, args.runs)
-    datapaths = [d for d in ("python", "c") if d in wanted] or ["python", "c"]
-    for dp in ("python", "c"):
-        if dp in wanted:
-            results[dp] = bench_tunnel(["--dataplane", dp], args.seconds, args.runs)
-    if "sealed" in wanted:
-        with tempfile.TemporaryDirectory() as d:
-            key = os.path.join(d, "bench.key")
-            write_new_key(key)
-            for dp in datapaths:
-                results[f"{dp}-sealed"] = bench_tunnel(
-                    ["--dataplane", dp, "--key-file", key], args.seconds, args.runs
-                )
-    if "no-offload" in wanted:
-        for dp in datapaths:
-            results[f"{dp}-no-offload"] = bench_tunnel(
-                ["--dataplane", dp, "--no-offload"], args.seconds, args.runs
-            )
-    if "relay" in wanted:
-        results["relay"] = bench_relay(args.seconds)
-    if "libnats" in wanted:
-        results["libnats"] = bench_libnats(args.seconds)
+    with tempfile.TemporaryDirectory() as d:
+        why = build_natsbench(d)
+        if why:
+            NATSBENCH["error"] = why
+        results = run_all(args)
     print(json.dumps(results, indent=2) if args.json else table(results))
     return 0
 

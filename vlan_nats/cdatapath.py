@@ -242,6 +242,13 @@ class CDatapath:
     def start(self) -> None:
         _check(self._lib.vn_dp_start(self._dp), "datapath threads")
 
+    def set_nice(self, nice: int) -> None:
+        """The nice value the datapath thread takes as it starts (0: left)."""
+        _check(self._lib.vn_dp_set_nice(self._dp, nice), "datapath nice")
+
+    def nice_error(self) -> int:  # 0, or the errno of the thread's setting it
+        return int(self._lib.vn_dp_nice_error(self._dp))
+
     def close(self) -> None:
         """Stop the threads, close the connection and free the datapath."""
         if self._dp is not None:

@@ -69,6 +69,7 @@ class Config:
     seal: SealKeys | None
     run_as: RunAs | None
     metrics_listen: tuple[str, int] | None
+    datapath_nice: int  # the frame-moving thread's nice value (0: left as is)
 
     @property
     def mac_text(self) -> str:

@@ -170,7 +170,8 @@ class Daemon:
         stack.push_async_callback(link.close)
         tunnel, sink = datapath.build(
             p.dataplane, cfg, dev.tap, link, (p.scheme, p.forwarder, p.counters),
-            datapath.Hooks(self._mac_events, self._new_local, p.dup.seen, p.mtuw.oversize),
+            datapath.Hooks(self._mac_events, self._new_local, p.dup.seen, p.mtuw.oversize,
+                           p.priority),
             lambda: wiring.data_connection(cfg),
         )  # fmt: skip
         stack.push_async_callback(tunnel.stop)
@@ -188,7 +189,7 @@ class Daemon:
                                              on_addresses=p.dupaddr.set_addresses,
                                              on_mtu=lambda: wiring.mtu_changed(p))  # fmt: skip
         if cfg.run_as is not None:
-            privdrop.drop(cfg.run_as)
+            privdrop.drop(cfg.run_as, keep_nice=cfg.datapath_nice)
             log.info("dropped root user=%s", privdrop.describe(cfg.run_as))
         tasks = self._tasks(link, subs, switch, follower, watcher, mcast, dev)
         tunnel.failed.add_done_callback(lambda f: follower.tap_failed(f.result()))

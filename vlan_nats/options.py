@@ -134,6 +134,18 @@ OPTIONS: tuple[Option, ...] = (
         default="auto",
         choices=("auto", "c", "python"),
     ),
+    Option(
+        "datapath_nice",
+        "--datapath-nice",
+        "the nice value of the thread that moves frames (the C datapath's thread, the python "
+        "datapath's event loop): below 0 it runs ahead of ordinary processes, as the kernel's "
+        "own network stack does; 0 leaves it as the process's",
+        default=-5,
+        kind=int,
+        toml=(int,),
+        metavar="N",
+        range=(-20, 19),
+    ),
     # -- switching ----------------------------------------------------------
     Option(
         "bridge",

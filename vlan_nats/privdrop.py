@@ -13,6 +13,7 @@ import ctypes
 import grp
 import os
 import pwd
+import resource
 from dataclasses import dataclass
 
 from .errors import ConfigError, PrivilegeError
@@ -54,9 +55,13 @@ def lookup(name: str) -> RunAs:
     return RunAs(name, pw.pw_uid, pw.pw_gid)
 
 
-def drop(to: RunAs) -> None:
-    """Become ``to`` with CAP_NET_ADMIN only.  PrivilegeError on failure."""
+def drop(to: RunAs, keep_nice: int = 0) -> None:
+    """Become ``to`` with CAP_NET_ADMIN only, still allowed to set a nice
+    value down to ``keep_nice`` (a datapath thread started anew takes
+    --datapath-nice).  PrivilegeError on failure."""
     libc = ctypes.CDLL(None, use_errno=True)
+    if keep_nice < 0:
+        _allow_nice(keep_nice)
 
     def check(rc: int, what: str) -> None:
         if rc != 0:
@@ -79,6 +84,23 @@ def drop(to: RunAs) -> None:
     check(libc.syscall(nr, ctypes.byref(hdr), data), "capset(CAP_NET_ADMIN)")
     check(libc.prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0), "prctl(PR_SET_KEEPCAPS, 0)")
     check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+
+
+def _allow_nice(nice: int) -> None:
+    """RLIMIT_NICE lets an unprivileged process set nice values down to
+    20 - its soft limit.  Where it cannot be raised (no CAP_SYS_RESOURCE),
+    a datapath thread started anew says so (aio/priority.py)."""
+    need = 20 - nice
+    soft, hard = resource.getrlimit(resource.RLIMIT_NICE)
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return
+    top = hard if hard == resource.RLIM_INFINITY or hard >= need else need
+    for limits in ((need, top), (min(need, hard), hard)):
+        try:
+            resource.setrlimit(resource.RLIMIT_NICE, limits)
+            return
+        except (OSError, ValueError):
+            continue
 
 
 def describe(to: RunAs) -> str:

@@ -60,6 +60,7 @@ def status(d: Parts) -> Status:
         network_problems=d.netwatch.problems(),
         stall={k: v for k, v in stall.items() if k != "problems"},
         stall_problems=stall["problems"],
+        datapath_nice=d.priority.status(),
     )
 
 

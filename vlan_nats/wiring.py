@@ -32,6 +32,7 @@ from .aio.linkfollow import LinkFollower
 from .aio.mtucheck import MtuWatch
 from .aio.natslink import NatsLink
 from .aio.netwatch import NetWatch
+from .aio.priority import Priority
 from .aio.stall import StallWatch, Tally
 from .aio.switchctl import Subscriptions
 from .auth import connect_options, data_connection_secrets, read_secret
@@ -75,6 +76,7 @@ class Parts:
     mtuw: MtuWatch
     alone: Loneliness
     stall: StallWatch  # stalls and frames the kernel dropped at the TAP
+    priority: Priority  # --datapath-nice, as the datapath's thread got it
     keys: KeyRing
     config_reload: ConfigReload
     netwatch: NetWatch  # the network's definition, watched (aio/netwatch.py)
@@ -126,6 +128,7 @@ def make(
         alone=Loneliness(cfg.network, node_id, lambda: heard(p), peers,
                          connected=lambda: bool(p.link and p.link.is_connected)),
         stall=StallWatch(cfg.dev, lambda: tally(p)),
+        priority=Priority(cfg.datapath_nice),
         keys=KeyRing(cfg.seal),
         config_reload=config_reload,  # SIGHUP: the config file read again (reload.py)
         netwatch=NetWatch(scheme, {k: getattr(cfg, k) for k in node_keys()}, explicit,

@@ -46,6 +46,7 @@ from ..ratelog import RateLimitedLog
 from .cmacs import CMacs
 from .droplog import DropLog
 from .natslink import Refusals, describe_error, is_auth_error
+from .priority import Priority
 
 REOPEN_FIRST, REOPEN_MAX = 1.0, 30.0  # s: a closed data connection is made anew
 
@@ -112,16 +113,29 @@ class CTunnel:
         self._new_secrets = asyncio.Event()
         # The credentials for the next connection (token/creds files change).
         self._secrets: dict[str, str] = {}
+        self.priority: Priority | None = None  # --datapath-nice (aio/datapath.py sets it)
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
         """Connect the data connection (libnats retries in the background
         until a server answers) and start the threads."""
         self.dp.connect(self.conn)
-        self.dp.start()
+        self._start_thread()
         self._started = True
         self._loop.add_reader(self.dp.event_fd, self._on_event_fd)
         log.info("datapath c: data connection servers=%s", ",".join(self.conn.servers))
+
+    def _start_thread(self) -> None:
+        if self.priority is not None:
+            self.dp.set_nice(self.priority.wanted)
+        self.dp.start()
+        self._took_priority()
+
+    def _took_priority(self) -> None:
+        """The datapath thread (started anew by a reconnect too) has its
+        priority, or says why not."""
+        if self.priority is not None and self.priority.wanted:
+            self.priority.took(self.dp.nice_error(), "the C datapath's thread")
 
     async def stop(self) -> None:
         if not self._started:
@@ -206,6 +220,7 @@ class CTunnel:
                 continue
             finally:
                 self._busy = False
+            self._took_priority()
             self._subs.clear()
             for subject in sorted(self._wanted):
                 self._subscribe(subject)

@@ -21,6 +21,7 @@ from ..core.counters import Counters
 from ..core.forwarding import Forwarder
 from ..core.subjects import SubjectScheme
 from ..core.switching import TokenBucket
+from .priority import Priority
 
 if TYPE_CHECKING:
     from ..cdatapath import ConnOptions
@@ -100,6 +101,7 @@ class Hooks:
     on_new_local: Callable[[bytes], Awaitable[None]]  # python: subscribe a MAC behind our bridge
     on_dup_mac: Callable[[str], None]  # a frame with our own source MAC (its subject)
     on_oversize: Callable[[bytes | None, int], None]  # a frame above our MTU (source, size)
+    priority: Priority | None = None  # --datapath-nice: the thread that moves frames takes it
 
 
 def build(
@@ -121,6 +123,7 @@ def build(
         ct = CTunnel(tap.fd, data_connection(), scheme, forwarder, counters, cfg.mtu,
                      storm=storm, on_events=hooks.on_events, on_dup_mac=hooks.on_dup_mac,
                      on_oversize=hooks.on_oversize, arp_routing=cfg.arp_routing)  # fmt: skip
+        ct.priority = hooks.priority
         return ct, ct
     from .tunnel import Tunnel
 
@@ -128,6 +131,8 @@ def build(
                on_events=hooks.on_events, on_new_local=hooks.on_new_local,
                on_dup_mac=hooks.on_dup_mac, on_oversize=hooks.on_oversize,
                arp_memory=RepeatMemory() if cfg.arp_routing else None)  # fmt: skip
+    if hooks.priority is not None:
+        hooks.priority.take_here()  # the event loop moves the frames
     return t, link
 
 

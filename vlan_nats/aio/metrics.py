@@ -225,6 +225,18 @@ def _stall(st: Status) -> Iterator[object]:
         "1 while a recent stall or unread TAP frames are a problem (status says what)",
         value=1 if st.stall_problems else 0,
     )
+    nice = st.datapath_nice or {}
+    yield GaugeMetricFamily(
+        "vlan_nats_datapath_nice",
+        "The nice value the thread that moves frames runs at (--datapath-nice)",
+        value=nice.get("nice", 0),
+    )
+    yield _flag(
+        "vlan_nats_datapath_priority_problem",
+        "1 while the datapath's thread could not take the --datapath-nice value: why",
+        "error",
+        nice.get("error"),
+    )
 
 
 def _network(st: Status) -> Iterator[object]:

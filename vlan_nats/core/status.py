@@ -67,6 +67,8 @@ class Status:
     # what of it is a problem now (aio/stall.py).
     stall: dict[str, Any] | None = None
     stall_problems: list[str] = field(default_factory=list)
+    # --datapath-nice: wanted, nice (in effect), error (why not the wanted).
+    datapath_nice: dict[str, Any] | None = None
     format: int = FORMAT
 
     def to_json(self) -> dict[str, Any]:
@@ -129,6 +131,8 @@ class Status:
             out.append(f"address service: {self.address_problem}")
         out += [f"network: {p.get('text')}" for p in self.network_problems]
         out += self.stall_problems
+        if self.datapath_nice and self.datapath_nice.get("error"):
+            out.append(f"datapath priority: {self.datapath_nice['error']}")
         if self.foreign_bridge:
             out.append(
                 f"a port of bridge {self.foreign_bridge} without --bridge: "
