@@ -140,7 +140,7 @@ OPTIONS: tuple[Option, ...] = (
         "the nice value of the thread that moves frames (the C datapath's thread, the python "
         "datapath's event loop): below 0 it runs ahead of ordinary processes, as the kernel's "
         "own network stack does; 0 leaves it as the process's",
-        default=-5,
+        default=-10,
         kind=int,
         toml=(int,),
         metavar="N",

@@ -53,6 +53,7 @@ def _families(st: Status) -> Iterator[object]:
     yield from _nats(st)
     yield from _problems(st)
     yield from _stall(st)
+    yield from _priority(st)
     yield from _network(st)
     yield from _switching(st)
     yield from _device(st)
@@ -225,6 +226,9 @@ def _stall(st: Status) -> Iterator[object]:
         "1 while a recent stall or unread TAP frames are a problem (status says what)",
         value=1 if st.stall_problems else 0,
     )
+
+
+def _priority(st: Status) -> Iterator[object]:
     nice = st.datapath_nice or {}
     yield GaugeMetricFamily(
         "vlan_nats_datapath_nice",

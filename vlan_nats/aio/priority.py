@@ -4,7 +4,7 @@ A sender at full rate on the same host shares the CPUs with the datapath;
 at equal priority the scheduler gives it as much as the datapath, and what
 it sends beyond what the datapath reads is dropped at the TAP.  The kernel's
 own network stack runs ahead of every process; the datapath thread runs at
-a nice value below 0 (-5 by default) for the same reason
+a nice value below 0 (-10 by default, as tinc's "high") for the same reason
 (docs/performance.md, "Priority").
 
 The C datapath's thread takes it as it starts (csrc/vn_tx.c); the python
