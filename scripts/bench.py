@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -555,6 +556,8 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench.py: run as root (it creates namespaces and TAP devices)", file=sys.stderr)
         return 1
+    # SIGTERM unwinds like Ctrl-C: namespaces, daemons and servers are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory() as d:
         why = build_natsbench(d)
         if why:

@@ -229,6 +229,7 @@ def _stall(st: Status) -> Iterator[object]:
 
 
 def _priority(st: Status) -> Iterator[object]:
+    """--datapath-nice as the datapath's thread got it (aio/priority.py)."""
     nice = st.datapath_nice or {}
     yield GaugeMetricFamily(
         "vlan_nats_datapath_nice",
