@@ -217,7 +217,8 @@ static int set_options(vn_dp *dp, natsOptions *op, const struct vn_conn_opts *o)
 
 int vn_dp_connect(vn_dp *dp, const struct vn_conn_opts *o)
 {
-    /* libnats starts threads (timers, delivery, reader, flusher): they
+    /* libnats starts threads (timers, its collector; with "send asap" and
+     * the event loop no reader, delivery or flusher): they
      * must not take the daemon's signals, which the asyncio loop handles. */
     sigset_t all, old;
     sigfillset(&all);

@@ -328,8 +328,8 @@ static int tx_batch(vn_dp *dp, char *subject, char *flood)
     unsigned int n = 0;
     int backlog = 0;
     /* A batch that follows a quiet spell is latency: written at once (and
-     * with no PING).  Under steady traffic libnats' flush timer and full
-     * buffers write larger chunks, which is what small frames need. */
+     * with no PING).  Under steady traffic the loop's 1 ms flush (FLUSH_S)
+     * and full buffers write larger chunks, which is what small frames need. */
     int quiet = vn_mono() - dp->last_tx >= QUIET_S;
     for (;;) {
         ssize_t len = read(dp->tap, dp->txbuf + 2, SLOT - 2);
