@@ -34,21 +34,20 @@ each).  Ratios are to veth measured in the same run, and c to python.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+from benchnats import bench_libnats, bench_relay, build_natsbench, echo_libnats
+from benchtable import table
 
 from vlan_nats.keys import write_new_key  # noqa: E402
 from vlan_nats.lab.hosts import Lab, Namespace, run, unique_prefix  # noqa: E402
-from vlan_nats.lab.natsserver import NatsServer  # noqa: E402
 from vlan_nats.lab.procstat import cpu_seconds, thread_cpu  # noqa: E402
 
 
@@ -66,23 +65,6 @@ class Pair:
         floor: str | None = None,
     ):
         self.a, self.b, self.b_ip, self.pids, self.floor = a, b, b_ip, pids, floor
-
-
-# scripts/natsbench.c, compiled once per run (main): the libnats floors.
-NATSBENCH: dict[str, str] = {}
-
-
-def natsbench(*args: str) -> list[str]:
-    exe = NATSBENCH.get("exe")
-    if not exe:
-        return []
-    return subprocess.run([exe, *args], capture_output=True, text=True).stdout.split()
-
-
-def echo_libnats(url: str, count: int, interval_ms: int) -> tuple[float, float] | None:
-    """(avg, min) ms of libnats request -> echo -> reply round trips."""
-    out = natsbench("echo", url, str(count), str(interval_ms))
-    return (float(out[0]), float(out[1])) if len(out) == 2 else None
 
 
 def iperf3(pair: Pair, args: list[str], seconds: int) -> dict:
@@ -257,230 +239,6 @@ def idle_cpu(pair: Pair, seconds: int) -> dict:
     return {"idle_pct": idle, "ping1s_pct": share(t0, c0)}
 
 
-# -- NATS relay ceiling: raw protocol, no client library ----------------------
-
-
-def _nats_socket(url: str) -> socket.socket:
-    host, port = url.rsplit("//", 1)[1].rsplit(":", 1)
-    s = socket.create_connection((host, int(port)))
-    s.recv(4096)  # INFO
-    s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\n')
-    return s
-
-
-def relay_publish(url: str, seconds: float) -> None:
-    s = _nats_socket(url)
-    msg = b"PUB bench.relay 65536\r\n" + bytes(65536) + b"\r\n"
-    chunk = msg * 16
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        s.sendall(chunk)
-    s.close()
-
-
-async def _echo(url: str) -> None:
-    import nats
-
-    nc = await nats.connect(url)
-
-    async def cb(msg) -> None:  # type: ignore[no-untyped-def]
-        await nc.publish(msg.reply, msg.data)
-
-    await nc.subscribe("bench.echo", cb=cb)
-    await nc.flush()
-    print("ready", flush=True)
-    await asyncio.sleep(3600)
-
-
-async def _echo_rtts(url: str, count: int, interval: float) -> list[float]:
-    import nats
-
-    nc = await nats.connect(url)
-    sub = await nc.subscribe("bench.back")
-    await nc.flush()
-    rtts = []
-    for _ in range(count + 5):
-        t0 = time.perf_counter()
-        await nc.publish("bench.echo", bytes(84), reply="bench.back")
-        await sub.next_msg(timeout=5)
-        rtts.append((time.perf_counter() - t0) * 1e3)
-        await asyncio.sleep(interval)
-    await nc.close()
-    return rtts[5:]  # warm-up excluded
-
-
-def echo_floor(url: str, count: int = 100, interval: float = 0.01) -> tuple[float, float]:
-    """(avg, min) ms of a nats-py echo round trip, paced like the pings."""
-    echo = subprocess.Popen(
-        [sys.executable, __file__, "--echo", url], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert echo.stdout is not None
-        echo.stdout.readline()
-        rtts = asyncio.run(_echo_rtts(url, count, interval))
-    finally:
-        echo.kill()
-        echo.wait()
-    return statistics.mean(rtts), min(rtts)
-
-
-def bench_relay(seconds: int) -> dict:
-    with NatsServer() as server:
-        sub = _nats_socket(server.url)
-        sub.sendall(b"SUB bench.relay 1\r\nPING\r\n")
-        buf = b""
-        while b"PONG" not in buf:
-            buf += sub.recv(4096)
-        total = [0]
-        stop = threading.Event()
-
-        def reader() -> None:
-            sub.settimeout(0.5)
-            b = bytearray(1 << 20)
-            while not stop.is_set():
-                try:
-                    total[0] += sub.recv_into(b)
-                except TimeoutError:
-                    continue
-
-        t = threading.Thread(target=reader)
-        t.start()
-        pid = server.proc.pid if server.proc else 0
-        c0 = cpu_seconds([pid])
-        pub = subprocess.Popen([sys.executable, __file__, "--relay-pub", server.url, str(seconds)])
-        t0 = time.monotonic()
-        pub.wait()
-        secs = time.monotonic() - t0
-        time.sleep(0.3)
-        stop.set()
-        t.join()
-        sub.close()
-        gb = total[0] / 1e9
-        avg, low = echo_floor(server.url)
-        return {
-            "tcp_gbit_median": total[0] * 8 / secs / 1e9,
-            "ping_avg_ms": avg,
-            "ping_min_ms": low,
-            "cpu_s_per_gb": {
-                "nats-server": round((cpu_seconds([pid]) - c0) / gb, 3) if gb else None
-            },
-        }
-
-
-def build_natsbench(d: str) -> str | None:
-    """Compile scripts/natsbench.c into ``d``: None, or why it cannot."""
-    exe = os.path.join(d, "natsbench")
-    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "natsbench.c")
-    cc = subprocess.run(["cc", "-O2", "-o", exe, src, "-lnats"], capture_output=True, text=True)
-    if cc.returncode != 0:
-        return f"cannot build natsbench.c (libnats-dev?): {cc.stderr[-200:]}"
-    NATSBENCH["exe"] = exe
-    return None
-
-
-def bench_libnats(seconds: int) -> dict:
-    """A datapath on libnats at best: its relay ceiling and echo floor
-    (100 round trips 10 ms apart, 20 200 ms apart) on a server of its own."""
-    if "exe" not in NATSBENCH:
-        return {"error": NATSBENCH.get("error", "natsbench.c not built")}
-    with NatsServer() as server:
-        pid = server.proc.pid if server.proc else 0
-        c0 = cpu_seconds([pid])
-        out = natsbench("relay", server.url, str(seconds))
-        moved, secs = int(out[0]), float(out[1])
-        server_cpu = cpu_seconds([pid]) - c0
-        echo = echo_libnats(server.url, 100, 10)
-        idle = echo_libnats(server.url, 20, 200)
-    return {
-        "tcp_gbit_median": moved * 8 / secs / 1e9,
-        "ping_avg_ms": echo[0] if echo else None,
-        "ping_min_ms": echo[1] if echo else None,
-        "ping200_avg_ms": idle[0] if idle else None,
-        "cpu_s_per_gb": {"nats-server": round(server_cpu / (moved / 1e9), 3)},
-    }
-
-
-def compare(results: dict) -> str:
-    """c against python, and c against the libnats relay ceiling."""
-    lines = []
-    for suffix in ("", "-sealed", "-no-offload"):
-        c, py = results.get(f"c{suffix}"), results.get(f"python{suffix}")
-        if not c or not py:
-            continue
-
-        def ratio(key: str, r1: dict = c, r2: dict = py) -> str:
-            a, b = r1.get(key), r2.get(key)
-            return f"{a / b:.2f}x" if a and b else "-"
-
-        cpu_c = c.get("cpu_s_per_gb", {}).get("daemons")
-        cpu_py = py.get("cpu_s_per_gb", {}).get("daemons")
-        cpu = f"{cpu_c / cpu_py:.2f}x" if cpu_c and cpu_py else "-"
-        lines.append(
-            f"c{suffix} / python{suffix}: ping(10 ms) {ratio('ping_avg_ms')}, "
-            f"ping(200 ms) {ratio('ping200_avg_ms')}, UDP64 {ratio('udp64_kpps')}, "
-            f"TCP {ratio('tcp_gbit_median')}, daemon CPU/GB {cpu}"
-        )
-    c, ceiling = results.get("c"), results.get("libnats")
-    if c and ceiling and ceiling.get("tcp_gbit_median"):
-        share = c["tcp_gbit_median"] / ceiling["tcp_gbit_median"]
-        lines.append(f"c TCP / libnats relay ceiling: {share:.2f}x")
-    for name, r in results.items():
-        parts = [
-            f"{label} {r[mine]:.3f} / {r[floor]:.3f} = {r[mine] / r[floor]:.2f}x"
-            for label, mine, floor in (
-                ("10 ms", "ping_avg_ms", "floor_avg_ms"),
-                ("200 ms", "ping200_avg_ms", "floor200_avg_ms"),
-            )
-            if r.get(mine) and r.get(floor)
-        ]
-        if parts:
-            lines.append(f"{name} ping / libnats echo floor via its server: " + ", ".join(parts))
-    for name, r in results.items():
-        if r.get("idle_cpu"):
-            i = r["idle_cpu"]
-            lines.append(
-                f"{name} daemon CPU, % of a core: idle LAN {i['idle_pct']:.2f}, "
-                f"one ping a second {i['ping1s_pct']:.2f}"
-            )
-    return "\n".join(lines)
-
-
-def table(results: dict) -> str:
-    veth = results.get("veth", {})
-    base = veth.get("tcp_gbit_median")
-    rows = [
-        f"{'system':<12} {'TCP Gbit/s (med min-max)':<26} {'x veth':>7} {'UDP64 kpps':>10} "
-        f"{'x veth':>7} {'ping avg/min ms':>16} {'ping200':>8}  CPU s/GB"
-    ]
-    for name, r in results.items():
-        if "error" in r:
-            rows.append(f"{name:<12} {r['error']}")
-            continue
-        tcp = r.get("tcp_gbit_median")
-        rng = (
-            f"{tcp:.2f} ({r['tcp_gbit_min']:.2f}-{r['tcp_gbit_max']:.2f})"
-            if "tcp_gbit_min" in r
-            else f"{tcp:.2f}"
-        )
-        ratio = f"{tcp / base:.3f}" if base else "-"
-        udp = r.get("udp64_kpps")
-        uratio = f"{udp / veth['udp64_kpps']:.3f}" if udp and veth.get("udp64_kpps") else "-"
-        png = f"{r['ping_avg_ms']:.3f}/{r['ping_min_ms']:.3f}" if r.get("ping_avg_ms") else "-"
-        idle = f"{r['ping200_avg_ms']:.3f}" if r.get("ping200_avg_ms") else "-"
-        cpu = ", ".join(f"{k} {v}" for k, v in r.get("cpu_s_per_gb", {}).items()) or "-"
-        rows.append(
-            f"{name:<12} {rng:<26} {ratio:>7} {udp or 0:>10.1f} {uratio:>7} {png:>16} "
-            f"{idle:>8}  {cpu}"
-        )
-    prof = [
-        f"{name} daemons' CPU s/GB by thread: "
-        + ", ".join(f"{t} {v}" for t, v in r["threads_s_per_gb"].items())
-        for name, r in results.items()
-        if r.get("threads_s_per_gb")
-    ]
-    return "\n".join(rows + [compare(results)] + prof)
-
-
 def run_all(args: argparse.Namespace) -> dict:
     """Every system asked for, one after the other."""
     prefix = unique_prefix("vnb")
@@ -544,24 +302,14 @@ def main() -> int:
     ap.add_argument(
         "--sealed", action="store_true", help="also measure sealed frames (adds 'sealed')"
     )
-    ap.add_argument("--relay-pub", nargs=2, help=argparse.SUPPRESS)
-    ap.add_argument("--echo", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.echo:
-        asyncio.run(_echo(args.echo))
-        return 0
-    if args.relay_pub:
-        relay_publish(args.relay_pub[0], float(args.relay_pub[1]))
-        return 0
     if os.geteuid() != 0:
         print("bench.py: run as root (it creates namespaces and TAP devices)", file=sys.stderr)
         return 1
     # SIGTERM unwinds like Ctrl-C: namespaces, daemons and servers are removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory() as d:
-        why = build_natsbench(d)
-        if why:
-            NATSBENCH["error"] = why
+        build_natsbench(d)
         results = run_all(args)
     print(json.dumps(results, indent=2) if args.json else table(results))
     return 0

@@ -68,12 +68,13 @@ class CTunnel:
         on_oversize: Callable[[bytes | None, int], None] | None = None,
         arp_routing: bool = False,
         make_dp: Callable[[int, bool, int], CDatapath] = CDatapath,
+        priority: Priority | None = None,
     ) -> None:
         self.conn = conn
         self.scheme = scheme
         self.forwarder = forwarder
         self.counters = counters
-        self.mtu = mtu
+        self.mtu, self.priority = mtu, priority  # --datapath-nice: the datapath thread takes it
         self._on_events = on_events
         self._on_dup_mac = on_dup_mac
         self._on_oversize = on_oversize  # (source MAC, size): a frame above our MTU
@@ -113,7 +114,6 @@ class CTunnel:
         self._new_secrets = asyncio.Event()
         # The credentials for the next connection (token/creds files change).
         self._secrets: dict[str, str] = {}
-        self.priority: Priority | None = None  # --datapath-nice (aio/datapath.py sets it)
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:

@@ -122,8 +122,8 @@ def build(
 
         ct = CTunnel(tap.fd, data_connection(), scheme, forwarder, counters, cfg.mtu,
                      storm=storm, on_events=hooks.on_events, on_dup_mac=hooks.on_dup_mac,
-                     on_oversize=hooks.on_oversize, arp_routing=cfg.arp_routing)  # fmt: skip
-        ct.priority = hooks.priority
+                     on_oversize=hooks.on_oversize, arp_routing=cfg.arp_routing,
+                     priority=hooks.priority)  # fmt: skip
         return ct, ct
     from .tunnel import Tunnel
 
